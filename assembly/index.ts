@@ -1,0 +1,2 @@
+// Entry of the WASM kernel module: re-exports every kernel family.
+export * from './dense';
