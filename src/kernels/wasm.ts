@@ -17,7 +17,7 @@ interface KernelExports {
   topkPush(scores: number, n: number, idBase: number, sign: number, heapKeys: number, heapIds: number, k: number, size: number): number;
 }
 
-function decodeBase64(s: string): Uint8Array {
+function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
   const bin = atob(s);
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
