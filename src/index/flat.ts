@@ -1,0 +1,62 @@
+import type { Kernels } from '../kernels/types.js';
+import type { Metric } from '../collection/validate.js';
+import type { SearchResultBatch } from './types.js';
+import type { VectorStore } from './vector-store.js';
+
+/**
+ * Exact (brute-force) search over a VectorStore with the block kernels.
+ * Scores: cosine = <q/|q|, x/|x|>; dot = <q, x>; l2 = -||q - x||^2 (larger is closer).
+ * Queries must already be normalised for cosine.
+ *
+ * Batches are tiled: a tile of base rows (~256 KiB) is scored against every query before the
+ * next tile, so the tile is read from cache rather than memory for all but the first query.
+ */
+export function flatSearch(store: VectorStore, metric: Metric, queries: Float32Array, nq: number, k: number): SearchResultBatch {
+  const kern: Kernels = store.kernels;
+  const mem = kern.memory;
+  const d = store.dimension;
+  const tileRows = nq === 1 ? store.chunkRows : Math.max(16, Math.min(store.chunkRows, Math.floor((256 << 10) / (d * 4))));
+  const qPtr = mem.alloc(nq * d * 4);
+  const scratch = mem.alloc(tileRows * 4);
+  const heapKeys = mem.alloc(nq * k * 4);
+  const heapIds = mem.alloc(nq * k * 4);
+  try {
+    mem.f32(qPtr, nq * d).set(queries.subarray(0, nq * d));
+    const sizes = new Int32Array(nq);
+    const l2 = metric === 'l2';
+    const sign = metric === 'l2' ? -1 : 1;
+    for (let c = 0; c < store.chunkCount; c++) {
+      const rows = store.rowsIn(c);
+      const base = store.chunkPtr(c);
+      for (let t = 0; t < rows; t += tileRows) {
+        const m = Math.min(tileRows, rows - t);
+        const tile = base + t * d * 4;
+        const firstOrd = c * store.chunkRows + t;
+        for (let q = 0; q < nq; q++) {
+          if (l2) kern.l2Many(qPtr + q * d * 4, tile, m, d, scratch);
+          else kern.dotMany(qPtr + q * d * 4, tile, m, d, scratch);
+          if (metric === 'cosine') kern.mulInPlace(scratch, store.invNormPtr(c) + t * 4, m);
+          sizes[q] = kern.topkPush(scratch, m, firstOrd, sign, heapKeys + q * k * 4, heapIds + q * k * 4, k, sizes[q]);
+        }
+      }
+    }
+    return drainHeaps(mem.f32(heapKeys, nq * k), mem.u32(heapIds, nq * k), sizes, nq, k);
+  } finally {
+    mem.release(qPtr); mem.release(scratch); mem.release(heapKeys); mem.release(heapIds);
+  }
+}
+
+/** Sorts each query's heap best-first (ties by ordinal); the heap keys are the scores (larger = closer). */
+export function drainHeaps(keys: Float32Array, ids: Uint32Array, sizes: Int32Array, nq: number, k: number): SearchResultBatch {
+  const ords = new Uint32Array(nq * k), scores = new Float32Array(nq * k), counts = new Uint32Array(nq);
+  const order: number[] = [];
+  for (let q = 0; q < nq; q++) {
+    const size = sizes[q], o = q * k;
+    order.length = 0;
+    for (let i = 0; i < size; i++) order.push(i);
+    order.sort((a, b) => keys[o + b] - keys[o + a] || ids[o + a] - ids[o + b]);
+    for (let i = 0; i < size; i++) { ords[o + i] = ids[o + order[i]]; scores[o + i] = keys[o + order[i]]; }
+    counts[q] = size;
+  }
+  return { k, ords, scores, counts };
+}

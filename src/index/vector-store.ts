@@ -1,0 +1,93 @@
+import type { Kernels } from '../kernels/types.js';
+
+/**
+ * Full-precision f32 vectors addressed by dense ordinals 0..count-1, living in kernel memory
+ * in fixed-size chunks so the scan kernels read them in place (no copy per search).
+ * For cosine, a parallel chunk holds each vector's inverse norm (the raw vector is kept, so
+ * get() returns exactly what was stored).
+ */
+export class VectorStore {
+  readonly dimension: number;
+  readonly chunkRows: number;
+  private readonly chunks: number[] = []; // ptr of f32[chunkRows * dimension]
+  private readonly invNormChunks: number[] = []; // ptr of f32[chunkRows], only if withInvNorms
+  private n = 0;
+
+  constructor(readonly kernels: Kernels, dimension: number, readonly withInvNorms: boolean, chunkRows?: number) {
+    this.dimension = dimension;
+    // ~4 MiB chunks: large enough that a scan crosses into WASM rarely, small enough to grow smoothly
+    this.chunkRows = chunkRows ?? Math.max(256, Math.min(65536, 2 ** Math.round(Math.log2((4 << 20) / (dimension * 4)))));
+  }
+
+  get count(): number { return this.n; }
+  get chunkCount(): number { return this.chunks.length; }
+  /** Pointer to the first vector of chunk c. */
+  chunkPtr(c: number): number { return this.chunks[c]; }
+  /** Pointer to the inverse norms of chunk c (cosine only). */
+  invNormPtr(c: number): number { return this.invNormChunks[c]; }
+  /** Rows in use in chunk c. */
+  rowsIn(c: number): number { return Math.min(this.chunkRows, this.n - c * this.chunkRows); }
+
+  /** Bytes of kernel memory held by this store. */
+  get bytes(): number {
+    return this.chunks.length * this.chunkRows * (this.dimension + (this.withInvNorms ? 1 : 0)) * 4;
+  }
+
+  /** Appends one vector (f32[dimension]); returns its ordinal. */
+  append(v: Float32Array, invNorm = 1): number {
+    const ord = this.n;
+    if (ord === this.chunks.length * this.chunkRows) {
+      this.chunks.push(this.kernels.memory.alloc(this.chunkRows * this.dimension * 4));
+      if (this.withInvNorms) this.invNormChunks.push(this.kernels.memory.alloc(this.chunkRows * 4));
+    }
+    this.n++;
+    this.set(ord, v, invNorm);
+    return ord;
+  }
+
+  /** Overwrites the vector at `ord`. */
+  set(ord: number, v: Float32Array, invNorm = 1): void {
+    const c = (ord / this.chunkRows) | 0, r = ord - c * this.chunkRows;
+    const m = this.kernels.memory;
+    m.f32(this.chunks[c] + r * this.dimension * 4, this.dimension).set(v);
+    if (this.withInvNorms) m.f32(this.invNormChunks[c] + r * 4, 1)[0] = invNorm;
+  }
+
+  /** Copies the vector at `ord` into `out` (or a new array). */
+  get(ord: number, out = new Float32Array(this.dimension)): Float32Array {
+    const c = (ord / this.chunkRows) | 0, r = ord - c * this.chunkRows;
+    out.set(this.kernels.memory.f32(this.chunks[c] + r * this.dimension * 4, this.dimension));
+    return out;
+  }
+
+  /** Moves the last vector into `ord` and drops the last slot (swap-remove). Returns the old ordinal of the moved vector, or -1. */
+  removeSwapLast(ord: number): number {
+    const last = this.n - 1;
+    let moved = -1;
+    if (ord !== last) {
+      const m = this.kernels.memory;
+      const d = this.dimension;
+      const cs = (last / this.chunkRows) | 0, rs = last - cs * this.chunkRows;
+      const cd = (ord / this.chunkRows) | 0, rd = ord - cd * this.chunkRows;
+      m.f32(this.chunks[cd] + rd * d * 4, d).set(m.f32(this.chunks[cs] + rs * d * 4, d));
+      if (this.withInvNorms) m.f32(this.invNormChunks[cd] + rd * 4, 1)[0] = m.f32(this.invNormChunks[cs] + rs * 4, 1)[0];
+      moved = last;
+    }
+    this.n--;
+    // give back a chunk that became empty, keeping one spare to avoid thrash at a boundary
+    while (this.chunks.length > 1 && (this.chunks.length - 2) * this.chunkRows >= this.n) {
+      this.kernels.memory.release(this.chunks.pop()!);
+      if (this.withInvNorms) this.kernels.memory.release(this.invNormChunks.pop()!);
+    }
+    return moved;
+  }
+
+  /** Releases all kernel memory. */
+  clear(): void {
+    for (const p of this.chunks) this.kernels.memory.release(p);
+    for (const p of this.invNormChunks) this.kernels.memory.release(p);
+    this.chunks.length = 0;
+    this.invNormChunks.length = 0;
+    this.n = 0;
+  }
+}
