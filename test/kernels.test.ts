@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createWasmKernels, decodeF16, JsKernels, type Kernels } from '../src/kernels/index.js';
+import { createWasmKernels, decodeF16, JsKernels, wasmKernelNames, type Kernels } from '../src/kernels/index.js';
 import { rng } from './helpers/random.js';
 
 // WASM SIMD kernels against their JS twins: random data, every dimension 1..67, odd block sizes.
@@ -37,6 +37,11 @@ function randomHalfBits(n: number, r: () => number): Uint16Array {
 }
 
 describe('kernels: wasm-simd agrees with the js twin', () => {
+  it('every WASM kernel has a JS twin and vice versa', () => {
+    assert.deepEqual(wasmKernelNames(), JsKernels.kernelNames());
+    assert.ok(JsKernels.kernelNames().includes('dotMany'));
+  });
+
   it('dotMany and l2Many, f32', () => {
     const r = rng(1);
     for (const d of DIMS) for (const n of BLOCKS) {

@@ -4,9 +4,9 @@ import type { Kernels } from './types.js';
 import { compileKernelModule, createWasmKernels } from './wasm.js';
 
 export type { Kernels } from './types.js';
-export { KernelMemory, ArrayMemory, WasmMemory } from './memory.js';
+export { KernelMemory, ArrayMemory, WasmMemory, type MemoryViews } from './memory.js';
 export { JsKernels, decodeF16, F16_TABLE } from './js.js';
-export { createWasmKernels } from './wasm.js';
+export { createWasmKernels, wasmKernelNames } from './wasm.js';
 
 export type KernelChoice = 'auto' | 'wasm' | 'js';
 

@@ -1,4 +1,7 @@
 import { ArrayMemory, type KernelMemory } from './memory.js';
+import { pqTwin, type PqKernels } from './pq.js';
+import { rabitqTwin, type RabitqKernels } from './rabitq.js';
+import { scalarTwin, type ScalarKernels } from './scalar.js';
 import type { Kernels } from './types.js';
 
 /** Half-float bits -> number, for all 65536 values (the JS twin's f16 decoder). */
@@ -18,10 +21,16 @@ export function decodeF16(h: number): number {
   return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
+// The family twins (scalar.ts, pq.ts, rabitq.ts) are mixed into JsKernels at construction.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export interface JsKernels extends ScalarKernels, PqKernels, RabitqKernels {}
+
 /**
  * The reference twin of every kernel: plain loops over the same pointer-addressed memory.
- * Accumulates in float64, so it is at least as accurate as the SIMD path.
+ * Accumulates in float64, so it is at least as accurate as the SIMD path. The dense kernels
+ * are methods here; the other families' twins come from their own files.
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class JsKernels implements Kernels {
   readonly name = 'js' as const;
   readonly memory: KernelMemory;
@@ -35,6 +44,15 @@ export class JsKernels implements Kernels {
 
   constructor(memory: KernelMemory = new ArrayMemory()) {
     this.memory = memory;
+    Object.assign(this, scalarTwin(memory), pqTwin(memory), rabitqTwin(memory));
+  }
+
+  /** Names of every kernel (dense methods and family twins); the WASM module must export each. */
+  static kernelNames(): string[] {
+    const k = new JsKernels();
+    const dense = Object.getOwnPropertyNames(JsKernels.prototype).filter((n) => n !== 'constructor' && n !== 'views' && typeof (k as unknown as Record<string, unknown>)[n] === 'function');
+    const families = Object.keys(k).filter((n) => typeof (k as unknown as Record<string, unknown>)[n] === 'function');
+    return [...new Set([...dense, ...families])].sort();
   }
 
   private views(): void {

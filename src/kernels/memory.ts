@@ -73,12 +73,46 @@ export abstract class KernelMemory {
     return s;
   }
 
+  /**
+   * Typed-array views over the whole memory, re-derived only when growth replaced the buffer.
+   * Use for kernel twins and hot loops; never keep the result across an alloc().
+   */
+  views(): MemoryViews {
+    const b = this.buffer;
+    if (this.cachedViews?.buffer !== b) {
+      this.cachedViews = {
+        buffer: b,
+        f32: new Float32Array(b, 0, b.byteLength >> 2),
+        u32: new Uint32Array(b, 0, b.byteLength >> 2),
+        i32: new Int32Array(b, 0, b.byteLength >> 2),
+        u16: new Uint16Array(b, 0, b.byteLength >> 1),
+        i16: new Int16Array(b, 0, b.byteLength >> 1),
+        u8: new Uint8Array(b),
+        i8: new Int8Array(b),
+      };
+    }
+    return this.cachedViews;
+  }
+  private cachedViews: MemoryViews | undefined;
+
   f32(ptr: number, length: number): Float32Array { return new Float32Array(this.buffer, ptr, length); }
   u32(ptr: number, length: number): Uint32Array { return new Uint32Array(this.buffer, ptr, length); }
   i32(ptr: number, length: number): Int32Array { return new Int32Array(this.buffer, ptr, length); }
   u16(ptr: number, length: number): Uint16Array { return new Uint16Array(this.buffer, ptr, length); }
   u8(ptr: number, length: number): Uint8Array { return new Uint8Array(this.buffer, ptr, length); }
   i8(ptr: number, length: number): Int8Array { return new Int8Array(this.buffer, ptr, length); }
+}
+
+/** Whole-memory views; index with ptr >> 2 (32-bit), ptr >> 1 (16-bit) or ptr (bytes). */
+export interface MemoryViews {
+  readonly buffer: ArrayBuffer;
+  readonly f32: Float32Array;
+  readonly u32: Uint32Array;
+  readonly i32: Int32Array;
+  readonly u16: Uint16Array;
+  readonly i16: Int16Array;
+  readonly u8: Uint8Array;
+  readonly i8: Int8Array;
 }
 
 export function align16(n: number): number {

@@ -1,4 +1,7 @@
 import type { KernelMemory } from './memory.js';
+import type { PqKernels } from './pq.js';
+import type { RabitqKernels } from './rabitq.js';
+import type { ScalarKernels } from './scalar.js';
 
 /**
  * Batch numeric primitives. Every pointer is a byte offset into `memory`; f32/u32/i32 pointers
@@ -8,9 +11,18 @@ import type { KernelMemory } from './memory.js';
  * Two implementations exist: `wasm-simd` (assembly/, WASM SIMD) and `js` (src/kernels/js.ts,
  * the reference twin). Results agree up to float summation order.
  */
-export interface Kernels {
+export interface Kernels extends DenseKernels, ScalarKernels, PqKernels, RabitqKernels {
   readonly name: 'wasm-simd' | 'js';
   readonly memory: KernelMemory;
+}
+
+/**
+ * Float kernels over raw f32/f16 vectors, int8 dot products, Hamming distance and top-k.
+ * Twins: src/kernels/js.ts; WASM: assembly/dense.ts. Other families (one file each, interface +
+ * JS twin together): scalar.ts (scalar/LVQ codes), pq.ts (product quantization, fast-scan),
+ * rabitq.ts (RaBitQ), each with its AssemblyScript twin under assembly/ of the same name.
+ */
+export interface DenseKernels {
   /** out[i] = <q, base[i]>. q: f32[d], base: f32[n*d] row-major, out: f32[n]. */
   dotMany(q: number, base: number, n: number, d: number, out: number): void;
   /** out[i] = ||q - base[i]||^2 (squared L2). Shapes as dotMany. */

@@ -6,15 +6,7 @@ import { WASM_KERNELS_BASE64 } from './wasm-bytes.generated.js';
 interface KernelExports {
   memory: WebAssembly.Memory;
   heapBase(): number;
-  dotMany(q: number, base: number, n: number, d: number, out: number): void;
-  l2Many(q: number, base: number, n: number, d: number, out: number): void;
-  f16ToF32(src: number, n: number, dst: number): void;
-  dotManyF16(q: number, base: number, n: number, d: number, out: number): void;
-  l2ManyF16(q: number, base: number, n: number, d: number, out: number): void;
-  i8DotMany(q: number, base: number, n: number, d: number, out: number): void;
-  hammingMany(q: number, base: number, n: number, nbytes: number, out: number): void;
-  mulInPlace(a: number, b: number, n: number): void;
-  topkPush(scores: number, n: number, idBase: number, sign: number, heapKeys: number, heapIds: number, k: number, size: number): number;
+  [kernel: string]: unknown;
 }
 
 function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
@@ -42,17 +34,18 @@ export function createWasmKernels(): Kernels {
     env: { abort: () => { throw new QuiverError('INVALID_ARGUMENT', 'kernel abort'); } },
   }).exports as unknown as KernelExports;
   const memory = new WasmMemory(ex.memory, ex.heapBase());
-  return {
-    name: 'wasm-simd',
-    memory,
-    dotMany: ex.dotMany,
-    l2Many: ex.l2Many,
-    f16ToF32: ex.f16ToF32,
-    dotManyF16: ex.dotManyF16,
-    l2ManyF16: ex.l2ManyF16,
-    i8DotMany: ex.i8DotMany,
-    hammingMany: ex.hammingMany,
-    mulInPlace: ex.mulInPlace,
-    topkPush: ex.topkPush,
-  };
+  // Every exported function except heapBase is a kernel; the twin-agreement tests check the
+  // export list equals the JS twin's (JsKernels.kernelNames()).
+  const kernels: Record<string, unknown> = { name: 'wasm-simd', memory };
+  for (const [key, value] of Object.entries(ex)) {
+    if (typeof value === 'function' && key !== 'heapBase') kernels[key] = value;
+  }
+  return kernels as unknown as Kernels;
+}
+
+/** Names of the kernels the WASM module exports (for the twin-agreement tests). */
+export function wasmKernelNames(): string[] {
+  const mod = compileKernelModule();
+  if (!mod) return [];
+  return WebAssembly.Module.exports(mod).filter((e) => e.kind === 'function' && e.name !== 'heapBase').map((e) => e.name).sort();
 }
