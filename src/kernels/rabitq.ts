@@ -6,11 +6,56 @@ import type { KernelMemory } from './memory.js';
  * test/kernels-rabitq.test.ts checks the two agree on random data.
  * Pointers are byte offsets into the kernel memory; see types.ts for conventions.
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-interface
-export interface RabitqKernels {}
+export interface RabitqKernels {
+  /**
+   * RaBitQ estimated scores (and error bounds) of n codes against one bit-plane query.
+   *
+   * codes: u8[n * codeSize]; row i = codeBits bit planes of planeBytes bytes (plane k holds bit k
+   *   of every dimension's code u_t, dimension t at byte t >> 3, bit t & 7), padding, and in its
+   *   last 16 bytes the f32 factors add, rescale, errScale, oneMinusA2 (codeSize multiple of 4).
+   * query: u8[queryBits * planeBytes], the quantized query q̄ as bit planes in the same order.
+   * params: f32[8] = delta, low, constTerm, outScale, outBias, boundVar, quantVar, boundScale.
+   * With ip = <u, q̄> = sum over planes k, j of 2^(k+j) popcount(plane_k AND qplane_j), sumU = sum_t u_t:
+   *   out[i]    = outBias + add + outScale * rescale * (delta * ip + low * sumU + constTerm)   out: f32[n]
+   *   bounds[i] = boundScale * errScale * sqrt(oneMinusA2 * boundVar + quantVar)               bounds: f32[n], skipped when 0
+   * The per-vector combination runs in float64 in both implementations.
+   */
+  rabitqScan(codes: number, n: number, codeSize: number, codeBits: number, planeBytes: number, query: number, queryBits: number, params: number, out: number, bounds: number): void;
+}
+
+const POPCOUNT8 = (() => {
+  const t = new Uint8Array(256);
+  for (let i = 1; i < 256; i++) t[i] = (i & 1) + t[i >> 1];
+  return t;
+})();
 
 /** The JS twin of every RabitqKernels method, over `memory` (use memory.views() inside each call). */
 export function rabitqTwin(memory: KernelMemory): RabitqKernels {
-  void memory;
-  return {};
+  return {
+    rabitqScan(codes, n, codeSize, codeBits, planeBytes, query, queryBits, params, out, bounds) {
+      const { u8: U8, f32: F32 } = memory.views();
+      const p = params >> 2;
+      const delta = F32[p], low = F32[p + 1], constTerm = F32[p + 2], outScale = F32[p + 3], outBias = F32[p + 4];
+      const boundVar = F32[p + 5], quantVar = F32[p + 6], boundScale = F32[p + 7];
+      for (let i = 0, row = codes; i < n; i++, row += codeSize) {
+        let ip = 0, sumU = 0;
+        for (let k = 0; k < codeBits; k++) {
+          const plane = row + k * planeBytes;
+          let ones = 0;
+          for (let b = 0; b < planeBytes; b++) ones += POPCOUNT8[U8[plane + b]];
+          sumU += ones * 2 ** k;
+          for (let j = 0; j < queryBits; j++) {
+            const qp = query + j * planeBytes;
+            let c = 0;
+            for (let b = 0; b < planeBytes; b++) c += POPCOUNT8[U8[plane + b] & U8[qp + b]];
+            ip += c * 2 ** (k + j);
+          }
+        }
+        const f = (row + codeSize - 16) >> 2;
+        const raw = delta * ip + low * sumU + constTerm;
+        F32[(out >> 2) + i] = outBias + F32[f] + outScale * F32[f + 1] * raw;
+        if (bounds !== 0) F32[(bounds >> 2) + i] = boundScale * F32[f + 2] * Math.sqrt(F32[f + 3] * boundVar + quantVar);
+      }
+    },
+  };
 }

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createWasmKernels, JsKernels, type Kernels } from '../src/kernels/index.js';
+import { rng } from './helpers/random.js';
+
+// RaBitQ kernels: WASM SIMD against the JS twin, and the twin against the definition, on random
+// data for every plane width 1..67 bytes (SIMD chunks of 16, u64 words and byte tails) and odd
+// block sizes.
+const wasm = createWasmKernels();
+const js = new JsKernels();
+const BLOCKS = [1, 3, 7, 17];
+
+function put(k: Kernels, src: ArrayBufferView): number {
+  const bytes = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
+  const p = k.memory.alloc(bytes.length);
+  k.memory.u8(p, bytes.length).set(bytes);
+  return p;
+}
+
+interface Case {
+  planeBytes: number; codeBits: number; queryBits: number; n: number;
+  codes: Uint8Array; query: Uint8Array; params: Float32Array; codeSize: number;
+}
+
+function makeCase(r: () => number, planeBytes: number, codeBits: number, queryBits: number, n: number): Case {
+  const codeSize = Math.ceil((codeBits * planeBytes) / 4) * 4 + 16;
+  const codes = new Uint8Array(n * codeSize);
+  const fv = new DataView(codes.buffer);
+  for (let i = 0; i < n; i++) {
+    for (let b = 0; b < codeBits * planeBytes; b++) codes[i * codeSize + b] = Math.floor(r() * 256);
+    const f = i * codeSize + codeSize - 16;
+    fv.setFloat32(f, r() * 2 - 1, true); // add
+    fv.setFloat32(f + 4, r() * 0.1, true); // rescale
+    fv.setFloat32(f + 8, r() * 3, true); // errScale
+    fv.setFloat32(f + 12, r(), true); // oneMinusA2
+  }
+  const query = Uint8Array.from({ length: queryBits * planeBytes }, () => Math.floor(r() * 256));
+  const params = Float32Array.from([r() * 0.01, r() - 0.5, r() * 4 - 2, r() < 0.5 ? 1 : 2, r() - 0.5, r() * 0.01, r() * 1e-4, 1.9]);
+  return { planeBytes, codeBits, queryBits, n, codes, query, params, codeSize };
+}
+
+function run(k: Kernels, c: Case, withBounds: boolean): { out: Float32Array; bounds: Float32Array } {
+  const cp = put(k, c.codes), qp = put(k, c.query), pp = put(k, c.params);
+  const op = k.memory.alloc(c.n * 4), bp = withBounds ? k.memory.alloc(c.n * 4) : 0;
+  k.rabitqScan(cp, c.n, c.codeSize, c.codeBits, c.planeBytes, qp, c.queryBits, pp, op, bp);
+  const out = Float32Array.from(k.memory.f32(op, c.n));
+  const bounds = withBounds ? Float32Array.from(k.memory.f32(bp, c.n)) : new Float32Array(0);
+  for (const p of [cp, qp, pp, op]) k.memory.release(p);
+  if (bp) k.memory.release(bp);
+  return { out, bounds };
+}
+
+/** The definition, from unpacked integer codes: dimension t's code value u_t = sum_k 2^k bit_k(t). */
+function reference(c: Case): { out: number[]; bounds: number[] } {
+  const D = c.planeBytes * 8;
+  const unpack = (bytes: Uint8Array, off: number, bits: number): number[] => {
+    const v = new Array<number>(D).fill(0);
+    for (let k = 0; k < bits; k++) for (let t = 0; t < D; t++) v[t] += ((bytes[off + k * c.planeBytes + (t >> 3)] >> (t & 7)) & 1) << k;
+    return v;
+  };
+  const q = unpack(c.query, 0, c.queryBits);
+  const [delta, low, constTerm, outScale, outBias, boundVar, quantVar, boundScale] = c.params;
+  const fv = new DataView(c.codes.buffer);
+  const out: number[] = [], bounds: number[] = [];
+  for (let i = 0; i < c.n; i++) {
+    const u = unpack(c.codes, i * c.codeSize, c.codeBits);
+    let ip = 0, sumU = 0;
+    for (let t = 0; t < D; t++) { ip += u[t] * q[t]; sumU += u[t]; }
+    const f = i * c.codeSize + c.codeSize - 16;
+    const [add, rescale, errScale, oneMinusA2] = [0, 4, 8, 12].map((o) => fv.getFloat32(f + o, true));
+    out.push(outBias + add + outScale * rescale * (delta * ip + low * sumU + constTerm));
+    bounds.push(boundScale * errScale * Math.sqrt(oneMinusA2 * boundVar + quantVar));
+  }
+  return { out, bounds };
+}
+
+function near(a: number, b: number, what: string): void {
+  assert.ok(Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
+}
+
+describe('rabitq kernels: wasm-simd agrees with the js twin and the definition', () => {
+  it('rabitqScan, every plane width 1..67 bytes, odd blocks, with and without bounds', () => {
+    const r = rng(11);
+    for (let planeBytes = 1; planeBytes <= 67; planeBytes++) for (const n of BLOCKS) {
+      const c = makeCase(r, planeBytes, 1 + ((planeBytes + n) % 8), 1 + ((planeBytes * 3 + n) % 8), n);
+      const w = run(wasm, c, true), j = run(js, c, true), ref = reference(c);
+      for (let i = 0; i < n; i++) {
+        const what = `planeBytes=${planeBytes} bits=${c.codeBits}x${c.queryBits} n=${n} i=${i}`;
+        assert.equal(w.out[i], j.out[i], `${what} score wasm vs js`);
+        assert.equal(w.bounds[i], j.bounds[i], `${what} bound wasm vs js`);
+        near(j.out[i], ref.out[i], `${what} score vs definition`);
+        near(j.bounds[i], ref.bounds[i], `${what} bound vs definition`);
+      }
+      const noBounds = run(wasm, c, false);
+      assert.deepEqual(noBounds.out, w.out);
+    }
+  });
+
+  it('rabitqScan, every pair of code and query bit widths 1..8', () => {
+    const r = rng(12);
+    for (let codeBits = 1; codeBits <= 8; codeBits++) for (let queryBits = 1; queryBits <= 8; queryBits++) {
+      for (const planeBytes of [8, 37, 64]) {
+        const c = makeCase(r, planeBytes, codeBits, queryBits, 5);
+        const w = run(wasm, c, true), j = run(js, c, true), ref = reference(c);
+        assert.deepEqual(w.out, j.out, `bits ${codeBits}x${queryBits} planeBytes ${planeBytes}`);
+        assert.deepEqual(w.bounds, j.bounds);
+        for (let i = 0; i < c.n; i++) near(j.out[i], ref.out[i], `bits ${codeBits}x${queryBits} i=${i}`);
+      }
+    }
+  });
+});
