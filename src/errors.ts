@@ -15,6 +15,8 @@ export type QuiverErrorCode =
   | 'CORRUPT_FILE'
   | 'LOCKED'
   | 'CLOSED'
+  | 'READ_ONLY'
+  | 'SCHEMA_MISMATCH'
   | 'UNKNOWN_SPEC'
   | 'TRAINING_FAILED'
   | 'INCOMPATIBLE_CODES'

@@ -2,9 +2,11 @@
 export { QuiverError, isQuiverError, type QuiverErrorCode } from './errors.js';
 export {
   Collection,
-  type CollectionSchema, type CollectionOptions, type UpsertRecord, type StoredRecord,
-  type SearchOptions, type Hit, type CollectionStats,
+  type CollectionSchema, type CollectionOptions, type OpenOptions, type UpsertRecord, type StoredRecord,
+  type SearchOptions, type Hit, type CollectionStats, type CollectionInfo, type PackedResults,
 } from './collection/collection.js';
+export type { EngineEvent, RecoveryReport, SegmentInfo } from './collection/engine.js';
+export { MemoryDirectory, type Directory, type AppendFile, type RandomAccessFile, type DirectoryLock } from './storage/directory.js';
 export type { Metric, VectorLike } from './collection/validate.js';
 export { createKernels, wasmSimdSupported, JsKernels, createWasmKernels, type Kernels, type KernelChoice } from './kernels/index.js';
-export type { SearchResultBatch } from './index/types.js';
+

@@ -1,3 +1,9 @@
 // Public API of `quiverdb/node`: everything that needs node: modules (files, storage).
 export * from './index.js';
 export { readVectorFile, readBytes, vectorFileFormat, loadWinkGlove, resolveWinkGlovePath, type VectorFile, type VectorFileFormat, type LoadWinkGloveOptions } from './node/readers.js';
+export { FsDirectory } from './node/fs-directory.js';
+
+import { registerPathDirectory } from './collection/collection.js';
+import { FsDirectory } from './node/fs-directory.js';
+// Collection.open(path) works once this module is imported.
+registerPathDirectory((path, create) => FsDirectory.open(path, { create }));

@@ -1,7 +1,69 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Collection, QuiverError, type Metric } from '../src/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import { Collection, MemoryDirectory, QuiverError, type CollectionSchema, type Metric } from '../src/node.js';
 import { randomF32, rng } from './helpers/random.js';
+
+// One suite, every implementation of the Collection contract: in memory (both kernel twins),
+// durable on a MemoryDirectory, durable on the filesystem. The durable ones seal every 50 rows,
+// so searches, deletes and replacements cross segments, seals and background merges.
+const tmpRoot = mkdtempSync(join(tmpdir(), 'quiver-collection-'));
+after(() => rmSync(tmpRoot, { recursive: true, force: true }));
+let dirCount = 0;
+
+interface Impl {
+  name: string;
+  kernels: 'wasm' | 'js';
+  make(schema: CollectionSchema): Promise<Collection>;
+  /** Closes and reopens (durable implementations only). */
+  reopen?(col: Collection): Promise<Collection>;
+}
+
+const IMPLS: Impl[] = [
+  { name: 'in memory, wasm kernels', kernels: 'wasm', make: async (schema) => Collection.create(schema, { kernels: 'wasm' }) },
+  { name: 'in memory, js kernels', kernels: 'js', make: async (schema) => Collection.create(schema, { kernels: 'js' }) },
+  (() => {
+    const dirs = new WeakMap<Collection, MemoryDirectory>();
+    return {
+      name: 'durable, memory directory', kernels: 'wasm' as const,
+      make: async (schema: CollectionSchema) => {
+        const dir = new MemoryDirectory();
+        const col = await Collection.open(dir, { schema, sealRows: 50, kernels: 'wasm' });
+        dirs.set(col, dir);
+        return col;
+      },
+      reopen: async (col: Collection) => {
+        const dir = dirs.get(col)!;
+        await col.close();
+        const again = await Collection.open(dir, { kernels: 'wasm', sealRows: 50 });
+        dirs.set(again, dir);
+        return again;
+      },
+    };
+  })(),
+  (() => {
+    const paths = new WeakMap<Collection, string>();
+    return {
+      name: 'durable, filesystem', kernels: 'wasm' as const,
+      make: async (schema: CollectionSchema) => {
+        const path = join(tmpRoot, `c${dirCount++}`);
+        const col = await Collection.open(path, { schema, sealRows: 50, kernels: 'wasm' });
+        paths.set(col, path);
+        return col;
+      },
+      reopen: async (col: Collection) => {
+        const path = paths.get(col)!;
+        await col.close();
+        const again = await Collection.open(path, { kernels: 'wasm', sealRows: 50 });
+        paths.set(again, path);
+        return again;
+      },
+    };
+  })(),
+];
 
 function code(fn: () => unknown): string {
   try { fn(); } catch (e) { assert.ok(e instanceof QuiverError, `expected QuiverError, got ${e}`); return e.code; }
@@ -22,12 +84,14 @@ function reference(metric: Metric, base: Float32Array[], q: Float32Array, k: num
   return base.map((x, i) => ({ i, s: score(x) })).sort((a, b) => b.s - a.s || a.i - b.i).slice(0, k).map((h) => h.i);
 }
 
-for (const kernels of ['wasm', 'js'] as const) {
-  describe(`Collection (in memory, ${kernels} kernels)`, () => {
+for (const impl of IMPLS) {
+  const kernels = impl.kernels;
+  const make = impl.make;
+  describe(`Collection (${impl.name})`, () => {
     for (const metric of ['cosine', 'dot', 'l2'] as const) {
       it(`exact search matches brute force: ${metric}, odd dimension, across chunk boundaries`, async () => {
         const d = 37, n = 700;
-        const col = Collection.create({ dimension: d, metric }, { kernels });
+        const col = await make({ dimension: d, metric });
         const base = Array.from({ length: n }, (_, i) => randomF32(d, 1000 + i));
         // small batches so several upserts happen; the store's chunks are at least 256 rows
         for (let i = 0; i < n; i += 97) await col.upsert(base.slice(i, i + 97).map((v, j) => ({ id: `v${i + j}`, vector: v })));
@@ -41,12 +105,12 @@ for (const kernels of ['wasm', 'js'] as const) {
           assert.deepEqual(batch[q].map((h) => h.id), want, `batch query ${q}`);
           for (let i = 1; i < single.length; i++) assert.ok(single[i - 1].score >= single[i].score, 'best first');
         }
-        col.close();
+        await col.close();
       });
     }
 
     it('upsert replaces, delete removes, get returns copies', async () => {
-      const col = Collection.create({ dimension: 3, metric: 'l2' }, { kernels });
+      let col = await make({ dimension: 3, metric: 'l2' });
       await col.upsert([
         { id: 'a', vector: [1, 0, 0], metadata: { tag: 'x', n: 1 } },
         { id: 'b', vector: [0, 1, 0] },
@@ -75,11 +139,17 @@ for (const kernels of ['wasm', 'js'] as const) {
       assert.deepEqual(await col.search([1, 2, 3]), []);
       await col.upsert([{ id: 'z', vector: [1, 1, 1] }]);
       assert.equal((await col.search([1, 1, 1]))[0].id, 'z');
+      if (impl.reopen) {
+        col = await impl.reopen(col);
+        assert.equal(col.size, 1);
+        assert.deepEqual(Array.from(col.get('z').vector), [1, 1, 1]);
+      }
+      await col.close();
     });
 
     it('random upserts and deletes keep ids, vectors and search consistent', async () => {
       const d = 8;
-      const col = Collection.create({ dimension: d, metric: 'dot' }, { kernels });
+      let col = await make({ dimension: d, metric: 'dot' });
       const truth = new Map<string, Float32Array>();
       const r = rng(77);
       for (let step = 0; step < 60; step++) {
@@ -101,10 +171,25 @@ for (const kernels of ['wasm', 'js'] as const) {
       const q = randomF32(d, 5);
       const want = reference('dot', vecs, q, 20).map((i) => ids[i]);
       assert.deepEqual((await col.search(q, { k: 20 })).map((h) => h.id), want);
+      if (impl.reopen) {
+        // the same state after background seals and merges, after compaction, and after reopening
+        await col.idle();
+        col = await impl.reopen(col);
+        assert.equal(col.size, truth.size);
+        assert.deepEqual((await col.search(q, { k: 20 })).map((h) => h.id), want);
+        await col.compact();
+        assert.equal(col.stats().segments, 1);
+        assert.deepEqual((await col.search(q, { k: 20 })).map((h) => h.id), want);
+        col = await impl.reopen(col);
+        for (const [id, v] of truth) assert.deepEqual(Array.from(col.get(id).vector), Array.from(v));
+        assert.deepEqual((await col.search(q, { k: 20 })).map((h) => h.id), want);
+        assert.deepEqual((await col.verify()).problems, []);
+      }
+      await col.close();
     });
 
     it('bad input gets clear, stable error codes and changes nothing', async () => {
-      const col = Collection.create({ dimension: 4 }, { kernels });
+      const col = await make({ dimension: 4 });
       await col.upsert([{ id: 'ok', vector: [1, 2, 3, 4] }]);
       assert.equal(await codeAsync(() => col.upsert([{ id: 'x', vector: [1, 2, 3] }])), 'DIMENSION_MISMATCH');
       try { await col.upsert([{ id: 'x', vector: [1, 2, 3] }]); } catch (e) {
@@ -135,16 +220,17 @@ for (const kernels of ['wasm', 'js'] as const) {
       assert.equal(code(() => Collection.create({ dimension: 4, metric: 'hamming' as never })), 'INVALID_ARGUMENT');
       assert.equal(code(() => Collection.create({ dimension: 4, index: 'HNSW999' })), 'UNKNOWN_SPEC');
       assert.equal(code(() => Collection.create({ dimension: 4, dims: 3 } as never)), 'INVALID_ARGUMENT');
-      col.close();
+      void col.close();
       assert.equal(code(() => col.get('ok')), 'CLOSED');
     });
 
     it('k larger than the collection returns every record; ties break by insertion order', async () => {
-      const col = Collection.create({ dimension: 2, metric: 'dot' }, { kernels });
+      const col = await make({ dimension: 2, metric: 'dot' });
       await col.upsert([{ id: 'p', vector: [1, 0] }, { id: 'q', vector: [1, 0] }, { id: 'r', vector: [0, 1] }]);
       const hits = await col.search([1, 0], { k: 50 });
       assert.deepEqual(hits.map((h) => h.id), ['p', 'q', 'r']);
       assert.deepEqual(hits.map((h) => h.score), [1, 1, 0]);
+      await col.close();
     });
   });
 }

@@ -8,8 +8,8 @@ import { readData, recallAt } from './helpers/data.js';
 // Exact search must reproduce the published ground truth of real datasets.
 
 function ordinalsOf(col: Collection, queries: Float32Array, nq: number, k: number): Uint32Array[] {
-  const res = col.searchOrdinals(col.packQueries(Array.from({ length: nq }, (_, q) => queries.subarray(q * col.dimension, (q + 1) * col.dimension))), nq, k);
-  return Array.from({ length: nq }, (_, q) => Uint32Array.from(res.ords.subarray(q * k, q * k + res.counts[q]), (o) => Number(col.idAt(o))));
+  const res = col.searchPacked(queries.subarray(0, nq * col.dimension), nq, k);
+  return Array.from({ length: nq }, (_, q) => Uint32Array.from(res.ids.slice(q * k, q * k + res.counts[q]), (id) => Number(id)));
 }
 
 async function load(dimension: number, metric: 'l2' | 'cosine', data: Float32Array, kernels: 'wasm' | 'js'): Promise<Collection> {

@@ -41,8 +41,8 @@ export async function runDemo(o: DemoOptions, out: (line: string) => void = cons
     const end = Math.min(total, start + BATCH);
     const batch = [];
     for (let i = start; i < end; i++) batch.push({ id: glove.words[i], vector: glove.data.subarray(i * d, (i + 1) * d) });
-    col.upsertSync(batch);
-    if (exact !== col) exact.upsertSync(batch);
+    await col.upsert(batch);
+    if (exact !== col) await exact.upsert(batch);
     indexBar.update(end);
   }
   indexBar.stop();
@@ -109,8 +109,8 @@ export async function runDemo(o: DemoOptions, out: (line: string) => void = cons
   if (!o.json) {
     out(`\nmemory: vectors ${formatBytes(stats.vectorBytes)} (${(stats.vectorBytes / total).toFixed(0)} B/vector), index ${formatBytes(stats.indexBytes)}, process RSS ${formatBytes(mem.rss)}`);
   }
-  if (exact !== col) exact.close();
-  col.close();
+  if (exact !== col) await exact.close();
+  await col.close();
   if (o.json) out(JSON.stringify(report, null, 2));
   return report;
 }

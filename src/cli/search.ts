@@ -37,7 +37,7 @@ export async function runSearch(file: string, o: SearchCommandOptions, out: (lin
     const e = Math.min(base.count, s + BATCH);
     const batch = [];
     for (let i = s; i < e; i++) batch.push({ id: ids[i], vector: base.data.subarray(i * d, (i + 1) * d), metadata: base.metadata?.[i] });
-    col.upsertSync(batch);
+    await col.upsert(batch);
     bar.update(e);
   }
   bar.stop();
@@ -96,5 +96,5 @@ export async function runSearch(file: string, o: SearchCommandOptions, out: (lin
     out(`\n${queries.length} queries in ${ms.toFixed(1)} ms (${formatCount(queries.length / (ms / 1000))} queries/s)`);
     if (recall !== undefined) out(`recall@${o.k} against ${o.groundTruth}: ${recall.toFixed(4)}`);
   }
-  col.close();
+  await col.close();
 }

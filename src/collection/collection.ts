@@ -1,9 +1,8 @@
 import { checkPositiveInt, QuiverError } from '../errors.js';
 import { createKernels, type KernelChoice } from '../kernels/index.js';
 import type { Kernels } from '../kernels/types.js';
-import { flatSearch } from '../index/flat.js';
-import type { SearchResultBatch } from '../index/types.js';
-import { VectorStore } from '../index/vector-store.js';
+import { MemoryDirectory, type Directory } from '../storage/directory.js';
+import { Engine, type EngineEvent, type PreparedRecord, type RecoveryReport, type SegmentInfo } from './engine.js';
 import { checkId, checkMetadata, describe, METRICS, norm, toVector, type Metric, type VectorLike } from './validate.js';
 
 export interface CollectionSchema {
@@ -18,6 +17,31 @@ export interface CollectionSchema {
 export interface CollectionOptions {
   /** Kernel implementation: 'auto' (WASM SIMD when available), 'wasm' or 'js'. */
   kernels?: KernelChoice;
+}
+
+/** Options of Collection.open (durable collections). */
+export interface OpenOptions extends CollectionOptions {
+  /** Creates the collection with this schema when the directory holds none (else SCHEMA_MISMATCH if it differs). */
+  schema?: CollectionSchema;
+  /** Opens without the writer lock; writes throw READ_ONLY. Many readers may open a directory. */
+  readOnly?: boolean;
+  /**
+   * Milliseconds to wait for more writes before each group commit (default 0: commit as soon as
+   * the previous sync finishes; writes arriving meanwhile share the next sync). Every write is
+   * durable before its promise resolves, whatever this value.
+   */
+  groupCommitMs?: number;
+  /** Rows of the mutable segment that trigger sealing (default: 64 MiB of vectors, at least 4096 rows). */
+  sealRows?: number;
+  /** Merge segments in the background (default true). */
+  autoMerge?: boolean;
+  /** Notices: torn WAL tail dropped at open, orphan files removed, seals, merges, background errors. */
+  onEvent?: (event: EngineEvent) => void;
+  /**
+   * Crash-testing hook, called at named points inside flush and merge
+   * ('seal:before-write', 'segment:mid-vectors', 'manifest:before-rename', 'merge:after-write', ...).
+   */
+  faults?: (point: string) => void;
 }
 
 export interface UpsertRecord {
@@ -49,75 +73,149 @@ export interface Hit {
   vector?: Float32Array;
 }
 
+/** Results of searchPacked: query q's hits are entries q*k .. q*k+counts[q]-1, best first. */
+export interface PackedResults {
+  k: number;
+  counts: Uint32Array;
+  scores: Float32Array;
+  ids: string[];
+}
+
 export interface CollectionStats {
   count: number;
   dimension: number;
   metric: Metric;
   index: string;
   kernels: Kernels['name'];
-  /** Bytes of full-precision vectors (count * dimension * 4). */
+  /** Bytes of the live full-precision vectors (count * dimension * 4). */
   vectorBytes: number;
-  /** Bytes the index holds in kernel memory (allocated chunks, including slack). */
+  /** Bytes the index holds in kernel memory (vectors or codes, including slack). */
   indexBytes: number;
+  segments: number;
+}
+
+export interface CollectionInfo extends CollectionStats {
+  directory: string;
+  durable: boolean;
+  readOnly: boolean;
+  manifestGeneration: number;
+  walGeneration: number | null;
+  /** Bytes in the current WAL file. */
+  walBytes: number;
+  segmentList: SegmentInfo[];
+  recovery: RecoveryReport;
 }
 
 const SEARCH_OPTION_KEYS = new Set(['k', 'includeMetadata', 'includeVector']);
 const SCHEMA_KEYS = new Set(['dimension', 'metric', 'index']);
+const OPEN_OPTION_KEYS = new Set(['kernels', 'schema', 'readOnly', 'groupCommitMs', 'sealRows', 'autoMerge', 'onEvent', 'faults']);
+
+/** Opens a filesystem path as a Directory; registered by quiverdb/node. */
+let pathDirectory: ((path: string, create: boolean) => Promise<Directory>) | null = null;
+
+/** Lets quiverdb/node teach Collection.open to accept filesystem paths. */
+export function registerPathDirectory(factory: (path: string, create: boolean) => Promise<Directory>): void {
+  pathDirectory = factory;
+}
 
 /**
  * A collection of vectors with string ids and JSON metadata, searched by similarity.
- * This is the in-memory engine; durable storage wraps it (quiverdb/node).
  *
- * Writes are all-or-nothing per call: a batch with one bad record changes nothing.
+ * `Collection.create` makes an in-memory collection; `Collection.open` opens (or creates) a
+ * durable one in a directory: every upsert/delete is in the write-ahead log and synced before its
+ * promise resolves. Writes are all-or-nothing per call: a batch with one bad record changes
+ * nothing, and a crash never leaves part of a batch.
  */
 export class Collection {
   readonly dimension: number;
   readonly metric: Metric;
   readonly index: string;
   private readonly kernels: Kernels;
-  private readonly store: VectorStore;
-  private readonly ordOf = new Map<string, number>();
-  private ids: string[] = [];
-  private meta: (Record<string, unknown> | undefined)[] = [];
+  private readonly engine: Engine;
   private closed = false;
 
-  private constructor(schema: Required<CollectionSchema>, kernels: Kernels) {
-    this.dimension = schema.dimension;
-    this.metric = schema.metric;
-    this.index = schema.index;
+  private constructor(engine: Engine, kernels: Kernels) {
+    this.engine = engine;
+    this.dimension = engine.schema.dimension;
+    this.metric = engine.schema.metric;
+    this.index = engine.schema.index;
     this.kernels = kernels;
-    this.store = new VectorStore(kernels, this.dimension, this.metric === 'cosine');
   }
 
-  /** Creates an empty in-memory collection. Throws INVALID_ARGUMENT for a bad schema. */
+  /**
+   * Creates an empty in-memory collection (nothing is written anywhere; it lives until close()).
+   * Throws INVALID_ARGUMENT for a bad schema. Synchronous: memory needs no I/O.
+   */
   static create(schema: CollectionSchema, options: CollectionOptions = {}): Collection {
-    return new Collection(normalizeSchema(schema), createKernels(options.kernels ?? 'auto'));
+    const s = normalizeSchema(schema);
+    const kernels = createKernels(options.kernels ?? 'auto');
+    const dir = new MemoryDirectory();
+    // memory holds nothing durable: no WAL, and a Flat index never seals (one growing segment)
+    const engine = Engine.createInMemory(dir, s, { kernels, wal: false, sealRows: s.index === 'Flat' ? Infinity : undefined });
+    return new Collection(engine, kernels);
   }
 
-  get size(): number { return this.ids.length; }
+  /**
+   * Opens the durable collection in `target`: a filesystem path (with quiverdb/node) or any
+   * Directory (e.g. a MemoryDirectory). With `options.schema` it is created when absent.
+   * Replays the write-ahead log; a torn tail from a crash is dropped and reported in
+   * info().recovery. Errors: NOT_FOUND (no collection, no schema), SCHEMA_MISMATCH, LOCKED (another
+   * writer), CORRUPT_FILE / CORRUPT_WAL naming the damaged file.
+   */
+  static async open(target: string | Directory, options: OpenOptions = {}): Promise<Collection> {
+    if (typeof options !== 'object' || options === null) throw new QuiverError('INVALID_ARGUMENT', `open options must be an object, got ${describe(options)}`);
+    for (const key of Object.keys(options)) {
+      if (!OPEN_OPTION_KEYS.has(key)) throw new QuiverError('INVALID_ARGUMENT', `unknown open option "${key}" (allowed: ${[...OPEN_OPTION_KEYS].join(', ')})`, { field: key });
+    }
+    const schema = options.schema === undefined ? undefined : normalizeSchema(options.schema);
+    let dir: Directory;
+    if (typeof target === 'string') {
+      if (!pathDirectory) {
+        throw new QuiverError('INVALID_ARGUMENT', 'opening a filesystem path needs the Node entry point: import { Collection } from "quiverdb/node"', { received: target });
+      }
+      dir = await pathDirectory(target, schema !== undefined && !options.readOnly);
+    } else if (target && typeof target === 'object' && typeof (target as Directory).openAppend === 'function') {
+      dir = target;
+    } else {
+      throw new QuiverError('INVALID_ARGUMENT', `open expects a path or a Directory, got ${describe(target)}`, { received: describe(target) });
+    }
+    if (options.sealRows !== undefined && options.sealRows !== Infinity) checkPositiveInt(options.sealRows, 'sealRows');
+    if (options.groupCommitMs !== undefined && !(options.groupCommitMs >= 0 && options.groupCommitMs <= 10_000)) {
+      throw new QuiverError('INVALID_ARGUMENT', `groupCommitMs must be in [0, 10000], got ${String(options.groupCommitMs)}`, { field: 'groupCommitMs', received: options.groupCommitMs });
+    }
+    const kernels = createKernels(options.kernels ?? 'auto');
+    const engine = await Engine.open(dir, schema, {
+      kernels, readOnly: options.readOnly, groupCommitMs: options.groupCommitMs, sealRows: options.sealRows,
+      autoMerge: options.autoMerge, onEvent: options.onEvent, faults: options.faults, wal: true,
+    });
+    return new Collection(engine, kernels);
+  }
+
+  /** Live records. */
+  get size(): number { return this.engine.size; }
 
   /** The schema, as normalised at creation. */
   get schema(): Required<CollectionSchema> {
     return { dimension: this.dimension, metric: this.metric, index: this.index };
   }
 
-  has(id: string): boolean { return this.ordOf.has(id); }
+  has(id: string): boolean { return this.engine.has(id); }
 
   /**
    * Inserts or replaces records (a record with an existing id replaces it). Within one batch a
-   * later record with the same id wins. Validates the whole batch before changing anything.
+   * later record with the same id wins. Validates the whole batch before changing anything;
+   * resolves once the batch is durable (durable collections) and visible to searches.
    */
   async upsert(records: readonly UpsertRecord[]): Promise<void> {
-    this.upsertSync(records);
+    this.checkOpen();
+    await this.engine.upsert(this.prepare(records));
   }
 
-  /** Synchronous form of upsert (in-memory engine only). */
-  upsertSync(records: readonly UpsertRecord[]): void {
-    this.checkOpen();
+  private prepare(records: readonly UpsertRecord[]): PreparedRecord[] {
     if (!Array.isArray(records)) {
       throw new QuiverError('INVALID_ARGUMENT', `upsert expects an array of records, got ${describe(records)}`, { expected: 'array', received: describe(records) });
     }
-    const prepared: { id: string; vector: Float32Array; invNorm: number; metadata: Record<string, unknown> | undefined }[] = [];
+    const prepared: PreparedRecord[] = [];
     for (let i = 0; i < records.length; i++) {
       const r = records[i] as unknown;
       if (typeof r !== 'object' || r === null) {
@@ -131,66 +229,35 @@ export class Collection {
       }
       const id = checkId(rec.id, { index: i });
       const where = { index: i, id };
-      const vector = toVector(rec.vector, this.dimension, where);
+      // copy: the caller may reuse its array, and the WAL must log exactly what is applied
+      const vector = Float32Array.from(toVector(rec.vector, this.dimension, where));
       let invNorm = 1;
       if (this.metric === 'cosine') {
         const nv = norm(vector);
         if (nv === 0) throw new QuiverError('INVALID_VECTOR', `record "${id}" has a zero vector, which has no direction for cosine similarity`, where);
         invNorm = 1 / nv;
       }
-      prepared.push({ id, vector, invNorm, metadata: checkMetadata(rec.metadata, where) });
+      const metadata = checkMetadata(rec.metadata, where);
+      prepared.push({ id, vector, invNorm, metadataJson: metadata === undefined ? '' : JSON.stringify(metadata) });
     }
-    for (const p of prepared) {
-      const existing = this.ordOf.get(p.id);
-      const meta = p.metadata === undefined ? undefined : structuredClone(p.metadata);
-      if (existing !== undefined) {
-        this.store.set(existing, p.vector, p.invNorm);
-        this.meta[existing] = meta;
-      } else {
-        const ord = this.store.append(p.vector, p.invNorm);
-        this.ordOf.set(p.id, ord);
-        this.ids[ord] = p.id;
-        this.meta[ord] = meta;
-      }
-    }
+    return prepared;
   }
 
   /** Deletes records by id; ids not present are ignored. Resolves to the number deleted. */
   async delete(ids: readonly string[]): Promise<number> {
-    return this.deleteSync(ids);
-  }
-
-  deleteSync(ids: readonly string[]): number {
     this.checkOpen();
     if (!Array.isArray(ids)) throw new QuiverError('INVALID_ARGUMENT', `delete expects an array of ids, got ${describe(ids)}`, { received: describe(ids) });
     ids.forEach((id, i) => checkId(id, { index: i }));
-    let deleted = 0;
-    for (const id of ids) {
-      const ord = this.ordOf.get(id);
-      if (ord === undefined) continue;
-      this.ordOf.delete(id);
-      const moved = this.store.removeSwapLast(ord);
-      if (moved >= 0) {
-        const movedId = this.ids[moved];
-        this.ids[ord] = movedId;
-        this.meta[ord] = this.meta[moved];
-        this.ordOf.set(movedId, ord);
-      }
-      this.ids.pop();
-      this.meta.pop();
-      deleted++;
-    }
-    return deleted;
+    return this.engine.delete(ids.slice());
   }
 
   /** The stored record (a copy). Throws NOT_FOUND when the id is absent. */
   get(id: string): StoredRecord {
     this.checkOpen();
     checkId(id, {});
-    const ord = this.ordOf.get(id);
-    if (ord === undefined) throw new QuiverError('NOT_FOUND', `no record with id "${id}"`, { id });
-    const m = this.meta[ord];
-    return { id, vector: this.store.get(ord), metadata: m === undefined ? undefined : structuredClone(m) };
+    const at = this.engine.locate(id);
+    if (!at) throw new QuiverError('NOT_FOUND', `no record with id "${id}"`, { id });
+    return { id, vector: at.segment.vectorAt(at.ord), metadata: parseMetadata(at.segment.metadataJsonAt(at.ord)) };
   }
 
   /** The k nearest records to `vector`, best first. */
@@ -198,6 +265,7 @@ export class Collection {
     return this.searchSync(vector, options);
   }
 
+  /** Synchronous form of search (searches never wait for I/O). */
   searchSync(vector: VectorLike, options: SearchOptions = {}): Hit[] {
     return this.searchBatchSync([vector], options)[0];
   }
@@ -211,39 +279,37 @@ export class Collection {
     this.checkOpen();
     const { k, includeMetadata, includeVector } = checkSearchOptions(options);
     if (!Array.isArray(vectors)) throw new QuiverError('INVALID_ARGUMENT', `searchBatch expects an array of vectors, got ${describe(vectors)}`, { received: describe(vectors) });
-    const raw = this.searchOrdinals(this.packQueries(vectors), vectors.length, k);
-    const out: Hit[][] = [];
-    for (let q = 0; q < vectors.length; q++) {
-      const hits: Hit[] = [];
-      for (let i = 0; i < raw.counts[q]; i++) {
-        const ord = raw.ords[q * raw.k + i];
-        const hit: Hit = { id: this.ids[ord], score: raw.scores[q * raw.k + i] };
-        if (includeMetadata && this.meta[ord] !== undefined) hit.metadata = structuredClone(this.meta[ord]);
-        if (includeVector) hit.vector = this.store.get(ord);
-        hits.push(hit);
+    const raw = this.engine.searchBatch(this.packQueries(vectors), vectors.length, k);
+    return raw.map((hits) => hits.map(({ segment, ord, score }) => {
+      const hit: Hit = { id: segment.idAt(ord), score };
+      if (includeMetadata) {
+        const m = parseMetadata(segment.metadataJsonAt(ord));
+        if (m !== undefined) hit.metadata = m;
       }
-      out.push(hits);
-    }
-    return out;
+      if (includeVector) hit.vector = segment.vectorAt(ord);
+      return hit;
+    }));
   }
 
   /**
-   * Low-level batch search: queries f32[nq * dimension] (validated here), returns ordinals
-   * and scores (see SearchResultBatch); ordinals map to ids with idAt(). For benchmarks and
-   * tools that avoid per-hit objects.
+   * Low-level batch search without per-hit objects: queries f32[nq * dimension] (validated and,
+   * for cosine, normalised here). For benchmarks and tools.
    */
-  searchOrdinals(queries: Float32Array, nq: number, k: number): SearchResultBatch {
+  searchPacked(queries: Float32Array, nq: number, k: number): PackedResults {
     this.checkOpen();
     checkPositiveInt(k, 'k', 100_000);
-    if (queries.length !== nq * this.dimension) {
-      throw new QuiverError('DIMENSION_MISMATCH', `queries hold ${queries.length} floats, expected ${nq} x ${this.dimension}`, { expected: nq * this.dimension, received: queries.length });
+    if (!(queries instanceof Float32Array) || queries.length !== nq * this.dimension) {
+      throw new QuiverError('DIMENSION_MISMATCH', `queries hold ${queries?.length} floats, expected ${nq} x ${this.dimension}`, { expected: nq * this.dimension, received: queries?.length });
     }
-    const kk = Math.min(k, Math.max(1, this.size));
-    return flatSearch(this.store, this.metric, queries, nq, kk);
+    const rows = Array.from({ length: nq }, (_, q) => queries.subarray(q * this.dimension, (q + 1) * this.dimension));
+    const raw = this.engine.searchBatch(this.packQueries(rows), nq, k);
+    const counts = new Uint32Array(nq), scores = new Float32Array(nq * k), ids: string[] = new Array(nq * k).fill('');
+    raw.forEach((hits, q) => {
+      counts[q] = hits.length;
+      hits.forEach((h, i) => { scores[q * k + i] = h.score; ids[q * k + i] = h.segment.idAt(h.ord); });
+    });
+    return { k, counts, scores, ids };
   }
-
-  /** Id of a dense ordinal returned by searchOrdinals (valid until the next write). */
-  idAt(ord: number): string { return this.ids[ord]; }
 
   /** Validates queries and packs them into one f32 block (normalised for cosine). */
   packQueries(vectors: readonly VectorLike[]): Float32Array {
@@ -261,7 +327,32 @@ export class Collection {
     return out;
   }
 
+  /** Makes every acknowledged write part of a sealed segment file (durable collections). */
+  async flush(): Promise<void> {
+    this.checkOpen();
+    await this.engine.flush();
+  }
+
+  /** Flushes, then rewrites all segments as one, dropping deleted rows. */
+  async compact(): Promise<void> {
+    this.checkOpen();
+    await this.engine.compact();
+  }
+
+  /** Waits for background sealing and merging to finish (surfacing any error they hit). */
+  async idle(): Promise<void> {
+    this.checkOpen();
+    await this.engine.idle();
+  }
+
+  /** Checks every checksum of every file; lists problems rather than throwing. */
+  async verify(): Promise<{ files: number; bytes: number; problems: { file: string; code: string; message: string }[] }> {
+    this.checkOpen();
+    return this.engine.verify();
+  }
+
   stats(): CollectionStats {
+    this.checkOpen();
     return {
       count: this.size,
       dimension: this.dimension,
@@ -269,20 +360,44 @@ export class Collection {
       index: this.index,
       kernels: this.kernels.name,
       vectorBytes: this.size * this.dimension * 4,
-      indexBytes: this.store.bytes,
+      indexBytes: this.engine.memoryBytes,
+      segments: this.engine.segments().filter((s) => s.count > 0).length,
     };
   }
 
-  /** Frees kernel memory; later calls throw CLOSED. */
-  close(): void {
+  /** Storage details: segments, WAL, what recovery did at open. */
+  info(): CollectionInfo {
+    const e = this.engine.info();
+    return {
+      ...this.stats(),
+      directory: this.engine.dir.description,
+      durable: this.engine.dir.durable,
+      readOnly: this.engine.readOnly,
+      manifestGeneration: e.manifestGeneration,
+      walGeneration: e.walGeneration,
+      walBytes: e.walBytes,
+      segmentList: e.segments,
+      recovery: this.engine.recovery,
+    };
+  }
+
+  /**
+   * Waits for pending writes and background work, then frees memory and releases the writer
+   * lock. Later calls throw CLOSED (from the moment close() is called).
+   */
+  async close(): Promise<void> {
     if (this.closed) return;
-    this.store.clear();
     this.closed = true;
+    await this.engine.close();
   }
 
   private checkOpen(): void {
     if (this.closed) throw new QuiverError('CLOSED', 'the collection is closed');
   }
+}
+
+function parseMetadata(json: string): Record<string, unknown> | undefined {
+  return json ? (JSON.parse(json) as Record<string, unknown>) : undefined;
 }
 
 function normalizeSchema(schema: CollectionSchema): Required<CollectionSchema> {

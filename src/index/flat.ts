@@ -1,4 +1,5 @@
 import type { Kernels } from '../kernels/types.js';
+import { forEachSetBit } from '../util/bitset.js';
 import type { Metric } from '../collection/validate.js';
 import type { SearchResultBatch } from './types.js';
 import type { VectorStore } from './vector-store.js';
@@ -6,12 +7,13 @@ import type { VectorStore } from './vector-store.js';
 /**
  * Exact (brute-force) search over a VectorStore with the block kernels.
  * Scores: cosine = <q/|q|, x/|x|>; dot = <q, x>; l2 = -||q - x||^2 (larger is closer).
- * Queries must already be normalised for cosine.
+ * Queries must already be normalised for cosine. Ordinals whose bit is set in `deleted`
+ * (a bitset, see src/util/bitset.ts) never appear in the results.
  *
  * Batches are tiled: a tile of base rows (~256 KiB) is scored against every query before the
  * next tile, so the tile is read from cache rather than memory for all but the first query.
  */
-export function flatSearch(store: VectorStore, metric: Metric, queries: Float32Array, nq: number, k: number): SearchResultBatch {
+export function flatSearch(store: VectorStore, metric: Metric, queries: Float32Array, nq: number, k: number, deleted?: Uint32Array): SearchResultBatch {
   const kern: Kernels = store.kernels;
   const mem = kern.memory;
   const d = store.dimension;
@@ -36,6 +38,7 @@ export function flatSearch(store: VectorStore, metric: Metric, queries: Float32A
           if (l2) kern.l2Many(qPtr + q * d * 4, tile, m, d, scratch);
           else kern.dotMany(qPtr + q * d * 4, tile, m, d, scratch);
           if (metric === 'cosine') kern.mulInPlace(scratch, store.invNormPtr(c) + t * 4, m);
+          if (deleted) maskDeleted(mem.f32(scratch, m), deleted, firstOrd, m);
           sizes[q] = kern.topkPush(scratch, m, firstOrd, sign, heapKeys + q * k * 4, heapIds + q * k * 4, k, sizes[q]);
         }
       }
@@ -44,6 +47,11 @@ export function flatSearch(store: VectorStore, metric: Metric, queries: Float32A
   } finally {
     mem.release(qPtr); mem.release(scratch); mem.release(heapKeys); mem.release(heapIds);
   }
+}
+
+/** Sets scores of deleted ordinals in [firstOrd, firstOrd + n) to NaN, which topkPush never admits. */
+export function maskDeleted(scores: Float32Array, deleted: Uint32Array, firstOrd: number, n: number): void {
+  forEachSetBit(deleted, firstOrd, firstOrd + n, (i) => { scores[i - firstOrd] = NaN; });
 }
 
 /** Sorts each query's heap best-first (ties by ordinal); the heap keys are the scores (larger = closer). */

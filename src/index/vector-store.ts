@@ -45,6 +45,45 @@ export class VectorStore {
     return ord;
   }
 
+  /**
+   * Appends n rows given as raw little-endian f32 bytes (rows: u8[n * dimension * 4]) and, for
+   * cosine stores, their norms (f32[n]). Used to load sealed segments without per-row objects.
+   */
+  appendRaw(rows: Uint8Array, n: number, norms?: Float32Array): void {
+    const rowBytes = this.dimension * 4;
+    let done = 0;
+    while (done < n) {
+      const ord = this.n;
+      if (ord === this.chunks.length * this.chunkRows) {
+        this.chunks.push(this.kernels.memory.alloc(this.chunkRows * rowBytes));
+        if (this.withInvNorms) this.invNormChunks.push(this.kernels.memory.alloc(this.chunkRows * 4));
+      }
+      const c = (ord / this.chunkRows) | 0, r = ord - c * this.chunkRows;
+      const take = Math.min(n - done, this.chunkRows - r);
+      const m = this.kernels.memory;
+      m.u8(this.chunks[c] + r * rowBytes, take * rowBytes).set(rows.subarray(done * rowBytes, (done + take) * rowBytes));
+      if (this.withInvNorms) {
+        const inv = m.f32(this.invNormChunks[c] + r * 4, take);
+        for (let i = 0; i < take; i++) { const nv = norms ? norms[done + i] : 0; inv[i] = nv > 0 ? 1 / nv : 0; }
+      }
+      this.n += take;
+      done += take;
+    }
+  }
+
+  /**
+   * The rows [0, count) as raw bytes, one copy per chunk (copies: kernel memory may move while
+   * the caller awaits I/O between chunks).
+   */
+  *rawChunks(): Generator<Uint8Array> {
+    const rowBytes = this.dimension * 4;
+    for (let c = 0; c < this.chunks.length; c++) {
+      const rows = this.rowsIn(c);
+      if (rows <= 0) break;
+      yield this.kernels.memory.u8(this.chunks[c], rows * rowBytes).slice();
+    }
+  }
+
   /** Overwrites the vector at `ord`. */
   set(ord: number, v: Float32Array, invNorm = 1): void {
     const c = (ord / this.chunkRows) | 0, r = ord - c * this.chunkRows;
@@ -54,7 +93,7 @@ export class VectorStore {
   }
 
   /** Copies the vector at `ord` into `out` (or a new array). */
-  get(ord: number, out = new Float32Array(this.dimension)): Float32Array {
+  get(ord: number, out: Float32Array = new Float32Array(this.dimension)): Float32Array {
     const c = (ord / this.chunkRows) | 0, r = ord - c * this.chunkRows;
     out.set(this.kernels.memory.f32(this.chunks[c] + r * this.dimension * 4, this.dimension));
     return out;
