@@ -259,12 +259,21 @@ export async function* parseJsonlChunks(
   const parser = new JsonlParser(options);
   let decoder: TextDecoder | undefined;
   let batch: JsonlRecord[] = [];
+  let bytesBefore = 0; // bytes of the chunks decoded before the current one
   const decode = (b: Uint8Array, stream: boolean): string => {
     decoder ??= new TextDecoder('utf-8', { fatal: true });
     try {
-      return decoder.decode(b, { stream });
+      const text = decoder.decode(b, { stream });
+      bytesBefore += b.length;
+      return text;
     } catch (e) {
-      throw ioError('MALFORMED_INPUT', parser.source, `invalid UTF-8 near line ${parser.lines + 1}`, { line: parser.lines + 1, expected: 'UTF-8 text' }, e);
+      // Locate the bad byte: the chunk's lines end before it (the parser has not seen this chunk yet).
+      const at = stream ? firstInvalidUtf8(b) : 0;
+      let line = parser.lines + 1;
+      for (let i = 0; i < at; i++) if (b[i] === 10) line++;
+      throw ioError('MALFORMED_INPUT', parser.source, stream ? `invalid UTF-8 at byte offset ${bytesBefore + at} (line ${line})` : `the input ends inside a UTF-8 character (line ${line})`, {
+        line, offset: bytesBefore + at, expected: 'UTF-8 text',
+      }, e);
     }
   };
   for await (const chunk of chunks) {
@@ -280,6 +289,24 @@ export async function* parseJsonlChunks(
     if (batch.length >= batchSize) { yield batch; batch = []; }
   }
   if (batch.length > 0) yield batch;
+}
+
+/**
+ * Index in `b` of the first byte that cannot be valid UTF-8 (error path only). Up to 3 leading
+ * continuation bytes are skipped: they may complete a character begun in the previous chunk.
+ */
+function firstInvalidUtf8(b: Uint8Array): number {
+  let start = 0;
+  while (start < 3 && start < b.length && (b[start] & 0xc0) === 0x80) start++;
+  // the last byte of the shortest failing prefix (stream mode tolerates a character cut at the end)
+  let lo = start, hi = b.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    let ok = true;
+    try { new TextDecoder('utf-8', { fatal: true }).decode(b.subarray(start, mid + 1), { stream: true }); } catch { ok = false; }
+    if (ok) lo = mid + 1; else hi = mid;
+  }
+  return Math.min(lo, Math.max(0, b.length - 1));
 }
 
 /**

@@ -113,7 +113,8 @@ export function parseNpy(input: Uint8Array, source = '<bytes>'): NpyResult {
       offset: headerStart, expected: Object.keys(DTYPES), received: descr,
     });
   }
-  const type = DTYPES[descr];
+  // own keys only: a descr such as 'constructor' must not find Object.prototype members
+  const type = Object.prototype.hasOwnProperty.call(DTYPES, descr) ? DTYPES[descr] : undefined;
   if (type === undefined) {
     const hint = descr.startsWith('>') ? ' (big-endian; convert with arr.astype(arr.dtype.newbyteorder("<")))' : '';
     throw ioError('UNSUPPORTED_FORMAT', source, `unsupported .npy dtype '${descr}'${hint}; read: ${Object.keys(DTYPES).join(', ')}`, {

@@ -55,11 +55,22 @@ export async function readVectorFile(path: string, options: { format?: VectorFil
     throw new QuiverError('INVALID_ARGUMENT', 'readVectorFile expects a file path', { received: typeof path });
   }
   const format = options.format ?? vectorFileFormat(path);
+  if (!Object.values(FORMATS).includes(format)) {
+    throw new QuiverError('UNSUPPORTED_FORMAT', `${path}: unknown vector file format ${JSON.stringify(format)}`, {
+      source: path, expected: [...new Set(Object.values(FORMATS))], received: format,
+    });
+  }
   if (format === 'jsonl') {
     await checkReadable(path);
     const records: JsonlRecord[] = [];
-    for await (const batch of parseJsonlChunks(createReadStream(path), { source: path, batchSize: 4096 })) {
-      for (const r of batch) records.push(r);
+    try {
+      for await (const batch of parseJsonlChunks(createReadStream(path), { source: path, batchSize: 4096 })) {
+        for (const r of batch) records.push(r);
+      }
+    } catch (e) {
+      // a read failing mid-stream (EIO, file removed...) surfaces as a Node error, not a QuiverError
+      if (e instanceof QuiverError) throw e;
+      throw fileError(path, e);
     }
     const m = jsonlToMatrix(records, path);
     return { count: m.count, dimension: m.dimension, data: m.data, ids: m.ids, metadata: m.metadata, format };
