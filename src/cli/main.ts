@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { QuiverError } from '../errors.js';
 import { parseWords, runDemo } from './demo.js';
 import { runSearch } from './search.js';
@@ -20,7 +20,11 @@ export function buildProgram(): Command {
     .name('quiver')
     .description('QuiverDB: an embeddable retrieval engine with compressed vector indexes')
     .version('0.1.0')
-    .showHelpAfterError();
+    // usage errors reach main() as CommanderErrors (exit code 2 like every other bad input);
+    // set before the subcommands are added so that they inherit it
+    .exitOverride()
+    .configureOutput({ outputError: () => {} })
+    .showHelpAfterError('(add --help for usage)');
 
   program
     .command('demo')
@@ -61,6 +65,11 @@ async function main(): Promise<void> {
   try {
     await buildProgram().parseAsync(process.argv);
   } catch (e) {
+    if (e instanceof CommanderError) {
+      // --help, --version, or a bare `quiver` (help shown): commander already wrote the output
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') process.exit(e.exitCode);
+      e = new QuiverError('INVALID_ARGUMENT', e.message.replace(/^error: /, ''), { reason: e.code });
+    }
     if (e instanceof QuiverError) {
       process.stderr.write(`error [${e.code}]: ${e.message}\n`);
       if (Object.keys(e.details).length) process.stderr.write(`details: ${JSON.stringify(e.details)}\n`);
