@@ -35,6 +35,11 @@ export interface OpenOptions extends CollectionOptions {
   sealRows?: number;
   /** Merge segments in the background (default true). */
   autoMerge?: boolean;
+  /**
+   * Merge policy: merge when `segmentsPerTier` sealed segments share a size tier (default 4);
+   * rewrite a segment alone once more than `maxDeletedRatio` of its rows are deleted (default 0.3).
+   */
+  mergePolicy?: { segmentsPerTier?: number; maxDeletedRatio?: number };
   /** Notices: torn WAL tail dropped at open, orphan files removed, seals, merges, background errors. */
   onEvent?: (event: EngineEvent) => void;
   /**
@@ -108,7 +113,7 @@ export interface CollectionInfo extends CollectionStats {
 
 const SEARCH_OPTION_KEYS = new Set(['k', 'includeMetadata', 'includeVector']);
 const SCHEMA_KEYS = new Set(['dimension', 'metric', 'index']);
-const OPEN_OPTION_KEYS = new Set(['kernels', 'schema', 'readOnly', 'groupCommitMs', 'sealRows', 'autoMerge', 'onEvent', 'faults']);
+const OPEN_OPTION_KEYS = new Set(['kernels', 'schema', 'readOnly', 'groupCommitMs', 'sealRows', 'autoMerge', 'mergePolicy', 'onEvent', 'faults']);
 
 /** Opens a filesystem path as a Directory; registered by quiverdb/node. */
 let pathDirectory: ((path: string, create: boolean) => Promise<Directory>) | null = null;
@@ -183,10 +188,17 @@ export class Collection {
     if (options.groupCommitMs !== undefined && !(options.groupCommitMs >= 0 && options.groupCommitMs <= 10_000)) {
       throw new QuiverError('INVALID_ARGUMENT', `groupCommitMs must be in [0, 10000], got ${String(options.groupCommitMs)}`, { field: 'groupCommitMs', received: options.groupCommitMs });
     }
+    const mp = options.mergePolicy ?? {};
+    if (mp.segmentsPerTier !== undefined) checkPositiveInt(mp.segmentsPerTier, 'mergePolicy.segmentsPerTier', 1000);
+    if (mp.segmentsPerTier === 1) throw new QuiverError('INVALID_ARGUMENT', 'mergePolicy.segmentsPerTier must be at least 2', { field: 'mergePolicy.segmentsPerTier', received: 1 });
+    if (mp.maxDeletedRatio !== undefined && !(mp.maxDeletedRatio > 0 && mp.maxDeletedRatio <= 1)) {
+      throw new QuiverError('INVALID_ARGUMENT', `mergePolicy.maxDeletedRatio must be in (0, 1], got ${String(mp.maxDeletedRatio)}`, { field: 'mergePolicy.maxDeletedRatio', received: mp.maxDeletedRatio });
+    }
     const kernels = createKernels(options.kernels ?? 'auto');
     const engine = await Engine.open(dir, schema, {
       kernels, readOnly: options.readOnly, groupCommitMs: options.groupCommitMs, sealRows: options.sealRows,
-      autoMerge: options.autoMerge, onEvent: options.onEvent, faults: options.faults, wal: true,
+      autoMerge: options.autoMerge, segmentsPerTier: mp.segmentsPerTier, maxDeletedRatio: mp.maxDeletedRatio,
+      onEvent: options.onEvent, faults: options.faults, wal: true,
     });
     return new Collection(engine, kernels);
   }

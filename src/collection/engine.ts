@@ -274,7 +274,7 @@ export class Engine {
   }
 
   private newMutable(): MutableSegment {
-    const m = new MutableSegment(this.nextSegment++, this.kernels, this.schema.dimension, this.schema.metric);
+    const m = new MutableSegment(this.nextSegment++, this.kernels, this.schema.dimension, this.schema.metric, this.sealRows);
     this.allocSlot(m);
     return m;
   }
@@ -448,10 +448,15 @@ export class Engine {
 
   // ---- background maintenance: sealing and merging, one task at a time ----
 
-  private runMaintenance(task: () => Promise<void>): Promise<void> {
+  /**
+   * Queues a maintenance task. A background task's error is kept and reported by the next
+   * flush()/idle(); a foreground task's error goes to its caller only.
+   */
+  private runMaintenance(task: () => Promise<void>, foreground = false): Promise<void> {
     this.maintenancePending++;
     const run = this.maintenance.then(task).finally(() => { this.maintenancePending--; });
     this.maintenance = run.catch((e) => {
+      if (foreground) return;
       const err = e instanceof QuiverError ? e : new QuiverError('IO_ERROR', `background work failed: ${(e as Error).message}`, {}, { cause: e });
       this.backgroundError = err;
       this.onEvent?.({ type: 'background-error', error: err });
@@ -569,6 +574,24 @@ export class Engine {
       const rows: { seg: SealedSegment; ord: number }[] = [];
       for (const seg of sources) for (let ord = 0; ord < seg.count; ord++) if (!seg.isDeleted(ord)) rows.push({ seg, ord });
       const d = this.schema.dimension;
+      if (rows.length === 0) {
+        // nothing live: drop the sources without writing an empty segment
+        await this.inLane(async () => {
+          if (sources.some((s) => s.live > 0)) return; // rows cannot come back to life; defensive
+          const order = this.sealed.filter((s) => !sources.includes(s));
+          const next: ManifestState = { ...this.manifest, generation: this.manifest.generation + 1, nextSegment: this.nextSegment, segments: order.map((s) => s.manifestEntry()) };
+          await writeManifest(this.dir, next, fault);
+          this.manifest = next;
+          this.sealed = order;
+          for (const s of sources) this.freeSlot(s);
+        });
+        for (const s of sources) {
+          await s.release();
+          await this.dir.remove(s.fileName);
+        }
+        this.onEvent?.({ type: 'merged', from: sources.map((s) => s.number), into: -1, rows: 0, ms: Date.now() - t0 });
+        return;
+      }
       const ids = rows.map((r) => r.seg.idAt(r.ord));
       const meta = rows.map((r) => r.seg.metadataJsonAt(r.ord));
       const rowsPerChunk = Math.max(1, Math.floor((4 << 20) / (d * 4)));
@@ -631,8 +654,8 @@ export class Engine {
   async flush(): Promise<void> {
     this.checkWritable();
     await this.drainWrites();
-    await this.runMaintenance(() => this.sealOnce());
     this.throwBackgroundError();
+    await this.runMaintenance(() => this.sealOnce(), true);
   }
 
   /** Flushes, then merges every sealed segment into one, dropping deleted rows. */
@@ -641,8 +664,7 @@ export class Engine {
     await this.runMaintenance(async () => {
       const pick = this.pickMerge(true);
       if (pick.length) await this.merge(pick);
-    });
-    this.throwBackgroundError();
+    }, true);
   }
 
   /** Waits until no background seal or merge is running. */

@@ -50,8 +50,10 @@ export class MutableSegment implements Segment {
   minSeq = 0;
   maxSeq = 0;
 
-  constructor(readonly number: number, readonly kernels: Kernels, readonly dimension: number, readonly metric: Metric) {
-    this.store = new VectorStore(kernels, dimension, metric === 'cosine');
+  /** `maxRows`: rows expected before sealing (sizes the memory chunks; Infinity for default chunks). */
+  constructor(readonly number: number, readonly kernels: Kernels, readonly dimension: number, readonly metric: Metric, maxRows = Infinity) {
+    const defaultRows = new VectorStore(kernels, dimension, false).chunkRows;
+    this.store = new VectorStore(kernels, dimension, metric === 'cosine', maxRows < defaultRows ? Math.max(16, Math.ceil(maxRows / 16) * 16) : undefined);
   }
 
   get count(): number { return this.ids.length; }
@@ -206,7 +208,9 @@ export class SealedSegment implements Segment {
   static async load(dir: Directory, entry: ManifestSegment, kernels: Kernels, dimension: number, metric: Metric): Promise<SealedSegment> {
     const file = await SegmentFile.open(dir, entry.file);
     const where = `${dir.description}/${entry.file}`;
-    const store = new VectorStore(kernels, dimension, metric === 'cosine');
+    // sized to the segment: a small sealed segment must not hold a default 4 MiB chunk
+    const defaultRows = new VectorStore(kernels, dimension, false).chunkRows;
+    const store = new VectorStore(kernels, dimension, metric === 'cosine', Math.max(16, Math.min(defaultRows, Math.ceil(file.header.count / 16) * 16)));
     try {
       const h = file.header;
       if (h.number !== entry.number || h.count !== entry.count || h.dimension !== dimension || h.metric !== metric) {

@@ -19,7 +19,7 @@ import type { AppendFile, Directory, RandomAccessFile } from './directory.js';
  *     32 u64  largest WAL sequence number
  *     40 ..   reserved (zero)
  *     60 u32  CRC-32C of bytes 0..60
- *   sections, each at a 64-byte aligned offset (kinds below)
+ *   sections, back to back (no padding: every byte of the file is under some checksum)
  *   section table: per section 24 bytes: u32 kind, u32 CRC-32C of the section, u64 offset, u64 length
  *   footer, 20 bytes: u64 table offset, u32 section count, u32 magic 0x444E4551 ("QEND"),
  *                     u32 CRC-32C of the table and the footer's first 16 bytes
@@ -95,8 +95,6 @@ export class SegmentWriter {
 
   async beginSection(kind: SectionKind): Promise<void> {
     if (this.current) throw new Error('segment writer: section still open');
-    const pad = (64 - (this.offset % 64)) % 64;
-    if (pad) await this.write(new Uint8Array(pad));
     this.current = { kind, crc: 0, offset: this.offset, length: 0 };
   }
 
@@ -236,6 +234,13 @@ export class SegmentFile {
       if (s.offset < SEGMENT_HEADER_BYTES || s.offset + s.length > tableOffset) fail(tableOffset + o, `section ${s.kind} [${s.offset}, +${s.length}) lies outside the data area`);
       sections.set(s.kind, s);
     }
+    // sections tile the data area exactly: no byte of the file escapes a checksum
+    let expect = SEGMENT_HEADER_BYTES;
+    for (const s of [...sections.values()].sort((a, b) => a.offset - b.offset)) {
+      if (s.offset !== expect) fail(s.offset, `section ${sectionName(s.kind)} starts at ${s.offset}, expected ${expect}`);
+      expect = s.offset + s.length;
+    }
+    if (expect !== tableOffset) fail(expect, `sections end at ${expect} but the table starts at ${tableOffset}`);
     const seg = new SegmentFile(name, file, header, sections, where);
     const vec = sections.get(SECTION.VECTORS);
     if (vec && vec.length !== header.count * header.dimension * 4) fail(vec.offset, `vectors section holds ${vec.length} bytes, expected ${header.count} x ${header.dimension} x 4`);
