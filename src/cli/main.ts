@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { QuiverError } from '../errors.js';
 import { parseWords, runDemo } from './demo.js';
 import { runSearch } from './search.js';
+import { runCompact, runCreate, runImport, runInfo, runVerify } from './collection-commands.js';
 
 function int(name: string, min = 1, max = 100_000) {
   return (v: string): number => {
@@ -42,8 +43,8 @@ export function buildProgram(): Command {
 
   program
     .command('search')
-    .description('load a vector file (.fvecs .bvecs .npy .jsonl) into memory and search it')
-    .argument('<file>', 'base vectors')
+    .description('search a collection directory, or a vector file (.fvecs .bvecs .npy .jsonl) loaded into memory')
+    .argument('<target>', 'collection directory or vector file')
     .addOption(new Option('--metric <metric>', 'similarity').choices(['cosine', 'dot', 'l2']).default('cosine'))
     .option('-k, --k <n>', 'neighbours per query', int('k'), 10)
     .option('--index <spec>', 'index spec', 'Flat')
@@ -51,11 +52,63 @@ export function buildProgram(): Command {
     .option('--queries <file>', 'file of query vectors')
     .option('--vector <csv>', 'one query vector, comma separated')
     .option('--rows <list>', 'rows of the base file to use as queries, e.g. 0,5,9 (default 0)')
+    .option('--id <id>', 'use the stored vector of this record as the query')
     .option('--ground-truth <file>', 'ground-truth neighbour rows (.ivecs) to report recall@k')
     .option('--show <n>', 'print hits of at most N queries', int('show', 0), 5)
     .option('--json', 'print JSON')
     .action(async (file: string, opts) => {
       await runSearch(file, { ...opts, groundTruth: opts.groundTruth, json: !!opts.json });
+    });
+
+  program
+    .command('create')
+    .description('create an empty durable collection in a directory')
+    .argument('<dir>', 'collection directory (created if missing)')
+    .requiredOption('-d, --dimension <n>', 'vector dimension', int('dimension', 1, 65536))
+    .addOption(new Option('--metric <metric>', 'similarity').choices(['cosine', 'dot', 'l2']).default('cosine'))
+    .option('--index <spec>', 'index spec', 'Flat')
+    .option('--json', 'print JSON')
+    .action(async (dir: string, opts) => {
+      await runCreate(dir, { dimension: opts.dimension, metric: opts.metric, index: opts.index, json: !!opts.json });
+    });
+
+  program
+    .command('import')
+    .description('upsert every vector of a file (.fvecs .ivecs .bvecs .npy .jsonl) into a collection, durably')
+    .argument('<dir>', 'collection directory')
+    .argument('<file>', 'vector file')
+    .addOption(new Option('--metric <metric>', 'create the collection if absent, with this metric').choices(['cosine', 'dot', 'l2']))
+    .option('--index <spec>', 'index spec when creating', 'Flat')
+    .option('--batch <n>', 'records per durable upsert', int('batch', 1, 1_000_000), 10000)
+    .option('--id-prefix <p>', 'prefix of row-number ids for formats without ids', '')
+    .option('--no-flush', 'leave the imported rows in the WAL instead of sealing them into segments')
+    .addOption(kernelsOption())
+    .option('--json', 'print JSON')
+    .action(async (dir: string, file: string, opts) => {
+      await runImport(dir, file, { metric: opts.metric, index: opts.index, kernels: opts.kernels, batch: opts.batch, idPrefix: opts.idPrefix, flush: opts.flush, json: !!opts.json });
+    });
+
+  program
+    .command('info')
+    .description('schema, record count, segments (sizes, tombstones), WAL and recovery of a collection')
+    .argument('<dir>', 'collection directory')
+    .option('--json', 'print JSON')
+    .action(async (dir: string, opts) => { await runInfo(dir, { json: !!opts.json }); });
+
+  program
+    .command('compact')
+    .description('seal pending writes and merge all segments into one, dropping deleted rows')
+    .argument('<dir>', 'collection directory')
+    .option('--json', 'print JSON')
+    .action(async (dir: string, opts) => { await runCompact(dir, { json: !!opts.json }); });
+
+  program
+    .command('verify')
+    .description('check every checksum of every file of a collection (exit code 1 if anything is damaged)')
+    .argument('<dir>', 'collection directory')
+    .option('--json', 'print JSON')
+    .action(async (dir: string, opts) => {
+      if (!(await runVerify(dir, { json: !!opts.json }))) process.exitCode = 1;
     });
 
   return program;

@@ -1,10 +1,10 @@
-import { Collection } from '../collection/collection.js';
+import { Collection } from '../node.js';
 import type { Metric } from '../collection/validate.js';
 import { QuiverError } from '../errors.js';
 import type { KernelChoice } from '../kernels/index.js';
 import { parseIvecs } from '../io/vecs.js';
 import { readVectorFile } from '../node/readers.js';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { formatCount, Progress } from './progress.js';
 
 export interface SearchCommandOptions {
@@ -18,6 +18,8 @@ export interface SearchCommandOptions {
   vector?: string;
   /** Rows of the base file used as queries, e.g. "0,5,9". */
   rows?: string;
+  /** Use the stored vector of this record id as the query. */
+  id?: string;
   /** Ground-truth neighbour rows (.ivecs): report recall@k. */
   groundTruth?: string;
   /** Print at most this many queries' hits. */
@@ -25,25 +27,42 @@ export interface SearchCommandOptions {
   json: boolean;
 }
 
-/** `quiver search FILE`: loads a vector file into an in-memory collection and answers queries. */
+/**
+ * `quiver search TARGET`: TARGET is a collection directory (opened read-only, so it works beside
+ * a running writer) or a vector file, loaded into an in-memory collection. Answers queries given
+ * inline, from a file, by base row, or by a stored record's id.
+ */
 export async function runSearch(file: string, o: SearchCommandOptions, out: (line: string) => void = console.log): Promise<void> {
-  const base = await readVectorFile(file);
-  const d = base.dimension;
-  const col = Collection.create({ dimension: d, metric: o.metric, index: o.index }, { kernels: o.kernels });
-  const bar = new Progress('indexing', base.count, 'vectors');
-  const ids = base.ids ?? Array.from({ length: base.count }, (_, i) => String(i));
-  const BATCH = 10000;
-  for (let s = 0; s < base.count; s += BATCH) {
-    const e = Math.min(base.count, s + BATCH);
-    const batch = [];
-    for (let i = s; i < e; i++) batch.push({ id: ids[i], vector: base.data.subarray(i * d, (i + 1) * d), metadata: base.metadata?.[i] });
-    await col.upsert(batch);
-    bar.update(e);
+  let isDir = false;
+  try { isDir = statSync(file).isDirectory(); } catch { /* readVectorFile reports a missing file */ }
+  let col: Collection;
+  let base: Awaited<ReturnType<typeof readVectorFile>> | undefined;
+  let ids: string[] | undefined;
+  if (isDir) {
+    col = await Collection.open(file, { readOnly: true, kernels: o.kernels });
+    if (o.rows !== undefined) throw new QuiverError('INVALID_ARGUMENT', '--rows selects rows of a vector file; for a collection use --id, --vector or --queries', { received: o.rows });
+  } else {
+    base = await readVectorFile(file);
+    const d = base.dimension;
+    col = Collection.create({ dimension: d, metric: o.metric, index: o.index }, { kernels: o.kernels });
+    const bar = new Progress('indexing', base.count, 'vectors');
+    ids = base.ids ?? Array.from({ length: base.count }, (_, i) => String(i));
+    const BATCH = 10000;
+    for (let s = 0; s < base.count; s += BATCH) {
+      const e = Math.min(base.count, s + BATCH);
+      const batch = [];
+      for (let i = s; i < e; i++) batch.push({ id: ids[i], vector: base.data.subarray(i * d, (i + 1) * d), metadata: base.metadata?.[i] });
+      await col.upsert(batch);
+      bar.update(e);
+    }
+    bar.stop();
   }
-  bar.stop();
+  const d = col.dimension;
 
   let queries: Float32Array[];
-  if (o.vector !== undefined) {
+  if (o.id !== undefined) {
+    queries = [col.get(o.id).vector];
+  } else if (o.vector !== undefined) {
     queries = [Float32Array.from(o.vector.split(',').map((x) => {
       const v = Number(x.trim());
       if (x.trim() === '' || !Number.isFinite(v)) throw new QuiverError('INVALID_VECTOR', `--vector holds "${x}", which is not a finite number`, { received: x });
@@ -52,12 +71,15 @@ export async function runSearch(file: string, o: SearchCommandOptions, out: (lin
   } else if (o.queries !== undefined) {
     const q = await readVectorFile(o.queries);
     queries = Array.from({ length: q.count }, (_, i) => q.data.subarray(i * q.dimension, (i + 1) * q.dimension));
-  } else {
+  } else if (base) {
+    const b = base;
     const rows = (o.rows ?? '0').split(',').map((r) => Number(r.trim()));
     for (const r of rows) {
-      if (!Number.isInteger(r) || r < 0 || r >= base.count) throw new QuiverError('INVALID_ARGUMENT', `--rows: ${r} is not a row of ${file} (0..${base.count - 1})`, { received: r });
+      if (!Number.isInteger(r) || r < 0 || r >= b.count) throw new QuiverError('INVALID_ARGUMENT', `--rows: ${r} is not a row of ${file} (0..${b.count - 1})`, { received: r });
     }
-    queries = rows.map((r) => base.data.subarray(r * d, (r + 1) * d));
+    queries = rows.map((r) => b.data.subarray(r * d, (r + 1) * d));
+  } else {
+    throw new QuiverError('INVALID_ARGUMENT', 'give a query: --id, --vector or --queries', {});
   }
 
   const qbar = new Progress('searching', queries.length, 'queries');
@@ -78,16 +100,17 @@ export async function runSearch(file: string, o: SearchCommandOptions, out: (lin
     if (gt.dimension < o.k) throw new QuiverError('INVALID_ARGUMENT', `ground truth holds ${gt.dimension} neighbours per query, fewer than k = ${o.k}`, { expected: o.k, received: gt.dimension });
     let hit = 0;
     results.forEach((hits, q) => {
-      const want = new Set(Array.from(gt.data.subarray(q * gt.dimension, q * gt.dimension + o.k), (r) => ids[r]));
+      // ground-truth rows name records by row: the file's ids, or row numbers (quiver import's default ids)
+      const want = new Set(Array.from(gt.data.subarray(q * gt.dimension, q * gt.dimension + o.k), (r) => (ids ? ids[r] : String(r))));
       for (const h of hits) if (want.has(h.id)) hit++;
     });
     recall = hit / (queries.length * o.k);
   }
 
   if (o.json) {
-    out(JSON.stringify({ file, count: base.count, dimension: d, queries: queries.length, ms, recall, results: results.slice(0, o.show) }, null, 2));
+    out(JSON.stringify({ file, count: col.size, dimension: d, queries: queries.length, ms, recall, results: results.slice(0, o.show) }, null, 2));
   } else {
-    out(`${base.count.toLocaleString('en-US')} vectors of dimension ${d} from ${file}; metric ${o.metric}, index ${o.index}, kernels ${col.stats().kernels}`);
+    out(`${col.size.toLocaleString('en-US')} vectors of dimension ${d} ${isDir ? 'in collection' : 'from'} ${file}; metric ${col.metric}, index ${col.index}, kernels ${col.stats().kernels}`);
     results.slice(0, o.show).forEach((hits, q) => {
       out(`\nquery ${q}:`);
       hits.forEach((h, i) => out(`  ${String(i + 1).padStart(3)}. ${h.id.padEnd(16)} ${h.score.toFixed(6)}${h.metadata ? '  ' + JSON.stringify(h.metadata) : ''}`));

@@ -87,15 +87,17 @@ export class VectorStore {
   /** Overwrites the vector at `ord`. */
   set(ord: number, v: Float32Array, invNorm = 1): void {
     const c = (ord / this.chunkRows) | 0, r = ord - c * this.chunkRows;
-    const m = this.kernels.memory;
-    m.f32(this.chunks[c] + r * this.dimension * 4, this.dimension).set(v);
-    if (this.withInvNorms) m.f32(this.invNormChunks[c] + r * 4, 1)[0] = invNorm;
+    // cached whole-memory views: a fresh view per row costs more than copying the row
+    const f32 = this.kernels.memory.views().f32;
+    f32.set(v, (this.chunks[c] >> 2) + r * this.dimension);
+    if (this.withInvNorms) f32[(this.invNormChunks[c] >> 2) + r] = invNorm;
   }
 
   /** Copies the vector at `ord` into `out` (or a new array). */
   get(ord: number, out: Float32Array = new Float32Array(this.dimension)): Float32Array {
     const c = (ord / this.chunkRows) | 0, r = ord - c * this.chunkRows;
-    out.set(this.kernels.memory.f32(this.chunks[c] + r * this.dimension * 4, this.dimension));
+    const at = (this.chunks[c] >> 2) + r * this.dimension;
+    out.set(this.kernels.memory.views().f32.subarray(at, at + this.dimension));
     return out;
   }
 

@@ -51,19 +51,18 @@ export function walHeader(generation: number): Uint8Array {
   return b;
 }
 
-/** Frames one payload as length + payload + CRC. */
-export function frameRecord(payload: Uint8Array): Uint8Array {
+/** Frames one payload as [length, payload, CRC] chunks (the payload is not copied). */
+export function frameRecord(payload: Uint8Array): [Uint8Array, Uint8Array, Uint8Array] {
   if (payload.length < 1 || payload.length > MAX_RECORD_BYTES) {
     throw new QuiverError('INVALID_ARGUMENT', `a WAL record must hold 1..${MAX_RECORD_BYTES} bytes, got ${payload.length}; split the batch`, {
       expected: `<= ${MAX_RECORD_BYTES} bytes`, received: payload.length,
     });
   }
-  const out = new Uint8Array(payload.length + 8);
-  const v = new DataView(out.buffer);
-  v.setUint32(0, payload.length, true);
-  out.set(payload, 4);
-  v.setUint32(4 + payload.length, crc32c(out, 0, 0, 4 + payload.length), true);
-  return out;
+  const len = new Uint8Array(4);
+  new DataView(len.buffer).setUint32(0, payload.length, true);
+  const crc = new Uint8Array(4);
+  new DataView(crc.buffer).setUint32(0, crc32c(payload, crc32c(len)), true);
+  return [len, payload, crc];
 }
 
 export interface WalReadResult {
@@ -151,6 +150,16 @@ function corrupt(file: string, offset: number, message: string): QuiverError {
   return new QuiverError('CORRUPT_WAL', `${file}: corrupt write-ahead log at byte ${offset}: ${message}`, { file, offset });
 }
 
+/** Joins chunks into one buffer when small (fewer write calls), else keeps the big payload uncopied. */
+function concatSmall(parts: Uint8Array[]): Uint8Array[] | Uint8Array {
+  const total = parts.reduce((a, p) => a + p.length, 0);
+  if (total > 1 << 16) return parts;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
+
 /**
  * Appends framed records to the newest WAL file. `append` buffers; `commit` writes the buffer and
  * syncs, so one sync covers every record appended since the last commit (group commit).
@@ -159,7 +168,7 @@ function corrupt(file: string, offset: number, message: string): QuiverError {
  * fails) and the collection must be reopened, which replays the log.
  */
 export class WalWriter {
-  private pending: Uint8Array[] = [];
+  private pending: (Uint8Array | Uint8Array[])[] = [];
   private pendingBytes = 0;
   private committedSize: number;
   private poisoned: QuiverError | null = null;
@@ -196,8 +205,8 @@ export class WalWriter {
 
   append(payload: Uint8Array): void {
     const framed = frameRecord(payload);
-    this.pending.push(framed);
-    this.pendingBytes += framed.length;
+    this.pending.push(concatSmall(framed));
+    this.pendingBytes += payload.length + 8;
   }
 
   /** Writes and syncs everything appended; IO_ERROR on failure (nothing of this group is durable). */
@@ -209,7 +218,16 @@ export class WalWriter {
     this.pending = [];
     this.pendingBytes = 0;
     try {
-      for (const c of chunks) await this.file.append(c);
+      const flat = chunks.flat();
+      if (bytes <= 4 << 20) {
+        // one write call for a group of small records
+        const all = new Uint8Array(bytes);
+        let at = 0;
+        for (const c of flat) { all.set(c, at); at += c.length; }
+        await this.file.append(all);
+      } else {
+        for (const c of flat) await this.file.append(c);
+      }
     } catch (e) {
       try {
         await this.file.truncate(this.committedSize);

@@ -19,6 +19,9 @@ const TABLES: Uint32Array[] = (() => {
   return t;
 })();
 
+/** Little-endian hosts read 8 bytes as two u32 words (all mainstream hosts are little-endian). */
+const LITTLE = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /**
  * CRC-32C of bytes[start, end), continuing from `crc` (the value returned by a previous call;
  * 0 to start). Returns an unsigned 32-bit integer.
@@ -27,10 +30,17 @@ export function crc32c(bytes: Uint8Array, crc = 0, start = 0, end = bytes.length
   const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES;
   let c = ~crc >>> 0;
   let i = start;
-  for (; i + 8 <= end; i += 8) {
-    const lo = (bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24)) ^ c;
-    c = t7[lo & 0xff] ^ t6[(lo >>> 8) & 0xff] ^ t5[(lo >>> 16) & 0xff] ^ t4[lo >>> 24] ^
-      t3[bytes[i + 4]] ^ t2[bytes[i + 5]] ^ t1[bytes[i + 6]] ^ t0[bytes[i + 7]];
+  // bytewise up to a 4-byte aligned address, then two words per step
+  while (i < end && ((bytes.byteOffset + i) & 3) !== 0) c = t0[(c ^ bytes[i++]) & 0xff] ^ (c >>> 8);
+  if (LITTLE && end - i >= 8) {
+    const words = new Int32Array(bytes.buffer, bytes.byteOffset + i, (end - i) >>> 2);
+    const pairs = words.length >>> 1;
+    for (let w = 0; w < 2 * pairs; w += 2) {
+      const lo = words[w] ^ c, hi = words[w + 1];
+      c = t7[lo & 0xff] ^ t6[(lo >>> 8) & 0xff] ^ t5[(lo >>> 16) & 0xff] ^ t4[lo >>> 24] ^
+        t3[hi & 0xff] ^ t2[(hi >>> 8) & 0xff] ^ t1[(hi >>> 16) & 0xff] ^ t0[hi >>> 24];
+    }
+    i += pairs * 8;
   }
   for (; i < end; i++) c = t0[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
   return ~c >>> 0;
