@@ -293,7 +293,7 @@ export class Collection {
     if (!Array.isArray(vectors)) throw new QuiverError('INVALID_ARGUMENT', `searchBatch expects an array of vectors, got ${describe(vectors)}`, { received: describe(vectors) });
     const raw = this.engine.searchBatch(this.packQueries(vectors), vectors.length, k);
     return raw.map((hits) => hits.map(({ segment, ord, score }) => {
-      const hit: Hit = { id: segment.idAt(ord), score };
+      const hit: Hit = { id: segment.idAt(ord), score: score + 0 }; // + 0: no -0 for an L2 distance of 0
       if (includeMetadata) {
         const m = parseMetadata(segment.metadataJsonAt(ord));
         if (m !== undefined) hit.metadata = m;
