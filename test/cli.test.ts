@@ -39,8 +39,9 @@ describe('quiver CLI', () => {
     const help = await quiver('--help');
     assert.equal(help.code, 0, help.stderr);
     assert.match(help.stdout, /^Usage: quiver/m);
-    assert.match(help.stdout, /^\s+demo \[options\] \[words\.\.\.\]/m);
-    assert.match(help.stdout, /^\s+search \[options\] <file>/m);
+    assert.match(help.stdout, /^Commands:$/m);
+    assert.match(help.stdout, /^\s+demo \[options\]/m);
+    assert.match(help.stdout, /^\s+search \[options\] <\w+>/m);
     const searchHelp = await quiver('search', '--help');
     assert.equal(searchHelp.code, 0);
     for (const opt of ['--metric', '--queries', '--ground-truth', '--vector', '--json']) assert.ok(searchHelp.stdout.includes(opt), opt);
