@@ -1,5 +1,6 @@
 import { QuiverError } from '../errors.js';
 import type { Kernels } from '../kernels/types.js';
+import { RABITQ_FAMILY } from './rabitq.js';
 import { readQuantizerEnvelope } from './serial.js';
 import type { QuantMetric, Quantizer } from './types.js';
 
@@ -25,6 +26,7 @@ export interface QuantizerFamily {
 
 /** Registered families, tried in order. */
 const FAMILIES: QuantizerFamily[] = [
+  RABITQ_FAMILY,
 ];
 
 /** The grammars of every registered family (for help texts). */
