@@ -1,7 +1,11 @@
 import { QuiverError } from '../errors.js';
 import type { Kernels } from '../kernels/types.js';
+import { BINARY_FAMILY } from './binary.js';
+import { LVQ_FAMILY } from './lvq.js';
+import { SCALAR_FAMILY } from './scalar.js';
 import { RABITQ_FAMILY } from './rabitq.js';
 import { readQuantizerEnvelope } from './serial.js';
+import { createTransformed, parseTransformSpec, TransformedQuantizer, transformGrammar } from './transform.js';
 import type { QuantMetric, Quantizer } from './types.js';
 
 /** What every quantizer is built for. */
@@ -27,11 +31,32 @@ export interface QuantizerFamily {
 /** Registered families, tried in order. */
 const FAMILIES: QuantizerFamily[] = [
   RABITQ_FAMILY,
+  SCALAR_FAMILY,
+  BINARY_FAMILY,
+  LVQ_FAMILY,
 ];
 
 /** The grammars of every registered family (for help texts). */
 export function quantizerGrammars(): string[] {
   return FAMILIES.map((f) => f.grammar);
+}
+
+/** The grammar of a full quantizer spec, transforms included (for help texts). */
+export function quantizerSpecGrammar(): string {
+  return `[<transform>,]...<quantizer>  with <transform> = ${transformGrammar()} and <quantizer> = ${quantizerGrammars().join(' | ')}`;
+}
+
+/** Whether `spec` names a quantizer (transforms allowed), without building it. UNKNOWN_SPEC is not thrown. */
+export function isQuantizerSpec(spec: string): boolean {
+  if (typeof spec !== 'string' || spec.length === 0) return false;
+  const parts = spec.split(',');
+  const last = parts[parts.length - 1];
+  try {
+    if (!FAMILIES.some((f) => f.parse(last) !== null)) return false;
+  } catch {
+    return false;
+  }
+  return parts.slice(0, -1).every((p) => parseTransformSpec(p) !== null);
 }
 
 function findFamily(spec: string): { family: QuantizerFamily; factory: (ctx: QuantizerContext) => Quantizer } {
@@ -45,14 +70,20 @@ function findFamily(spec: string): { family: QuantizerFamily; factory: (ctx: Qua
   throw new QuiverError('UNKNOWN_SPEC', `unknown quantizer "${spec}" (available: ${quantizerGrammars().join('; ')})`, { received: spec, expected: quantizerGrammars() });
 }
 
-/** A new, untrained quantizer for `spec` (e.g. 'SQ8', 'PQ16x4fs', 'RaBitQ4'). UNKNOWN_SPEC when no family claims it. */
+/**
+ * A new, untrained quantizer for `spec` (e.g. 'SQ8', 'PQ16x4fs', 'RaBitQ4', or with transforms in
+ * front: 'ROT,SQ4', 'PCA128,SQ8'; see quant/transform.ts). UNKNOWN_SPEC when no family claims it.
+ */
 export function createQuantizer(spec: string, ctx: QuantizerContext): Quantizer {
+  if (typeof spec === 'string' && spec.includes(',')) return createTransformed(spec, ctx, createQuantizer)!;
   return findFamily(spec).factory(ctx);
 }
 
 /** Restores a trained quantizer from Quantizer.serialize() bytes, running on `kernels`. */
 export function deserializeQuantizer(bytes: Uint8Array, kernels: Kernels, source = '<quantizer>'): Quantizer {
   const env = readQuantizerEnvelope(bytes, source);
+  const ctx = { dimension: env.dimension, metric: env.metric, kernels };
+  if (env.spec.includes(',')) return TransformedQuantizer.fromPayload(env.spec, env.payload, ctx, deserializeQuantizer);
   const { family } = findFamily(env.spec);
-  return family.deserialize(env.spec, env.payload, { dimension: env.dimension, metric: env.metric, kernels });
+  return family.deserialize(env.spec, env.payload, ctx);
 }

@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { QuiverError } from '../src/errors.js';
+import { formatIndexSpec, indexSpecGrammar, parseIndexSpec, quantizerSpecOf, rerankRule } from '../src/index/spec.js';
+
+describe('index spec parser', () => {
+  it('parses the documented forms', () => {
+    assert.deepEqual(parseIndexSpec('Flat'), { index: 'Flat', transforms: [], quantizer: null, rerank: null });
+    assert.deepEqual(parseIndexSpec('Flat,SQ8'), { index: 'Flat', transforms: [], quantizer: 'SQ8', rerank: null });
+    assert.deepEqual(parseIndexSpec('Flat,SQ4,Rerank'), { index: 'Flat', transforms: [], quantizer: 'SQ4', rerank: { factor: null } });
+    assert.deepEqual(parseIndexSpec('Flat,SQ4,Rerank4'), { index: 'Flat', transforms: [], quantizer: 'SQ4', rerank: { factor: 4 } });
+    assert.deepEqual(parseIndexSpec('Flat,PCA128,ROT,SQ8,Rerank10'), { index: 'Flat', transforms: ['PCA128', 'ROT'], quantizer: 'SQ8', rerank: { factor: 10 } });
+    assert.deepEqual(parseIndexSpec(' Flat , F16 '), { index: 'Flat', transforms: [], quantizer: 'F16', rerank: null });
+  });
+
+  it('prints canonical text that parses back to the same spec', () => {
+    for (const text of ['Flat', 'Flat,SQ8', 'Flat,SQ4,Rerank', 'Flat,SQ4,Rerank1000', 'Flat,ROT,SQ4,Rerank2', 'Flat,LeanVec64,SQ8']) {
+      const spec = parseIndexSpec(text);
+      assert.equal(formatIndexSpec(spec), text);
+      assert.deepEqual(parseIndexSpec(formatIndexSpec(spec)), spec);
+    }
+    assert.equal(formatIndexSpec(parseIndexSpec('Flat , SQ8 ,Rerank')), 'Flat,SQ8,Rerank');
+  });
+
+  it('gives the quantizer spec with its transforms, and the rerank rule', () => {
+    assert.equal(quantizerSpecOf(parseIndexSpec('Flat')), null);
+    assert.equal(quantizerSpecOf(parseIndexSpec('Flat,PCA64,SQ8,Rerank')), 'PCA64,SQ8');
+    const bare = parseIndexSpec('Flat,SQ4,Rerank');
+    assert.deepEqual(rerankRule(bare, false), { factor: 4 });
+    assert.deepEqual(rerankRule(bare, true), { bounds: true });
+    assert.deepEqual(rerankRule(parseIndexSpec('Flat,SQ4,Rerank7'), true), { factor: 7 });
+    assert.equal(rerankRule(parseIndexSpec('Flat,SQ4'), true), null);
+  });
+
+  it('rejects bad text with UNKNOWN_SPEC, the offending part and the grammar', () => {
+    const bad: Array<[unknown, string | undefined]> = [
+      ['', undefined], ['   ', undefined], [42, undefined], ['HNSW32,SQ8', 'HNSW32'], ['flat', 'flat'], ['Flat,SQ3', 'SQ3'],
+      ['Flat,Rerank', 'Rerank'], ['Flat,SQ8,Rerank0', 'Rerank0'], ['Flat,SQ8,Rerank1001', 'Rerank1001'], ['Flat,SQ8,Reranked', 'Reranked'],
+      ['Flat,Rerank,SQ8', 'Rerank'], ['Flat,SQ8,SQ4', 'SQ8'], ['Flat,PCA64', 'PCA64'], ['Flat,SQ8,ROT', 'SQ8'], ['Flat,,SQ8', undefined],
+      ['Flat,PCA0,SQ8', 'PCA0'], ['Flat,SQ8,', undefined],
+    ];
+    for (const [text, part] of bad) {
+      assert.throws(() => parseIndexSpec(text as string), (e: unknown) => {
+        assert.ok(e instanceof QuiverError, `${String(text)}: ${String(e)}`);
+        assert.equal(e.code, 'UNKNOWN_SPEC', String(text));
+        assert.equal(e.details.received, text);
+        assert.equal(e.details.expected, indexSpecGrammar());
+        if (part !== undefined) assert.equal(e.details.part, part, `part of "${String(text)}"`);
+        assert.match(e.message, /grammar/);
+        return true;
+      }, String(text));
+    }
+  });
+});
