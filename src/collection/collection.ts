@@ -2,6 +2,7 @@ import { checkPositiveInt, QuiverError } from '../errors.js';
 import { createKernels, type KernelChoice } from '../kernels/index.js';
 import type { Kernels } from '../kernels/types.js';
 import { MemoryDirectory, type Directory } from '../storage/directory.js';
+import { formatIndexSpec, parseIndexSpec } from '../index/spec.js';
 import { Engine, type EngineEvent, type PreparedRecord, type RecoveryReport, type SegmentInfo } from './engine.js';
 import { checkId, checkMetadata, describe, METRICS, norm, toVector, type Metric, type VectorLike } from './validate.js';
 
@@ -10,7 +11,11 @@ export interface CollectionSchema {
   dimension: number;
   /** Similarity: 'cosine' (default), 'dot' (inner product) or 'l2' (Euclidean). */
   metric?: Metric;
-  /** Index spec; 'Flat' (exact scan) for now. Compressed specs arrive with the quantizers. */
+  /**
+   * Index spec (default 'Flat', exact). Compressed: e.g. 'Flat,SQ8', 'Flat,RaBitQ4,Rerank',
+   * 'Flat,PCA128,SQ8,Rerank10': sealed segments keep only codes in memory and rerank from the
+   * full vectors in their files. See src/index/spec.ts for the grammar.
+   */
   index?: string;
 }
 
@@ -84,6 +89,8 @@ export interface PackedResults {
   counts: Uint32Array;
   scores: Float32Array;
   ids: string[];
+  /** u32[nq]: full vectors scored exactly per query after compressed scans. */
+  reranked: Uint32Array;
 }
 
 export interface CollectionStats {
@@ -155,8 +162,10 @@ export class Collection {
     const s = normalizeSchema(schema);
     const kernels = createKernels(options.kernels ?? 'auto');
     const dir = new MemoryDirectory();
-    // memory holds nothing durable: no WAL, and a Flat index never seals (one growing segment)
-    const engine = Engine.createInMemory(dir, s, { kernels, wal: false, sealRows: s.index === 'Flat' ? Infinity : undefined });
+    // memory holds nothing durable: no WAL; an exact index never seals (one growing segment),
+    // a compressed one seals to train its quantizer and encode codes
+    const exact = parseIndexSpec(s.index).quantizer === null;
+    const engine = Engine.createInMemory(dir, s, { kernels, wal: false, sealRows: exact ? Infinity : undefined });
     return new Collection(engine, kernels);
   }
 
@@ -291,8 +300,19 @@ export class Collection {
     this.checkOpen();
     const { k, includeMetadata, includeVector } = checkSearchOptions(options);
     if (!Array.isArray(vectors)) throw new QuiverError('INVALID_ARGUMENT', `searchBatch expects an array of vectors, got ${describe(vectors)}`, { received: describe(vectors) });
+    return this.searchBatchWithStats(vectors, options).hits;
+  }
+
+  /**
+   * searchBatch plus what the search did: `reranked[q]` is how many full-precision vectors query q
+   * scored exactly after scanning compressed codes (0 on exact segments).
+   */
+  searchBatchWithStats(vectors: readonly VectorLike[], options: SearchOptions = {}): { hits: Hit[][]; reranked: Uint32Array } {
+    this.checkOpen();
+    const { k, includeMetadata, includeVector } = checkSearchOptions(options);
+    if (!Array.isArray(vectors)) throw new QuiverError('INVALID_ARGUMENT', `searchBatch expects an array of vectors, got ${describe(vectors)}`, { received: describe(vectors) });
     const raw = this.engine.searchBatch(this.packQueries(vectors), vectors.length, k);
-    return raw.map((hits) => hits.map(({ segment, ord, score }) => {
+    const hits = raw.hits.map((list) => list.map(({ segment, ord, score }) => {
       const hit: Hit = { id: segment.idAt(ord), score: score + 0 }; // + 0: no -0 for an L2 distance of 0
       if (includeMetadata) {
         const m = parseMetadata(segment.metadataJsonAt(ord));
@@ -301,6 +321,7 @@ export class Collection {
       if (includeVector) hit.vector = segment.vectorAt(ord);
       return hit;
     }));
+    return { hits, reranked: raw.reranked };
   }
 
   /**
@@ -316,11 +337,11 @@ export class Collection {
     const rows = Array.from({ length: nq }, (_, q) => queries.subarray(q * this.dimension, (q + 1) * this.dimension));
     const raw = this.engine.searchBatch(this.packQueries(rows), nq, k);
     const counts = new Uint32Array(nq), scores = new Float32Array(nq * k), ids: string[] = new Array(nq * k).fill('');
-    raw.forEach((hits, q) => {
+    raw.hits.forEach((hits, q) => {
       counts[q] = hits.length;
       hits.forEach((h, i) => { scores[q * k + i] = h.score; ids[q * k + i] = h.segment.idAt(h.ord); });
     });
-    return { k, counts, scores, ids };
+    return { k, counts, scores, ids, reranked: raw.reranked };
   }
 
   /** Validates queries and packs them into one f32 block (normalised for cosine). */
@@ -424,10 +445,8 @@ function normalizeSchema(schema: CollectionSchema): Required<CollectionSchema> {
   if (!METRICS.includes(metric)) {
     throw new QuiverError('INVALID_ARGUMENT', `metric must be one of ${METRICS.join(', ')}, got ${describe(metric)}`, { field: 'metric', expected: METRICS, received: metric });
   }
-  const index = schema.index ?? 'Flat';
-  if (index !== 'Flat') {
-    throw new QuiverError('UNKNOWN_SPEC', `unknown index spec "${index}" (available: Flat)`, { field: 'index', expected: ['Flat'], received: index });
-  }
+  // canonical text, so that equal specs compare equal (e.g. against a stored schema)
+  const index = formatIndexSpec(parseIndexSpec(schema.index ?? 'Flat'));
   return { dimension, metric, index };
 }
 

@@ -6,6 +6,9 @@ import { decodeOperation, encodeDelete, encodeUpsert, type UpsertEntry, type Wal
 import { segmentFileName, segmentNumber, SegmentFile } from '../storage/segment-file.js';
 import { readWalBytes, walFileName, walGeneration, WalWriter } from '../storage/wal.js';
 import { forEachSetBit, setBit, testBit } from '../util/bitset.js';
+import { parseIndexSpec, type IndexSpec } from '../index/spec.js';
+import { SECTION } from '../storage/segment-file.js';
+import { growBitset } from '../util/bitset.js';
 import { MutableSegment, SealedSegment, writeSegmentFile, type Segment } from './segments.js';
 
 /**
@@ -69,6 +72,12 @@ const SLOT_SCALE = 4294967296;
 
 export interface EngineHit { segment: Segment; ord: number; score: number }
 
+export interface EngineSearchResult {
+  hits: EngineHit[][];
+  /** u32[nq]: vectors scored exactly after compressed scans, per query (0 for exact segments). */
+  reranked: Uint32Array;
+}
+
 export interface SegmentInfo {
   number: number;
   state: 'mutable' | 'sealing' | 'sealed';
@@ -80,6 +89,7 @@ export interface SegmentInfo {
 
 export class Engine {
   readonly schema: ManifestSchema;
+  readonly indexSpec: IndexSpec;
   readonly dir: Directory;
   readonly kernels: Kernels;
   readonly readOnly: boolean;
@@ -121,6 +131,7 @@ export class Engine {
     this.dir = dir;
     this.manifest = manifest;
     this.schema = manifest.schema;
+    this.indexSpec = parseIndexSpec(manifest.schema.index);
     this.kernels = o.kernels;
     this.readOnly = o.readOnly ?? false;
     this.walEnabled = o.wal ?? dir.durable;
@@ -216,7 +227,7 @@ export class Engine {
       }
     }
     for (const entry of m.segments) {
-      const seg = await SealedSegment.load(this.dir, entry, this.kernels, this.schema.dimension, this.schema.metric);
+      const seg = await SealedSegment.load(this.dir, entry, this.kernels, this.schema.dimension, this.schema.metric, this.indexSpec);
       this.sealed.push(seg);
       const slot = this.allocSlot(seg);
       for (let ord = 0; ord < seg.count; ord++) {
@@ -497,12 +508,28 @@ export class Engine {
     const m = frozen;
     const bytes = await writeSegmentFile(this.dir, {
       number: m.number, dimension: m.dimension, metric: m.metric, count: m.count, minSeq: m.minSeq, maxSeq: m.maxSeq,
-      vectorChunks: () => m.store.rawChunks(), ids: m.ids, metadataJson: m.metadataJson,
+      vectorChunks: () => m.store.rawChunks(), ids: m.ids, metadataJson: m.metadataJson, index: this.indexFor(),
     }, fault);
     fault?.('seal:after-write');
-    const file = await SegmentFile.open(this.dir, segmentFileName(m.number));
+    const name = segmentFileName(m.number);
+    let file = await SegmentFile.open(this.dir, name);
+    // a compressed segment is reloaded from its file (codes in memory, vectors left on disk)
+    let loaded: SealedSegment | null = null;
+    if (file.has(SECTION.CODES)) {
+      await file.close();
+      loaded = await SealedSegment.load(this.dir, { number: m.number, file: name, count: m.count, deleted: 0, bytes, tombstones: new Uint32Array(Math.ceil(m.count / 32)) },
+        this.kernels, this.schema.dimension, this.schema.metric, this.indexSpec);
+      file = loaded.file;
+    }
     await this.inLane(async () => {
-      const seg = SealedSegment.fromFrozen(m, file);
+      let seg: SealedSegment;
+      if (loaded) {
+        seg = loaded;
+        seg.tombstones = growBitset(m.tombstones, m.count).slice();
+        seg.deleted = m.deleted;
+      } else {
+        seg = SealedSegment.fromFrozen(m, file);
+      }
       const next: ManifestState = {
         ...this.manifest,
         generation: this.manifest.generation + 1,
@@ -514,7 +541,7 @@ export class Engine {
       try {
         await writeManifest(this.dir, next, fault);
       } catch (e) {
-        await file.close();
+        if (loaded) await loaded.release(); else await file.close();
         throw e;
       }
       // install: one synchronous step
@@ -522,9 +549,15 @@ export class Engine {
       this.sealed.push(seg);
       this.moveSlot(m, seg);
       this.sealing = null;
+      if (loaded) m.release();
       await this.removeObsoleteWal();
     });
     this.onEvent?.({ type: 'sealed', segment: m.number, rows: m.count, bytes, ms: Date.now() - t0 });
+  }
+
+  /** The index a new segment file gets: codes for a compressed spec. */
+  private indexFor(): { spec: IndexSpec; kernels: Kernels } | undefined {
+    return this.indexSpec.quantizer ? { spec: this.indexSpec, kernels: this.kernels } : undefined;
   }
 
   private async removeObsoleteWal(): Promise<void> {
@@ -570,9 +603,11 @@ export class Engine {
     const number = this.nextSegment++;
     const fault = this.faults;
     try {
-      // rows live now; deletes that land while we write are carried over at install
+      // rows live now (a snapshot: the file is read in two passes, codes after vectors);
+      // deletes that land while we write are carried over at install
+      const startDeleted = sources.map((s) => s.tombstones.slice());
       const rows: { seg: SealedSegment; ord: number }[] = [];
-      for (const seg of sources) for (let ord = 0; ord < seg.count; ord++) if (!seg.isDeleted(ord)) rows.push({ seg, ord });
+      sources.forEach((seg, si) => { for (let ord = 0; ord < seg.count; ord++) if (!testBit(startDeleted[si], ord)) rows.push({ seg, ord }); });
       const d = this.schema.dimension;
       if (rows.length === 0) {
         // nothing live: drop the sources without writing an empty segment
@@ -598,21 +633,35 @@ export class Engine {
       fault?.('merge:before-write');
       await writeSegmentFile(this.dir, {
         number, dimension: d, metric: this.schema.metric, count: rows.length, minSeq: 0, maxSeq: 0,
+        // sequential reads of each source, keeping the rows live at the start
         vectorChunks: function* () {
-          for (let s = 0; s < rows.length; s += rowsPerChunk) {
-            const n = Math.min(rowsPerChunk, rows.length - s);
-            const out = new Float32Array(n * d);
-            for (let i = 0; i < n; i++) rows[s + i].seg.vectorAt(rows[s + i].ord, out.subarray(i * d, (i + 1) * d));
-            yield new Uint8Array(out.buffer);
+          let out = new Float32Array(rowsPerChunk * d);
+          let filled = 0;
+          for (let si = 0; si < sources.length; si++) {
+            const src = sources[si];
+            for (let s = 0; s < src.count; s += rowsPerChunk) {
+              const n = Math.min(rowsPerChunk, src.count - s);
+              const block = new Float32Array(src.vectorRange(s, n).buffer);
+              for (let i = 0; i < n; i++) {
+                if (testBit(startDeleted[si], s + i)) continue;
+                out.set(block.subarray(i * d, (i + 1) * d), filled * d);
+                if (++filled === rowsPerChunk) {
+                  yield new Uint8Array(out.buffer);
+                  out = new Float32Array(rowsPerChunk * d);
+                  filled = 0;
+                }
+              }
+            }
           }
+          if (filled) yield new Uint8Array(out.buffer, 0, filled * d * 4);
         },
-        ids, metadataJson: meta,
+        ids, metadataJson: meta, index: this.indexFor(),
       }, fault);
       fault?.('merge:after-write');
       const name = segmentFileName(number);
       const seg = await SealedSegment.load(this.dir, {
         number, file: name, count: rows.length, deleted: 0, bytes: 0, tombstones: new Uint32Array(Math.ceil(rows.length / 32)),
-      }, this.kernels, d, this.schema.metric);
+      }, this.kernels, d, this.schema.metric, this.indexSpec);
       await this.inLane(async () => {
         // carry deletes that happened during the merge
         rows.forEach((r, i) => { if (r.seg.isDeleted(r.ord)) seg.markDeleted(i); });
@@ -706,10 +755,11 @@ export class Engine {
    * The k best live rows for each prepared query (f32[nq * dimension]), merged across segments.
    * Ties order by segment age, then ordinal (older first).
    */
-  searchBatch(queries: Float32Array, nq: number, k: number): EngineHit[][] {
+  searchBatch(queries: Float32Array, nq: number, k: number): EngineSearchResult {
     if (this.closed) throw new QuiverError('CLOSED', 'the collection is closed');
     const segs = this.segments().filter((s) => s.live > 0);
-    const per = segs.map((s) => s.searchBatch(queries, nq, Math.min(k, s.live)));
+    const reranked = new Uint32Array(nq);
+    const per = segs.map((s) => s.searchBatch(queries, nq, Math.min(k, s.live), reranked));
     const out: EngineHit[][] = [];
     for (let q = 0; q < nq; q++) {
       const hits: (EngineHit & { si: number })[] = [];
@@ -719,7 +769,7 @@ export class Engine {
       if (per.length > 1) hits.sort((a, b) => b.score - a.score || a.si - b.si || a.ord - b.ord);
       out.push(hits.slice(0, k).map(({ segment, ord, score }) => ({ segment, ord, score })));
     }
-    return out;
+    return { hits: out, reranked };
   }
 
   info(): { segments: SegmentInfo[]; manifestGeneration: number; walGeneration: number | null; walBytes: number; nextSeq: number } {

@@ -1,6 +1,12 @@
 import { QuiverError } from '../errors.js';
 import { flatSearch } from '../index/flat.js';
-import type { SearchResultBatch } from '../index/types.js';
+import { FlatQuantizedIndex } from '../index/flat-quantized.js';
+import { quantizerSpecOf, rerankRule, type IndexSpec } from '../index/spec.js';
+import type { ExactScorer, SearchResultBatch } from '../index/types.js';
+import { createQuantizer, deserializeQuantizer } from '../quant/registry.js';
+import type { Quantizer } from '../quant/types.js';
+import type { RerankRule } from '../query/rerank.js';
+import { ByteReader, ByteWriter } from '../util/bytes.js';
 import { VectorStore } from '../index/vector-store.js';
 import type { Kernels } from '../kernels/types.js';
 import type { Directory } from '../storage/directory.js';
@@ -28,8 +34,11 @@ export interface Segment {
   /** The stored vector of a row (a copy). */
   vectorAt(ord: number, out?: Float32Array): Float32Array;
   isDeleted(ord: number): boolean;
-  /** Top-k of live rows for nq prepared queries (f32[nq * dimension]). */
-  searchBatch(queries: Float32Array, nq: number, k: number): SearchResultBatch;
+  /**
+   * Top-k of live rows for nq prepared queries (f32[nq * dimension]). `reranked`, when given
+   * (u32[nq]), is increased by the vectors each query scored exactly after a compressed scan.
+   */
+  searchBatch(queries: Float32Array, nq: number, k: number, reranked?: Uint32Array): SearchResultBatch;
   /** Kernel memory held for search (vectors, codes), in bytes. */
   readonly memoryBytes: number;
 }
@@ -118,7 +127,7 @@ export class MutableSegment implements Segment {
   release(): void { this.store.clear(); }
 }
 
-/** Options for writing a segment file from rows held in memory. */
+/** What a segment file is written from: rows in ordinal order. */
 interface SegmentRows {
   number: number;
   dimension: number;
@@ -126,15 +135,22 @@ interface SegmentRows {
   count: number;
   minSeq: number;
   maxSeq: number;
-  /** Raw f32 rows, in ordinal order, as byte chunks (each a whole number of rows). */
+  /** Raw f32 rows, in ordinal order, as byte chunks (each a whole number of rows); called once per pass. */
   vectorChunks: () => Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
   ids: readonly string[];
   metadataJson: readonly string[];
+  /** The collection's index: a compressed spec trains a quantizer and writes a CODES section. */
+  index?: { spec: IndexSpec; kernels: Kernels };
 }
 
+/** Most training vectors a segment's quantizer sees (rows sampled with a fixed stride). */
+export const MAX_TRAINING_SAMPLE = 16384;
+/** Segments smaller than this stay exact (a full scan of them is cheap). */
+export const MIN_QUANTIZED_ROWS = 256;
+
 /**
- * Writes `seg-<number>.qseg` (VECTORS, NORMS, IDS, METADATA) and syncs it. Returns the file size.
- * `fault` is the crash-test hook, called between sections.
+ * Writes `seg-<number>.qseg` (VECTORS, NORMS, IDS, METADATA, and CODES for compressed indexes)
+ * and syncs it. Returns the file size. `fault` is the crash-test hook, called between sections.
  */
 export async function writeSegmentFile(dir: Directory, rows: SegmentRows, fault?: (point: string) => void): Promise<number> {
   const name = segmentFileName(rows.number);
@@ -144,15 +160,29 @@ export async function writeSegmentFile(dir: Directory, rows: SegmentRows, fault?
   try {
     const norms = new Float32Array(rows.count);
     const d = rows.dimension;
+    const quantSpec = rows.index ? quantizerSpecOf(rows.index.spec) : null;
+    let quantizer: Quantizer | null = null;
+    if (quantSpec && rows.index) {
+      quantizer = createQuantizer(quantSpec, { dimension: d, metric: rows.metric === 'l2' ? 'l2' : 'dot', kernels: rows.index.kernels });
+      if (rows.count < Math.max(MIN_QUANTIZED_ROWS, quantizer.minTrainingVectors)) quantizer = null;
+    }
+    const stride = Math.max(1, Math.ceil(rows.count / MAX_TRAINING_SAMPLE));
+    const sample = quantizer ? new Float32Array(Math.ceil(rows.count / stride) * d) : null;
+    let sampled = 0;
     let row = 0;
     await w.beginSection(SECTION.VECTORS);
     for await (const chunk of rows.vectorChunks()) {
       const n = chunk.length / (d * 4);
       const f = new Float32Array(chunk.buffer, chunk.byteOffset, n * d);
       for (let i = 0; i < n; i++) {
-        let s = 0;
-        for (let j = 0; j < d; j++) { const x = f[i * d + j]; s += x * x; }
-        norms[row + i] = Math.sqrt(s);
+        let s2 = 0;
+        for (let j = 0; j < d; j++) { const x = f[i * d + j]; s2 += x * x; }
+        norms[row + i] = Math.sqrt(s2);
+        if (sample && (row + i) % stride === 0) {
+          sample.set(f.subarray(i * d, (i + 1) * d), sampled * d);
+          if (rows.metric === 'cosine') unit(sample, sampled * d, d, norms[row + i]);
+          sampled++;
+        }
       }
       row += n;
       await w.writeChunk(chunk);
@@ -160,6 +190,11 @@ export async function writeSegmentFile(dir: Directory, rows: SegmentRows, fault?
     }
     w.endSection();
     if (row !== rows.count) throw new Error(`segment ${rows.number}: wrote ${row} vectors, expected ${rows.count}`);
+    if (quantizer && sample) {
+      quantizer.train(sample.subarray(0, sampled * d), sampled, { seed: rows.number });
+      await writeCodes(w, quantizer, rows, norms);
+      fault?.('segment:after-codes');
+    }
     await w.section(SECTION.NORMS, [new Uint8Array(norms.buffer)]);
     await w.section(SECTION.IDS, encodeStringColumn(rows.ids));
     fault?.('segment:before-metadata');
@@ -171,14 +206,47 @@ export async function writeSegmentFile(dir: Directory, rows: SegmentRows, fault?
   }
 }
 
+function unit(v: Float32Array, at: number, d: number, norm: number): void {
+  const inv = norm > 0 ? 1 / norm : 0;
+  for (let j = 0; j < d; j++) v[at + j] *= inv;
+}
+
 /**
- * An immutable segment: its file plus what search needs in memory. For the Flat index the
- * vectors are loaded into kernel memory (the scan reads them there); ids and metadata stay as
- * encoded columns and are decoded per row on demand.
+ * CODES section layout (little-endian):
+ *   u32 version (1), u32 L, L bytes Quantizer.serialize(), u32 fingerprint, u32 codeSize, u32 count,
+ *   u8[count * codeSize] row codes (vector i's code at i * codeSize; cosine collections encode unit vectors)
  */
-export class SealedSegment implements Segment {
+async function writeCodes(w: SegmentWriter, q: Quantizer, rows: SegmentRows, norms: Float32Array): Promise<void> {
+  const d = rows.dimension;
+  const head = new ByteWriter(256).u32(1).blob(q.serialize()).u32(q.fingerprint).u32(q.codeSize).u32(rows.count).finish();
+  await w.beginSection(SECTION.CODES);
+  await w.writeChunk(head.slice());
+  let row = 0;
+  for await (const chunk of rows.vectorChunks()) {
+    const n = chunk.length / (d * 4);
+    const f = new Float32Array(n * d);
+    new Uint8Array(f.buffer).set(chunk);
+    if (rows.metric === 'cosine') for (let i = 0; i < n; i++) unit(f, i * d, d, norms[row + i]);
+    const codes = new Uint8Array(n * q.codeSize);
+    q.encode(f, n, codes);
+    await w.writeChunk(codes);
+    row += n;
+  }
+  w.endSection();
+}
+
+/**
+ * An immutable segment: its file plus what search needs in memory. With the Flat index the
+ * vectors are loaded into kernel memory (the scan reads them there). With a compressed index
+ * only the codes are (FlatQuantizedIndex); full vectors stay in the file and are read by position
+ * to rerank and for get(). Ids and metadata stay as encoded columns, decoded per row on demand.
+ */
+export class SealedSegment implements Segment, ExactScorer {
   tombstones: Uint32Array;
   deleted: number;
+  private readonly rowBuf: Float32Array;
+  private readonly rowBytes: Uint8Array;
+  private readonly vectorsOffset: number;
 
   private constructor(
     readonly number: number,
@@ -187,7 +255,12 @@ export class SealedSegment implements Segment {
     readonly count: number,
     readonly dimension: number,
     readonly metric: Metric,
-    readonly store: VectorStore,
+    /** Full vectors in kernel memory (exact segments), or null (compressed: vectors stay in the file). */
+    readonly store: VectorStore | null,
+    /** The compressed index, or null (exact segments). */
+    readonly index: FlatQuantizedIndex | null,
+    private readonly rerank: RerankRule | null,
+    private readonly norms: Float32Array | null,
     private readonly ids: { value(i: number): string },
     private readonly metadata: { value(i: number): string },
     tombstones: Uint32Array,
@@ -195,22 +268,24 @@ export class SealedSegment implements Segment {
   ) {
     this.tombstones = tombstones;
     this.deleted = deleted;
+    this.rowBuf = new Float32Array(dimension);
+    this.rowBytes = new Uint8Array(this.rowBuf.buffer);
+    this.vectorsOffset = file.section(SECTION.VECTORS).offset;
   }
 
-  /** Seals a frozen mutable segment whose file was just written: reuses its memory (no reload). */
+  /** Seals a frozen mutable segment whose (exact) file was just written: reuses its memory. */
   static fromFrozen(m: MutableSegment, file: SegmentFile): SealedSegment {
     const ids = m.ids, meta = m.metadataJson;
-    return new SealedSegment(m.number, file, file.name, m.count, m.dimension, m.metric, m.store,
+    return new SealedSegment(m.number, file, file.name, m.count, m.dimension, m.metric, m.store, null, null, null,
       { value: (i) => ids[i] }, { value: (i) => meta[i] }, growBitset(m.tombstones, m.count), m.deleted);
   }
 
   /** Loads a sealed segment listed in the manifest; CORRUPT_FILE naming the file on any damage. */
-  static async load(dir: Directory, entry: ManifestSegment, kernels: Kernels, dimension: number, metric: Metric): Promise<SealedSegment> {
+  static async load(dir: Directory, entry: ManifestSegment, kernels: Kernels, dimension: number, metric: Metric, spec: IndexSpec): Promise<SealedSegment> {
     const file = await SegmentFile.open(dir, entry.file);
     const where = `${dir.description}/${entry.file}`;
-    // sized to the segment: a small sealed segment must not hold a default 4 MiB chunk
-    const defaultRows = new VectorStore(kernels, dimension, false).chunkRows;
-    const store = new VectorStore(kernels, dimension, metric === 'cosine', Math.max(16, Math.min(defaultRows, Math.ceil(file.header.count / 16) * 16)));
+    let store: VectorStore | null = null;
+    let index: FlatQuantizedIndex | null = null;
     try {
       const h = file.header;
       if (h.number !== entry.number || h.count !== entry.count || h.dimension !== dimension || h.metric !== metric) {
@@ -218,33 +293,49 @@ export class SealedSegment implements Segment {
           file: where, expected: { number: entry.number, count: entry.count, dimension, metric }, received: h,
         });
       }
+      if (entry.tombstones.length !== bitsetWords(h.count)) {
+        throw new QuiverError('CORRUPT_FILE', `${where}: manifest tombstones do not cover ${h.count} rows`, { file: where });
+      }
       const ids = new StringColumn(file.read(SECTION.IDS), h.count, where, 'ids');
       const meta = new StringColumn(file.read(SECTION.METADATA), h.count, where, 'metadata');
       const normBytes = file.read(SECTION.NORMS);
       if (normBytes.length !== h.count * 4) throw new QuiverError('CORRUPT_FILE', `${where}: norms section has ${normBytes.length} bytes, expected ${h.count * 4}`, { file: where });
       const norms = new Float32Array(h.count);
       new Uint8Array(norms.buffer).set(normBytes);
-      const rowBytes = dimension * 4;
-      let loaded = 0;
-      file.readChunked(SECTION.VECTORS, Math.max(rowBytes, Math.floor((4 << 20) / rowBytes) * rowBytes), (bytes) => {
-        const n = bytes.length / rowBytes;
-        store.appendRaw(bytes, n, norms.subarray(loaded, loaded + n));
-        loaded += n;
-      });
-      if (entry.tombstones.length !== bitsetWords(h.count)) {
-        throw new QuiverError('CORRUPT_FILE', `${where}: manifest tombstones do not cover ${h.count} rows`, { file: where });
+      let rule: RerankRule | null = null;
+      if (file.has(SECTION.CODES)) {
+        index = readCodes(file.read(SECTION.CODES), where, h.count, kernels);
+        rule = rerankRule(spec, index.quantizer.bounded);
+        // the vectors are not loaded, but they are what reranking trusts: check them once here
+        file.readChunked(SECTION.VECTORS, 4 << 20, () => {});
+      } else {
+        // sized to the segment: a small sealed segment must not hold a default 4 MiB chunk
+        const defaultRows = new VectorStore(kernels, dimension, false).chunkRows;
+        store = new VectorStore(kernels, dimension, metric === 'cosine', Math.max(16, Math.min(defaultRows, Math.ceil(h.count / 16) * 16)));
+        const s = store;
+        const rowBytes = dimension * 4;
+        let loaded = 0;
+        file.readChunked(SECTION.VECTORS, Math.max(rowBytes, Math.floor((4 << 20) / rowBytes) * rowBytes), (bytes) => {
+          const n = bytes.length / rowBytes;
+          s.appendRaw(bytes, n, norms.subarray(loaded, loaded + n));
+          loaded += n;
+        });
       }
-      return new SealedSegment(entry.number, file, entry.file, h.count, dimension, metric, store, ids, meta, entry.tombstones.slice(), entry.deleted);
+      return new SealedSegment(entry.number, file, entry.file, h.count, dimension, metric, store, index, rule, index ? norms : null,
+        ids, meta, entry.tombstones.slice(), entry.deleted);
     } catch (e) {
-      store.clear();
+      store?.clear();
+      index?.release();
       await file.close();
       throw e;
     }
   }
 
   get live(): number { return this.count - this.deleted; }
-  get memoryBytes(): number { return this.store.bytes; }
+  get memoryBytes(): number { return this.store ? this.store.bytes : this.index!.bytes + this.norms!.byteLength; }
   get fileBytes(): number { return this.file.size; }
+  /** Spec of the quantizer whose codes this segment scans, or null when it scans full vectors. */
+  get quantizerSpec(): string | null { return this.index ? this.index.quantizer.spec : null; }
 
   markDeleted(ord: number): boolean {
     if (!setBit(this.tombstones, ord)) return false;
@@ -255,10 +346,53 @@ export class SealedSegment implements Segment {
   isDeleted(ord: number): boolean { return testBit(this.tombstones, ord); }
   idAt(ord: number): string { return this.ids.value(ord); }
   metadataJsonAt(ord: number): string { return this.metadata.value(ord); }
-  vectorAt(ord: number, out?: Float32Array): Float32Array { return this.store.get(ord, out); }
 
-  searchBatch(queries: Float32Array, nq: number, k: number): SearchResultBatch {
-    return flatSearch(this.store, this.metric, queries, nq, k, this.deleted > 0 ? this.tombstones : undefined);
+  vectorAt(ord: number, out: Float32Array = new Float32Array(this.dimension)): Float32Array {
+    if (this.store) return this.store.get(ord, out);
+    this.file.file.readInto(this.vectorsOffset + ord * this.dimension * 4, this.rowBytes);
+    out.set(this.rowBuf);
+    return out;
+  }
+
+  /**
+   * Rows [from, from + n) as raw f32 bytes: from kernel memory, or one sequential file read
+   * (merges stream segments through this rather than reading row by row).
+   */
+  vectorRange(from: number, n: number): Uint8Array {
+    const d = this.dimension;
+    const out = new Uint8Array(n * d * 4);
+    if (this.store) {
+      const f = new Float32Array(out.buffer);
+      for (let i = 0; i < n; i++) this.store.get(from + i, f.subarray(i * d, (i + 1) * d));
+    } else {
+      this.file.file.readInto(this.vectorsOffset + from * d * 4, out);
+    }
+    return out;
+  }
+
+  /** ExactScorer over the file: exact scores of full vectors read by position, for reranking. */
+  scoreOrdinals(query: Float32Array, ords: Uint32Array, n: number, out: Float32Array): void {
+    const d = this.dimension, v = this.rowBuf;
+    for (let i = 0; i < n; i++) {
+      const ord = ords[i];
+      this.file.file.readInto(this.vectorsOffset + ord * d * 4, this.rowBytes);
+      let s = 0;
+      if (this.metric === 'l2') {
+        for (let j = 0; j < d; j++) { const t = query[j] - v[j]; s += t * t; }
+        out[i] = -s;
+      } else {
+        for (let j = 0; j < d; j++) s += query[j] * v[j];
+        out[i] = this.metric === 'cosine' ? s / this.norms![ord] : s;
+      }
+    }
+  }
+
+  searchBatch(queries: Float32Array, nq: number, k: number, reranked?: Uint32Array): SearchResultBatch {
+    const deleted = this.deleted > 0 ? this.tombstones : undefined;
+    if (this.store) return flatSearch(this.store, this.metric, queries, nq, k, deleted);
+    const res = this.index!.searchBatch(queries, nq, k, { deleted, rerank: this.rerank, exact: this });
+    if (reranked) for (let q = 0; q < nq; q++) reranked[q] += res.reranked[q];
+    return res;
   }
 
   manifestEntry(): ManifestSegment {
@@ -266,7 +400,29 @@ export class SealedSegment implements Segment {
   }
 
   async release(): Promise<void> {
-    this.store.clear();
+    this.store?.clear();
+    this.index?.release();
     await this.file.close();
   }
+}
+
+/** Parses a CODES section into a FlatQuantizedIndex (INCOMPATIBLE_CODES / CORRUPT_FILE on mismatch). */
+function readCodes(bytes: Uint8Array, where: string, count: number, kernels: Kernels): FlatQuantizedIndex {
+  const r = new ByteReader(bytes, where);
+  const version = r.u32('codes version');
+  if (version !== 1) throw new QuiverError('UNSUPPORTED_FORMAT', `${where}: codes section version ${version} is not supported (read: 1)`, { file: where, expected: 1, received: version });
+  const q = deserializeQuantizer(r.blob('quantizer').slice(), kernels, where);
+  const fingerprint = r.u32('fingerprint');
+  const codeSize = r.u32('code size');
+  const n = r.u32('code count');
+  if (n !== count || codeSize !== q.codeSize) r.fail(`codes section holds ${n} codes of ${codeSize} bytes, expected ${count} of ${q.codeSize}`);
+  const rows = r.bytesView(n * codeSize, 'codes');
+  const index = new FlatQuantizedIndex(q, n);
+  try {
+    index.addCodes(rows, n, { spec: q.spec, fingerprint });
+  } catch (e) {
+    index.release();
+    throw e;
+  }
+  return index;
 }
