@@ -1,2 +1,174 @@
 // WASM SIMD kernels for product quantization (lookup-table scans, 4-bit fast-scan). Raw-pointer style, as dense.ts.
 // Each export has a JS twin of the same name in src/kernels/pq.ts.
+
+/**
+ * Nearest centroid (L2) of each of n points. points: f32[n * d]; centroidsT: f32[d * k], the
+ * centroids transposed (centroidsT[j * k + c] = coordinate j of centroid c), so that one SIMD lane
+ * serves one centroid and no horizontal sums are needed; halfNorms: f32[k] = ||c||^2 / 2.
+ * outIds: u32[n] the nearest centroid (smallest index on ties); outDists: f32[n] its squared
+ * distance ||x||^2 - 2 max_c (<x, c> - ||c||^2 / 2), clamped at 0.
+ */
+export function nearestCentroids(points: usize, n: i32, d: i32, centroidsT: usize, k: i32, halfNorms: usize, outIds: usize, outDists: usize): void {
+  const rowBytes = <usize>d << 2, colBytes = <usize>k << 2;
+  let x = points;
+  for (let i = 0; i < n; i++) {
+    let norm: f32 = 0;
+    for (let j = 0; j < d; j++) { const v = load<f32>(x + (<usize>j << 2)); norm += v * v; }
+    let best: f32 = -Infinity;
+    let bestId: i32 = 0;
+    let c = 0;
+    for (; c + 8 <= k; c += 8) {
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0);
+      let col = centroidsT + (<usize>c << 2);
+      for (let j = 0; j < d; j++) {
+        const xj = f32x4.splat(load<f32>(x + (<usize>j << 2)));
+        a0 = f32x4.add(a0, f32x4.mul(xj, v128.load(col)));
+        a1 = f32x4.add(a1, f32x4.mul(xj, v128.load(col, 16)));
+        col += colBytes;
+      }
+      const hn = halfNorms + (<usize>c << 2);
+      a0 = f32x4.sub(a0, v128.load(hn));
+      a1 = f32x4.sub(a1, v128.load(hn, 16));
+      // lanes in index order: a strict '>' keeps the smallest index among equal scores
+      let v: f32 = f32x4.extract_lane(a0, 0); if (v > best) { best = v; bestId = c; }
+      v = f32x4.extract_lane(a0, 1); if (v > best) { best = v; bestId = c + 1; }
+      v = f32x4.extract_lane(a0, 2); if (v > best) { best = v; bestId = c + 2; }
+      v = f32x4.extract_lane(a0, 3); if (v > best) { best = v; bestId = c + 3; }
+      v = f32x4.extract_lane(a1, 0); if (v > best) { best = v; bestId = c + 4; }
+      v = f32x4.extract_lane(a1, 1); if (v > best) { best = v; bestId = c + 5; }
+      v = f32x4.extract_lane(a1, 2); if (v > best) { best = v; bestId = c + 6; }
+      v = f32x4.extract_lane(a1, 3); if (v > best) { best = v; bestId = c + 7; }
+    }
+    for (; c < k; c++) {
+      let s: f32 = 0;
+      let p = centroidsT + (<usize>c << 2);
+      for (let j = 0; j < d; j++) { s += load<f32>(x + (<usize>j << 2)) * load<f32>(p); p += colBytes; }
+      s -= load<f32>(halfNorms + (<usize>c << 2));
+      if (s > best) { best = s; bestId = c; }
+    }
+    store<u32>(outIds + (<usize>i << 2), <u32>bestId);
+    const dist = norm - 2 * best;
+    store<f32>(outDists + (<usize>i << 2), dist > 0 ? dist : 0);
+    x += rowBytes;
+  }
+}
+
+/**
+ * out[i] = sum_s lut[s * 256 + codes[i * m + s]] for i < n: 8-bit PQ codes (one byte per
+ * subspace) against a float lookup table. lut: f32[m * 256]; codes: u8[n * m]; out: f32[n].
+ */
+export function pqScan8(lut: usize, codes: usize, n: i32, m: i32, out: usize): void {
+  let row = codes;
+  for (let i = 0; i < n; i++) {
+    let a0: f32 = 0, a1: f32 = 0, a2: f32 = 0, a3: f32 = 0;
+    let s = 0;
+    let t = lut;
+    for (; s + 4 <= m; s += 4) {
+      a0 += load<f32>(t + (<usize>load<u8>(row + <usize>s) << 2));
+      a1 += load<f32>(t + 1024 + (<usize>load<u8>(row + <usize>s + 1) << 2));
+      a2 += load<f32>(t + 2048 + (<usize>load<u8>(row + <usize>s + 2) << 2));
+      a3 += load<f32>(t + 3072 + (<usize>load<u8>(row + <usize>s + 3) << 2));
+      t += 4096;
+    }
+    for (; s < m; s++) {
+      a0 += load<f32>(t + (<usize>load<u8>(row + <usize>s) << 2));
+      t += 1024;
+    }
+    store<f32>(out + (<usize>i << 2), (a0 + a1) + (a2 + a3));
+    row += <usize>m;
+  }
+}
+
+/**
+ * out[i] = sum_s lut[s * 16 + code_s(i)] for i < n: 4-bit PQ codes, two per byte (subspace 2t in
+ * the low nibble of byte t, 2t + 1 in the high nibble), rows of ceil(m / 2) bytes.
+ * lut: f32[m * 16]; codes: u8[n * ceil(m / 2)]; out: f32[n].
+ */
+export function pqScan4(lut: usize, codes: usize, n: i32, m: i32, out: usize): void {
+  const rowBytes = <usize>((m + 1) >> 1);
+  let row = codes;
+  for (let i = 0; i < n; i++) {
+    let a0: f32 = 0, a1: f32 = 0;
+    let t = lut;
+    let s = 0;
+    for (; s + 2 <= m; s += 2) {
+      const b = <usize>load<u8>(row + <usize>(s >> 1));
+      a0 += load<f32>(t + ((b & 15) << 2));
+      a1 += load<f32>(t + 64 + ((b >> 4) << 2));
+      t += 128;
+    }
+    if (s < m) a0 += load<f32>(t + ((<usize>load<u8>(row + <usize>(s >> 1)) & 15) << 2));
+    store<f32>(out + (<usize>i << 2), a0 + a1);
+    row += rowBytes;
+  }
+}
+
+/**
+ * 4-bit fast-scan: estimated scores of n vectors stored in blocks of 32 (ceil(n / 32) blocks of
+ * m * 16 bytes). In a block, subspace s occupies 16 bytes at s * 16: byte j holds the code of
+ * vector j in its low nibble and of vector j + 16 in its high nibble. lut: u8[m * 16], the
+ * quantized lookup table of each subspace; params: f32[2] = bias, scale.
+ * out[i] = bias + scale * sum_s lut[s * 16 + code_s(i)]: f32[n].
+ * The 16-entry tables are applied with i8x16.swizzle, 32 vectors at a time; sums accumulate in
+ * u16 lanes (at most 255 * 256 per lane) and are widened to u32 every 256 subspaces.
+ */
+export function pqFastScan(blocks: usize, n: i32, m: i32, lut: usize, params: usize, out: usize): void {
+  const bias = load<f32>(params), scale = load<f32>(params, 4);
+  const blockBytes = <usize>m << 4;
+  const low = i8x16.splat(15);
+  let block = blocks;
+  for (let first = 0; first < n; first += 32) {
+    // u32 totals for vectors 0-3, 4-7, ..., 28-31
+    let w0 = i32x4.splat(0), w1 = i32x4.splat(0), w2 = i32x4.splat(0), w3 = i32x4.splat(0);
+    let w4 = i32x4.splat(0), w5 = i32x4.splat(0), w6 = i32x4.splat(0), w7 = i32x4.splat(0);
+    for (let s0 = 0; s0 < m; s0 += 256) {
+      const s1 = min(m, s0 + 256);
+      // u16 partial sums: vectors 0-7, 8-15 (low nibbles), 16-23, 24-31 (high nibbles)
+      let h0 = i16x8.splat(0), h1 = i16x8.splat(0), h2 = i16x8.splat(0), h3 = i16x8.splat(0);
+      for (let s = s0; s < s1; s++) {
+        const codes = v128.load(block + (<usize>s << 4));
+        const table = v128.load(lut + (<usize>s << 4));
+        const lo = i8x16.swizzle(table, v128.and(codes, low));
+        const hi = i8x16.swizzle(table, i8x16.shr_u(codes, 4));
+        h0 = i16x8.add(h0, i16x8.extend_low_i8x16_u(lo));
+        h1 = i16x8.add(h1, i16x8.extend_high_i8x16_u(lo));
+        h2 = i16x8.add(h2, i16x8.extend_low_i8x16_u(hi));
+        h3 = i16x8.add(h3, i16x8.extend_high_i8x16_u(hi));
+      }
+      w0 = i32x4.add(w0, i32x4.extend_low_i16x8_u(h0));
+      w1 = i32x4.add(w1, i32x4.extend_high_i16x8_u(h0));
+      w2 = i32x4.add(w2, i32x4.extend_low_i16x8_u(h1));
+      w3 = i32x4.add(w3, i32x4.extend_high_i16x8_u(h1));
+      w4 = i32x4.add(w4, i32x4.extend_low_i16x8_u(h2));
+      w5 = i32x4.add(w5, i32x4.extend_high_i16x8_u(h2));
+      w6 = i32x4.add(w6, i32x4.extend_low_i16x8_u(h3));
+      w7 = i32x4.add(w7, i32x4.extend_high_i16x8_u(h3));
+    }
+    const vb = f32x4.splat(bias), vs = f32x4.splat(scale);
+    const o = out + (<usize>first << 2);
+    const rest = n - first;
+    if (rest >= 32) {
+      v128.store(o, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w0))));
+      v128.store(o, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w1))), 16);
+      v128.store(o, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w2))), 32);
+      v128.store(o, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w3))), 48);
+      v128.store(o, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w4))), 64);
+      v128.store(o, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w5))), 80);
+      v128.store(o, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w6))), 96);
+      v128.store(o, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w7))), 112);
+    } else {
+      // partial last block: stage the 32 results, copy the first `rest`
+      const stage = memory.data(128, 16);
+      v128.store(stage, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w0))));
+      v128.store(stage, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w1))), 16);
+      v128.store(stage, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w2))), 32);
+      v128.store(stage, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w3))), 48);
+      v128.store(stage, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w4))), 64);
+      v128.store(stage, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w5))), 80);
+      v128.store(stage, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w6))), 96);
+      v128.store(stage, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w7))), 112);
+      for (let v = 0; v < rest; v++) store<f32>(o + (<usize>v << 2), load<f32>(stage + (<usize>v << 2)));
+    }
+    block += blockBytes;
+  }
+}
