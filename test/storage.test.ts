@@ -306,3 +306,17 @@ describe('disk-full and permission errors surface without corrupting the collect
     await back.close();
   });
 });
+
+describe('commit modes', () => {
+  it('commitMode per-call syncs writes one by one with the same results', async () => {
+    const dir = new MemoryDirectory();
+    const col = await Collection.open(dir, { schema: { dimension: 2 }, commitMode: 'per-call' });
+    await Promise.all(Array.from({ length: 20 }, (_, i) => col.upsert([{ id: `p${i}`, vector: [1, i] }])));
+    assert.equal(col.size, 20);
+    await col.close();
+    const back = await Collection.open(dir.crashCopy());
+    assert.equal(back.size, 20);
+    await back.close();
+    assert.equal((await codeOf(() => Collection.open(new MemoryDirectory(), { schema: { dimension: 2 }, commitMode: 'sometimes' as never }))).code, 'INVALID_ARGUMENT');
+  });
+});

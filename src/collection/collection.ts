@@ -36,6 +36,12 @@ export interface OpenOptions extends CollectionOptions {
    * durable before its promise resolves, whatever this value.
    */
   groupCommitMs?: number;
+  /**
+   * 'group' (default): one sync covers every write queued while the previous sync ran.
+   * 'per-call': each upsert/delete gets its own write and sync (slower under concurrency; the
+   * same guarantee). Either way nothing resolves before it is durable.
+   */
+  commitMode?: 'group' | 'per-call';
   /** Rows of the mutable segment that trigger sealing (default: 64 MiB of vectors, at least 4096 rows). */
   sealRows?: number;
   /** Merge segments in the background (default true). */
@@ -120,7 +126,7 @@ export interface CollectionInfo extends CollectionStats {
 
 const SEARCH_OPTION_KEYS = new Set(['k', 'includeMetadata', 'includeVector']);
 const SCHEMA_KEYS = new Set(['dimension', 'metric', 'index']);
-const OPEN_OPTION_KEYS = new Set(['kernels', 'schema', 'readOnly', 'groupCommitMs', 'sealRows', 'autoMerge', 'mergePolicy', 'onEvent', 'faults']);
+const OPEN_OPTION_KEYS = new Set(['kernels', 'schema', 'readOnly', 'groupCommitMs', 'commitMode', 'sealRows', 'autoMerge', 'mergePolicy', 'onEvent', 'faults']);
 
 /** Opens a filesystem path as a Directory; registered by quiverdb/node. */
 let pathDirectory: ((path: string, create: boolean) => Promise<Directory>) | null = null;
@@ -194,6 +200,9 @@ export class Collection {
       throw new QuiverError('INVALID_ARGUMENT', `open expects a path or a Directory, got ${describe(target)}`, { received: describe(target) });
     }
     if (options.sealRows !== undefined && options.sealRows !== Infinity) checkPositiveInt(options.sealRows, 'sealRows');
+    if (options.commitMode !== undefined && options.commitMode !== 'group' && options.commitMode !== 'per-call') {
+      throw new QuiverError('INVALID_ARGUMENT', `commitMode must be 'group' or 'per-call', got ${describe(options.commitMode)}`, { field: 'commitMode', expected: ['group', 'per-call'], received: options.commitMode });
+    }
     if (options.groupCommitMs !== undefined && !(options.groupCommitMs >= 0 && options.groupCommitMs <= 10_000)) {
       throw new QuiverError('INVALID_ARGUMENT', `groupCommitMs must be in [0, 10000], got ${String(options.groupCommitMs)}`, { field: 'groupCommitMs', received: options.groupCommitMs });
     }
@@ -205,7 +214,7 @@ export class Collection {
     }
     const kernels = createKernels(options.kernels ?? 'auto');
     const engine = await Engine.open(dir, schema, {
-      kernels, readOnly: options.readOnly, groupCommitMs: options.groupCommitMs, sealRows: options.sealRows,
+      kernels, readOnly: options.readOnly, groupCommitMs: options.groupCommitMs, perCallCommit: options.commitMode === 'per-call', sealRows: options.sealRows,
       autoMerge: options.autoMerge, segmentsPerTier: mp.segmentsPerTier, maxDeletedRatio: mp.maxDeletedRatio,
       onEvent: options.onEvent, faults: options.faults, wal: true,
     });

@@ -32,6 +32,8 @@ export interface EngineOptions {
   readOnly?: boolean;
   /** Extra milliseconds to wait for more writes before a group commit (default 0). */
   groupCommitMs?: number;
+  /** Sync each write on its own instead of in groups. */
+  perCallCommit?: boolean;
   /** Rows of the mutable segment that trigger sealing; Infinity = only on flush(). */
   sealRows?: number;
   /** Background merging after seals (default true). */
@@ -120,6 +122,7 @@ export class Engine {
   private closed = false;
 
   private readonly groupCommitMs: number;
+  private readonly perCallCommit: boolean;
   readonly sealRows: number;
   private readonly autoMerge: boolean;
   private readonly segmentsPerTier: number;
@@ -136,6 +139,7 @@ export class Engine {
     this.readOnly = o.readOnly ?? false;
     this.walEnabled = o.wal ?? dir.durable;
     this.groupCommitMs = o.groupCommitMs ?? 0;
+    this.perCallCommit = o.perCallCommit ?? false;
     const defaultSealRows = Math.max(4096, Math.floor((64 << 20) / (manifest.schema.dimension * 4)));
     this.sealRows = o.sealRows ?? defaultSealRows;
     this.autoMerge = o.autoMerge ?? true;
@@ -415,7 +419,7 @@ export class Engine {
   /** One group commit: every queued record, one sync, then applied in order. */
   private async commitGroup(): Promise<void> {
     if (this.groupCommitMs > 0) await new Promise((r) => setTimeout(r, this.groupCommitMs));
-    const batch = this.queue.splice(0);
+    const batch = this.queue.splice(0, this.perCallCommit ? 1 : this.queue.length);
     if (batch.length === 0) return;
     const wal = this.wal!;
     try {
