@@ -4,7 +4,8 @@
 // at a named fault point inside flush or merge.
 // usage: node crash-child.mjs <dir> <seed> <ops> <logFile> <faultPoint|-> <faultHit> <sealRows>
 import { openSync, writeSync } from 'node:fs';
-import { Collection } from '../../dist/node.js';
+// QUIVER_CRASH_DIST: another build of the package (a long stress run uses a frozen copy of dist/)
+const { Collection } = await import(process.env.QUIVER_CRASH_DIST ?? '../../dist/node.js');
 import { makeOps, vectorFor } from './crash-ops.mjs';
 
 const [dir, seedS, countS, logFile, faultPoint, faultHitS, sealRowsS] = process.argv.slice(2);
