@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createWasmKernels, JsKernels, type Kernels } from '../src/kernels/index.js';
-import { splitQuery } from '../src/kernels/scalar.js';
+import { quantizeQueryI16, splitQuery } from '../src/kernels/scalar.js';
 import { rng } from './helpers/random.js';
 
 // Scalar-code kernels (assembly/scalar.ts) against their JS twins (src/kernels/scalar.ts), and
@@ -39,6 +39,12 @@ function close(a: number, b: number, scale: number, what: string): void {
 
 const randF = (r: () => number, n: number, lo = -1, hi = 1): Float32Array => Float32Array.from({ length: n }, () => lo + (hi - lo) * r());
 const randU8 = (r: () => number, n: number, max = 255): Uint8Array => Uint8Array.from({ length: n }, () => Math.floor(r() * (max + 1)));
+/** An i16 query at the kernels' limit for d (large values exercise the accumulator bound). */
+const randI16 = (r: () => number, d: number, maxCode: number): { q: Int16Array; scale: number } => {
+  const q = new Int16Array(d);
+  const scale = quantizeQueryI16(randF(r, d), d, maxCode, q);
+  return { q, scale };
+};
 const nibble = (row: Uint8Array, off: number, j: number): number => (row[off + (j >> 1)] >> ((j & 1) * 4)) & 15;
 const align4 = (x: number): number => (x + 3) & ~3;
 
@@ -50,18 +56,22 @@ describe('scalar kernels: wasm-simd agrees with the js twin and the definitions'
     }
   });
 
-  it('sqDotU8 and sqL2U8 (strided u8 rows)', () => {
+  it('sqDotU8 (i16 query) and sqL2U8 (strided u8 rows)', () => {
     const r = rng(21);
     for (const d of DIMS) for (const n of BLOCKS) for (const pad of [0, 3]) {
       const stride = d + pad;
+      const { q: qi, scale } = randI16(r, d, 255);
       const q = randF(r, d), w = randF(r, d, 0, 1), codes = randU8(r, n * stride);
+      // all-max codes hit the accumulator bound
+      if (n > 1) codes.fill(255, 0, stride);
       const bias = r() - 0.5;
-      const [a, b] = both([q, codes], n, (k, [qp, cp], out) => k.sqDotU8(qp, cp, n, d, stride, bias, out));
+      const [a, b] = both([qi, codes], n, (k, [qp, cp], out) => k.sqDotU8(qp, scale, cp, n, d, stride, bias, out));
       const [c, e] = both([q, w, codes], n, (k, [qp, wp, cp], out) => k.sqL2U8(qp, wp, cp, n, d, stride, bias, out));
       for (let i = 0; i < n; i++) {
-        let dot = bias, l2 = bias;
-        for (let j = 0; j < d; j++) { const x = codes[i * stride + j]; dot += q[j] * x; l2 -= w[j] * (q[j] - x) ** 2; }
-        close(b[i], dot, 255 * d, `js sqDotU8 d=${d} n=${n}`);
+        let dot = 0, l2 = bias;
+        for (let j = 0; j < d; j++) { const x = codes[i * stride + j]; dot += qi[j] * x; l2 -= w[j] * (q[j] - x) ** 2; }
+        const want = bias + scale * dot;
+        close(b[i], want, 255 * d, `js sqDotU8 d=${d} n=${n}`);
         close(a[i], b[i], 255 * d, `sqDotU8 d=${d} n=${n} i=${i}`);
         close(e[i], l2, 255 * 255 * d, `js sqL2U8 d=${d}`);
         close(c[i], e[i], 255 * 255 * d, `sqL2U8 d=${d} n=${n} i=${i}`);
@@ -69,22 +79,40 @@ describe('scalar kernels: wasm-simd agrees with the js twin and the definitions'
     }
   });
 
-  it('sqDotU4 and sqL2U4 (nibble rows, split query)', () => {
+  it('quantizeQueryI16 keeps 1/(2*limit) relative precision and the accumulator bound for large d', () => {
+    const r = rng(27);
+    for (const [d, maxCode] of [[37, 255], [512, 255], [1536, 255], [4096, 255], [4096, 15]] as const) {
+      const q = randF(r, d), out = new Int16Array(d);
+      const scale = quantizeQueryI16(q, d, maxCode, out);
+      const limit = Math.max(...Array.from(out, Math.abs));
+      assert.ok(limit <= 32767 && limit * maxCode * (Math.ceil(d / 8) + 16) <= 2147483647, `d=${d}`);
+      for (let j = 0; j < d; j++) assert.ok(Math.abs(out[j] * scale - q[j]) <= scale / 2 + 1e-12);
+      // a block of all-max codes against the largest query values stays exact in the WASM kernel
+      const big = Int16Array.from({ length: d }, () => limit);
+      const codes = new Uint8Array(d).fill(maxCode);
+      const [a] = both([big, codes], 1, (k, [qp, cp], o) => (maxCode === 255 ? k.sqDotU8(qp, 1, cp, 1, d, d, 0, o) : undefined));
+      if (maxCode === 255) assert.ok(Math.abs(a[0] - limit * 255 * d) <= 1e-6 * limit * 255 * d, `overflow at d=${d}: ${a[0]}`);
+    }
+    assert.equal(quantizeQueryI16(new Float32Array(5), 5, 255, new Int16Array(5)), 0);
+  });
+
+  it('sqDotU4 (split i16 query) and sqL2U4 (nibble rows)', () => {
     const r = rng(22);
     for (const d of DIMS) for (const n of BLOCKS) for (const pad of [0, 5]) {
       const nb = (d + 1) >> 1, stride = nb + pad;
       const q = randF(r, d), w = randF(r, d, 0, 1), codes = randU8(r, n * stride);
+      const { q: qi, scale } = randI16(r, d, 15);
       // a zero high nibble past d is the encoder's contract; random garbage there must not count
-      const qs = new Float32Array(2 * nb), ws = new Float32Array(2 * nb);
-      splitQuery(q, d, qs); splitQuery(w, d, ws);
+      const qs = new Float32Array(2 * nb), ws = new Float32Array(2 * nb), qis = new Int16Array(2 * nb);
+      splitQuery(q, d, qs); splitQuery(w, d, ws); splitQuery(qi, d, qis);
       const bias = r() - 0.5;
-      const [a, b] = both([qs, codes], n, (k, [qp, cp], out) => k.sqDotU4(qp, cp, n, d, stride, bias, out));
+      const [a, b] = both([qis, codes], n, (k, [qp, cp], out) => k.sqDotU4(qp, scale, cp, n, d, stride, bias, out));
       const [c, e] = both([qs, ws, codes], n, (k, [qp, wp, cp], out) => k.sqL2U4(qp, wp, cp, n, d, stride, bias, out));
       for (let i = 0; i < n; i++) {
-        let dot = bias, l2 = bias;
-        for (let j = 0; j < d; j++) { const x = nibble(codes, i * stride, j); dot += q[j] * x; l2 -= w[j] * (q[j] - x) ** 2; }
-        // past d (odd d) the split weight is zero, so the garbage nibble adds nothing
-        close(b[i], dot, 15 * d, `js sqDotU4 d=${d}`);
+        let dot = 0, l2 = bias;
+        for (let j = 0; j < d; j++) { const x = nibble(codes, i * stride, j); dot += qi[j] * x; l2 -= w[j] * (q[j] - x) ** 2; }
+        // past d (odd d) the split query and weight are zero, so the garbage nibble adds nothing
+        close(b[i], bias + scale * dot, 15 * d, `js sqDotU4 d=${d}`);
         close(a[i], b[i], 15 * d, `sqDotU4 d=${d} n=${n} i=${i}`);
         close(e[i], l2, 225 * d, `js sqL2U4 d=${d}`);
         close(c[i], e[i], 225 * d, `sqL2U4 d=${d} n=${n} i=${i}`);
@@ -107,18 +135,19 @@ describe('scalar kernels: wasm-simd agrees with the js twin and the definitions'
         view.setFloat32(i * stride + 4, r() - 0.5, true);
         if (l2) view.setFloat32(i * stride + 8, r() * 3, true);
       }
-      const q = randF(r, d), qs = new Float32Array(2 * nb);
+      const { q, scale: qscale } = randI16(r, d, 255);
+      const qs = new Int16Array(2 * nb);
       splitQuery(q, d, qs);
-      const qsum = q.reduce((s, x) => s + x, 0);
+      const qsum = r() * 4 - 2;
       const bias = r() - 0.5;
-      const [a, b] = both([q, qs, rows], n, (k, [qp, sp, cp], out) => k.lvqScore(qp, sp, qsum, cp, n, d, stride, bits1, bits2, l2, bias, out));
+      const [a, b] = both([q, qs, rows], n, (k, [qp, sp, cp], out) => k.lvqScore(qp, sp, qscale, qsum, cp, n, d, stride, bits1, bits2, l2, bias, out));
       for (let i = 0; i < n; i++) {
         const o = i * stride;
         const level = (bits: number, start: number, j: number): number => (bits === 8 ? rows[start + j] : nibble(rows, start, j));
         let dot1 = 0, dot2 = 0;
         for (let j = 0; j < d; j++) {
-          dot1 += q[j] * level(bits1, o + header, j);
-          if (bits2) dot2 += q[j] * level(bits2, o + header + len1, j);
+          dot1 += qscale * q[j] * level(bits1, o + header, j);
+          if (bits2) dot2 += qscale * q[j] * level(bits2, o + header + len1, j);
         }
         const scale = view.getFloat32(o, true), offset = view.getFloat32(o + 4, true);
         const inner = offset * qsum + scale * (dot1 + (bits2 ? dot2 / ((1 << bits2) - 1) - qsum / 2 : 0));

@@ -12,10 +12,10 @@ import type { KernelMemory } from './memory.js';
  * f32[2 * ceil(d/2)] holding q[0], q[2], q[4], ... then q[1], q[3], ..., zero past d.
  */
 export interface ScalarKernels {
-  /** out[i] = bias + sum_j q[j] * codes[i*stride + j]. q: f32[d]; codes: u8 rows; out: f32[n]. */
-  sqDotU8(q: number, codes: number, n: number, d: number, stride: number, bias: number, out: number): void;
-  /** out[i] = bias + sum_j q[j] * nibble_j(row i). qs: split query f32[2 * ceil(d/2)]; out: f32[n]. */
-  sqDotU4(qs: number, codes: number, n: number, d: number, stride: number, bias: number, out: number): void;
+  /** out[i] = bias + qscale * sum_j q[j] * codes[i*stride + j]. q: i16[d] (see quantizeQueryI16); codes: u8 rows; out: f32[n]. */
+  sqDotU8(q: number, qscale: number, codes: number, n: number, d: number, stride: number, bias: number, out: number): void;
+  /** out[i] = bias + qscale * sum_j q[j] * nibble_j(row i). qs: split i16 query [2 * ceil(d/2)]; out: f32[n]. */
+  sqDotU4(qs: number, qscale: number, codes: number, n: number, d: number, stride: number, bias: number, out: number): void;
   /** out[i] = bias - sum_j w[j] * (q[j] - codes[i*stride + j])^2. q, w: f32[d]; out: f32[n]. */
   sqL2U8(q: number, w: number, codes: number, n: number, d: number, stride: number, bias: number, out: number): void;
   /** As sqL2U8 over nibble codes; qs, ws: split f32[2 * ceil(d/2)]. */
@@ -26,9 +26,10 @@ export interface ScalarKernels {
    * inner = offset*qsum + scale*(dot1 + dot2 / (2^bits2 - 1) - qsum/2) (the last two terms
    * only when bits2 > 0: level 2 codes the level-1 residual in [-scale/2, scale/2]); then
    * out[i] = bias + inner (l2 = 0) or bias + 2*inner - sqnorm (l2 = 1).
-   * q: f32[d] for 8-bit levels; qs: split query for 4-bit levels; out: f32[n].
+   * dot1, dot2 = qscale * (integer code dots) with q: i16[d] for 8-bit levels and qs: the split
+   * i16 query for 4-bit levels (quantizeQueryI16); qsum is the float sum of the query; out: f32[n].
    */
-  lvqScore(q: number, qs: number, qsum: number, codes: number, n: number, d: number, stride: number, bits1: number, bits2: number, l2: number, bias: number, out: number): void;
+  lvqScore(q: number, qs: number, qscale: number, qsum: number, codes: number, n: number, d: number, stride: number, bits1: number, bits2: number, l2: number, bias: number, out: number): void;
   /**
    * Binary rows: f32 alpha, f32 gamma, then ceil(d/8) bytes of sign bits (dimension j at byte
    * j>>3, bit j&7). lut: f32[ceil(d/8) * 32], 16 entries per group of 4 dimensions (low nibble
@@ -44,13 +45,30 @@ export interface ScalarKernels {
   addScaledInPlace(a: number, b: number, n: number, scale: number): void;
 }
 
-/** Writes the split form of q: f32[d] into out: f32[2 * ceil(d/2)] (see ScalarKernels). */
-export function splitQuery(q: ArrayLike<number>, d: number, out: Float32Array): void {
+/** Writes the split form of q: [d] into out: [2 * ceil(d/2)] (see ScalarKernels). */
+export function splitQuery(q: ArrayLike<number>, d: number, out: Float32Array | Int16Array): void {
   const nb = (d + 1) >> 1;
   for (let t = 0; t < nb; t++) {
     out[t] = q[2 * t];
     out[nb + t] = 2 * t + 1 < d ? q[2 * t + 1] : 0;
   }
+}
+
+/**
+ * Quantizes q: [d] to i16 for the integer code-dot kernels: out[j] = round(q[j] / scale), returns
+ * scale (0 for an all-zero q). |out| stays within i16 and within the bound that keeps every i32
+ * accumulator lane of the WASM kernels from overflowing for codes up to maxCode (255 for bytes,
+ * 15 for nibbles): lane sums hold at most ceil(d/8) + 16 products. For d <= 1024 and bytes that
+ * is the full 15 bits; the relative error per query value is at most 1 / (2 * limit).
+ */
+export function quantizeQueryI16(q: ArrayLike<number>, d: number, maxCode: number, out: Int16Array): number {
+  const limit = Math.min(32767, Math.floor(2147483647 / (maxCode * (Math.ceil(d / 8) + 16))));
+  let max = 0;
+  for (let j = 0; j < d; j++) max = Math.max(max, Math.abs(q[j]));
+  if (max === 0) { out.fill(0, 0, d); return 0; }
+  const scale = max / limit;
+  for (let j = 0; j < d; j++) out[j] = Math.round(q[j] / scale);
+  return scale;
 }
 
 const POPCOUNT8 = (() => {
@@ -61,30 +79,31 @@ const POPCOUNT8 = (() => {
 
 /** The JS twin of every ScalarKernels method, over `memory` (use memory.views() inside each call). */
 export function scalarTwin(memory: KernelMemory): ScalarKernels {
-  function dotU8Row(F: Float32Array, B: Uint8Array, q: number, row: number, d: number): number {
+  // integer code dots over an i16 query: exact in JS numbers (below 2^53)
+  function dotU8Row(H: Int16Array, B: Uint8Array, q: number, row: number, d: number): number {
     let s = 0;
-    const qi = q >> 2;
-    for (let j = 0; j < d; j++) s += F[qi + j] * B[row + j];
+    const qi = q >> 1;
+    for (let j = 0; j < d; j++) s += H[qi + j] * B[row + j];
     return s;
   }
-  function dotU4Row(F: Float32Array, B: Uint8Array, qs: number, row: number, nb: number): number {
+  function dotU4Row(H: Int16Array, B: Uint8Array, qs: number, row: number, nb: number): number {
     let s = 0;
-    const lo = qs >> 2, hi = lo + nb;
+    const lo = qs >> 1, hi = lo + nb;
     for (let t = 0; t < nb; t++) {
       const b = B[row + t];
-      s += F[lo + t] * (b & 15) + F[hi + t] * (b >> 4);
+      s += H[lo + t] * (b & 15) + H[hi + t] * (b >> 4);
     }
     return s;
   }
   return {
-    sqDotU8(q, codes, n, d, stride, bias, out) {
-      const { f32: F, u8: B } = memory.views();
-      for (let i = 0; i < n; i++) F[(out >> 2) + i] = bias + dotU8Row(F, B, q, codes + i * stride, d);
+    sqDotU8(q, qscale, codes, n, d, stride, bias, out) {
+      const { f32: F, i16: H, u8: B } = memory.views();
+      for (let i = 0; i < n; i++) F[(out >> 2) + i] = bias + qscale * dotU8Row(H, B, q, codes + i * stride, d);
     },
-    sqDotU4(qs, codes, n, d, stride, bias, out) {
-      const { f32: F, u8: B } = memory.views();
+    sqDotU4(qs, qscale, codes, n, d, stride, bias, out) {
+      const { f32: F, i16: H, u8: B } = memory.views();
       const nb = (d + 1) >> 1;
-      for (let i = 0; i < n; i++) F[(out >> 2) + i] = bias + dotU4Row(F, B, qs, codes + i * stride, nb);
+      for (let i = 0; i < n; i++) F[(out >> 2) + i] = bias + qscale * dotU4Row(H, B, qs, codes + i * stride, nb);
     },
     sqL2U8(q, w, codes, n, d, stride, bias, out) {
       const { f32: F, u8: B } = memory.views();
@@ -111,8 +130,8 @@ export function scalarTwin(memory: KernelMemory): ScalarKernels {
         F[(out >> 2) + i] = bias - s;
       }
     },
-    lvqScore(q, qs, qsum, codes, n, d, stride, bits1, bits2, l2, bias, out) {
-      const { f32: F, u8: B } = memory.views();
+    lvqScore(q, qs, qscale, qsum, codes, n, d, stride, bits1, bits2, l2, bias, out) {
+      const { f32: F, i16: H, u8: B } = memory.views();
       const header = l2 ? 12 : 8;
       const nb = (d + 1) >> 1;
       const len1 = bits1 === 8 ? d : nb;
@@ -120,8 +139,8 @@ export function scalarTwin(memory: KernelMemory): ScalarKernels {
       for (let i = 0; i < n; i++) {
         const row = codes + i * stride;
         const c1 = row + header;
-        const dot1 = bits1 === 8 ? dotU8Row(F, B, q, c1, d) : dotU4Row(F, B, qs, c1, nb);
-        const dot2 = bits2 === 8 ? dotU8Row(F, B, q, c1 + len1, d) : bits2 === 4 ? dotU4Row(F, B, qs, c1 + len1, nb) : 0;
+        const dot1 = qscale * (bits1 === 8 ? dotU8Row(H, B, q, c1, d) : dotU4Row(H, B, qs, c1, nb));
+        const dot2 = qscale * (bits2 === 8 ? dotU8Row(H, B, q, c1 + len1, d) : bits2 === 4 ? dotU4Row(H, B, qs, c1 + len1, nb) : 0);
         const shift = bits2 === 0 ? 0 : qsum * 0.5;
         const inner = F[(row >> 2) + 1] * qsum + F[row >> 2] * (dot1 + dot2 * r2 - shift);
         F[(out >> 2) + i] = l2 ? bias + 2 * inner - F[(row >> 2) + 2] : bias + inner;

@@ -39,6 +39,14 @@ export class ScorerMemory {
     return p;
   }
 
+  /** Allocates and fills i16[values.length]; returns the pointer. */
+  i16(values: Int16Array): number {
+    const p = this.kernels.memory.alloc(values.length * 2);
+    new Int16Array(this.kernels.memory.buffer, p, values.length).set(values);
+    this.ptrs.push(p);
+    return p;
+  }
+
   /** Allocates and fills u8[values.length]; returns the pointer. */
   u8(values: ArrayLike<number>): number {
     const p = this.kernels.memory.alloc(values.length);

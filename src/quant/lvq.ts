@@ -1,5 +1,5 @@
 import { QuiverError } from '../errors.js';
-import { splitQuery } from '../kernels/scalar.js';
+import { quantizeQueryI16, splitQuery } from '../kernels/scalar.js';
 import { ByteReader, ByteWriter } from '../util/bytes.js';
 import { checkPayloadVersion, QuantizerBase, ScorerMemory } from './common.js';
 import type { QuantizerContext, QuantizerFamily } from './registry.js';
@@ -24,7 +24,8 @@ import type { QueryScorer, TrainOptions } from './types.js';
  * Row layout (codeSize rounded up to a multiple of 4):
  *   f32 scale, f32 lo, [f32 ||r^||^2 for metric l2], level-1 codes (8 bits: d bytes; 4 bits:
  *   ceil(d/2) bytes, dimension 2t in the low nibble of byte t), level-2 codes (same packing).
- * Scores (kernel lvqScore, q' = q for dot, q - mean for l2):
+ * Scores (kernel lvqScore; q' = q for dot, q - mean for l2, rounded to i16 with a per-query scale
+ * for the integer code dots, qsum = sum(q') kept in float):
  *   dot: <q, mean> + <q, r^>;  l2: -||q - mean||^2 + 2 <q', r^> - ||r^||^2,
  *   with <q', r^> = lo * sum(q') + scale * (<q', c1> + <q', c2> / (2^B2 - 1) - sum(q') / 2).
  */
@@ -129,15 +130,19 @@ export class LvqQuantizer extends QuantizerBase {
     }
     const mem = new ScorerMemory(k, this.spec);
     const needsFull = this.bits1 === 8 || this.bits2 === 8, needsSplit = this.bits1 === 4 || this.bits2 === 4;
-    const qp = needsFull ? mem.f32(q) : 0;
+    // one quantization scale for both forms (the split form holds the same values), bounded for bytes
+    const nb = (d + 1) >> 1;
+    const qi = new Int16Array(d);
+    const scale = quantizeQueryI16(q, d, 255, qi);
+    const qp = needsFull ? mem.i16(qi) : 0;
     let sp = 0;
     if (needsSplit) {
-      const split = new Float32Array(2 * ((d + 1) >> 1));
-      splitQuery(q, d, split);
-      sp = mem.f32(split);
+      const split = new Int16Array(2 * nb);
+      splitQuery(qi, d, split);
+      sp = mem.i16(split);
     }
     const bits1 = this.bits1, bits2 = this.bits2, l2flag = l2 ? 1 : 0;
-    return scorer(mem, (codes, n, out) => k.lvqScore(qp, sp, qsum, codes, n, d, stride, bits1, bits2, l2flag, bias, out));
+    return scorer(mem, (codes, n, out) => k.lvqScore(qp, sp, scale, qsum, codes, n, d, stride, bits1, bits2, l2flag, bias, out));
   }
 
   protected writePayload(): Uint8Array {

@@ -1,6 +1,6 @@
 import { QuiverError } from '../errors.js';
 import { F16_TABLE } from '../kernels/js.js';
-import { splitQuery } from '../kernels/scalar.js';
+import { quantizeQueryI16, splitQuery } from '../kernels/scalar.js';
 import { Rng } from '../math/rng.js';
 import { ByteReader, ByteWriter } from '../util/bytes.js';
 import { checkPayloadVersion, checkScoreArgs, QuantizerBase, ScorerMemory } from './common.js';
@@ -18,8 +18,9 @@ import type { QueryScorer, TrainOptions } from './types.js';
  * a few Lloyd-style rounds refit (lo, step) by least squares on the assigned codes.
  *
  * Rows are pure codes, no per-vector factors: SQ8 = d bytes, SQ4 = ceil(d/2) bytes (dimension 2t
- * in the low nibble of byte t). Scores are exact for the decoded vector:
- *   dot: <q, x^> = sum_j q_j lo_j + sum_j (q_j step_j) c_j      (kernels sqDotU8 / sqDotU4)
+ * in the low nibble of byte t). Scores are those of the decoded vector:
+ *   dot: <q, x^> = sum_j q_j lo_j + sum_j (q_j step_j) c_j      (kernels sqDotU8 / sqDotU4; the
+ *        weights q_j step_j are rounded to i16 with a per-query scale, relative error <= 2e-5)
  *   l2: -||q - x^||^2 = -sum_j step_j^2 ((q_j - lo_j)/step_j - c_j)^2   (sqL2U8 / sqL2U4)
  */
 
@@ -128,18 +129,21 @@ export class ScalarQuantizer extends QuantizerBase {
     const k = this.kernels;
     const stride = this.codeSize;
     if (this.metric === 'dot') {
-      // <q, x^> = sum q lo + sum (q step) c
+      // <q, x^> = sum q lo + sum (q step) c; the weights q*step go to the kernel as i16
       let bias = 0;
       const qw = new Float32Array(d);
       for (let j = 0; j < d; j++) { bias += query[j] * lo[j]; qw[j] = query[j] * step[j]; }
+      const qi = new Int16Array(this.bits === 8 ? d : 2 * stride);
       if (this.bits === 8) {
-        const qp = mem.f32(qw);
-        return scorer(mem, (codes, n, out) => k.sqDotU8(qp, codes, n, d, stride, bias, out));
+        const scale = quantizeQueryI16(qw, d, 255, qi);
+        const qp = mem.i16(qi);
+        return scorer(mem, (codes, n, out) => k.sqDotU8(qp, scale, codes, n, d, stride, bias, out));
       }
       const split = new Float32Array(2 * stride);
       splitQuery(qw, d, split);
-      const qp = mem.f32(split);
-      return scorer(mem, (codes, n, out) => k.sqDotU4(qp, codes, n, d, stride, bias, out));
+      const scale = quantizeQueryI16(split, 2 * stride, 15, qi);
+      const qp = mem.i16(qi);
+      return scorer(mem, (codes, n, out) => k.sqDotU4(qp, scale, codes, n, d, stride, bias, out));
     }
     // -||q - x^||^2 = -sum step^2 ((q - lo)/step - c)^2; constant dimensions go to the bias
     let bias = 0;
