@@ -3,6 +3,7 @@ import type { Kernels } from '../kernels/types.js';
 import { BINARY_FAMILY } from './binary.js';
 import { LVQ_FAMILY } from './lvq.js';
 import { SCALAR_FAMILY } from './scalar.js';
+import { PQ_FAMILY } from './pq.js';
 import { RABITQ_FAMILY } from './rabitq.js';
 import { readQuantizerEnvelope } from './serial.js';
 import { createTransformed, parseTransformSpec, TransformedQuantizer, transformGrammar } from './transform.js';
@@ -31,6 +32,7 @@ export interface QuantizerFamily {
 /** Registered families, tried in order. */
 const FAMILIES: QuantizerFamily[] = [
   RABITQ_FAMILY,
+  PQ_FAMILY,
   SCALAR_FAMILY,
   BINARY_FAMILY,
   LVQ_FAMILY,
