@@ -248,6 +248,11 @@ export class ProductQuantizer extends QuantizerBase {
       .typed(this.codebooks).finish().slice();
   }
 
+  /** The codebook payload as serialize() embeds it, for quantizers that contain a PQ (OPQ). */
+  payloadBytes(): Uint8Array {
+    return this.writePayload();
+  }
+
   /** Restores codebooks from writePayload() bytes (reader positioned at the payload start). */
   readPayload(r: ByteReader): void {
     checkPayloadVersion(r.u8('version'), PAYLOAD_VERSION, this.spec);

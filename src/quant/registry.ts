@@ -3,6 +3,7 @@ import type { Kernels } from '../kernels/types.js';
 import { BINARY_FAMILY } from './binary.js';
 import { LVQ_FAMILY } from './lvq.js';
 import { SCALAR_FAMILY } from './scalar.js';
+import { OPQ_FAMILY } from './opq.js';
 import { PQ_FAMILY } from './pq.js';
 import { RABITQ_FAMILY } from './rabitq.js';
 import { readQuantizerEnvelope } from './serial.js';
@@ -33,6 +34,7 @@ export interface QuantizerFamily {
 const FAMILIES: QuantizerFamily[] = [
   RABITQ_FAMILY,
   PQ_FAMILY,
+  OPQ_FAMILY,
   SCALAR_FAMILY,
   BINARY_FAMILY,
   LVQ_FAMILY,

@@ -80,4 +80,9 @@ export const QUANT_SUITE_CASES: QuantSuiteCase[] = [
   { spec: 'PQ12x4fs', dimension: 36, metrics: ['dot'], maxReconstructionError: 0.25, scoreTolerance: 0.01 },
   { spec: 'PQ9x4fs', dimension: 36, metrics: ['dot'], maxReconstructionError: 0.3, scoreTolerance: 0.01 },
   { spec: 'PQ9x4fs', dimension: 36, metrics: ['l2'], maxReconstructionError: 0.3, scoreTolerance: 0.1 },
+  // OPQ (src/quant/opq.ts): PQ after a learned rotation; exact for decoded vectors except fast-scan
+  { spec: 'OPQ12x8', dimension: 36, metrics: ['dot', 'l2'], maxReconstructionError: 0.06, scoreTolerance: 1e-4 },
+  { spec: 'OPQ9x4', dimension: 36, metrics: ['dot', 'l2'], maxReconstructionError: 0.2, scoreTolerance: 1e-4 },
+  { spec: 'OPQ12x4fs', dimension: 36, metrics: ['dot'], maxReconstructionError: 0.2, scoreTolerance: 0.01 },
+  { spec: 'OPQ12x4fs', dimension: 36, metrics: ['l2'], maxReconstructionError: 0.2, scoreTolerance: 0.1 },
 ];
