@@ -255,7 +255,8 @@ interface EngineResult {
   engine: string;
   native: boolean;
   buildSeconds: number;
-  perQuery: { queries: number; meanMs: number; p50Ms: number; p95Ms: number; minMs: number };
+  /** wall times of single-query calls; cpuMeanMs: mean CPU time (user + system, whole process) per call. */
+  perQuery: { queries: number; meanMs: number; p50Ms: number; p95Ms: number; minMs: number; cpuMeanMs: number };
   batch?: { queries: number; batchSize: number; seconds: number; qps: number };
   /** recall@k against the per-query results of our WASM engine (the reference). */
   recall: number;
@@ -318,14 +319,18 @@ async function runDataset(ds: Dataset, engines: Engine[], k: number, batchSize: 
   log(`  per query: ${nq} queries x ${repeat} on ${ne} engines, interleaved ...`);
   const perQueryOut = engines.map(() => new Int32Array(nq * k));
   const times = engines.map((): number[] => []);
+  const cpuMicros = engines.map(() => 0);
   const scratch = new Int32Array(k);
   for (let r = 0; r < repeat; r++) {
     for (let i = 0; i < nq; i++) {
       for (let j = 0; j < ne; j++) {
         const e = (i + j) % ne; // rotate who goes first
+        const cpu = process.cpuUsage();
         const t = performance.now();
         await engines[e].searchOne(single[i], k, scratch);
         times[e].push(performance.now() - t);
+        const used = process.cpuUsage(cpu);
+        cpuMicros[e] += used.user + used.system;
         if (r === 0) perQueryOut[e].set(scratch, i * k);
       }
     }
@@ -356,7 +361,10 @@ async function runDataset(ds: Dataset, engines: Engine[], k: number, batchSize: 
     const mean = sorted.reduce((a, b) => a + b, 0) / sorted.length;
     const res: EngineResult = {
       engine: engine.name, native: engine.native, buildSeconds: round(buildSeconds[e], 2),
-      perQuery: { queries: sorted.length, meanMs: round(mean, 3), p50Ms: round(percentile(sorted, 0.5), 3), p95Ms: round(percentile(sorted, 0.95), 3), minMs: round(sorted[0], 3) },
+      perQuery: {
+        queries: sorted.length, meanMs: round(mean, 3), p50Ms: round(percentile(sorted, 0.5), 3), p95Ms: round(percentile(sorted, 0.95), 3),
+        minMs: round(sorted[0], 3), cpuMeanMs: round(cpuMicros[e] / 1000 / sorted.length, 3),
+      },
       recall: recallAgainst(perQueryOut[e], reference, nq, k),
     };
     if (engine.searchBatch) {
@@ -393,10 +401,10 @@ function markdown(report: ExactReport): string {
   for (const ds of report.datasets) {
     lines.push(`### ${ds.name}: ${ds.n.toLocaleString('en-US')} x ${ds.d}, cosine, ${ds.queries} queries, k = ${report.k}`);
     lines.push('');
-    lines.push('| engine | build s | per query mean ms | p50 ms | p95 ms | per query vs fastest native (mean / p50) | batch q/s | batch vs fastest native | recall@' + report.k + ' |');
-    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    lines.push('| engine | build s | per query mean ms | p50 ms | p95 ms | CPU ms | per query vs fastest native (mean / p50) | batch q/s | batch vs fastest native | recall@' + report.k + ' |');
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of ds.results) {
-      lines.push(`| ${r.engine} | ${r.buildSeconds.toFixed(2)} | ${r.perQuery.meanMs.toFixed(2)} | ${r.perQuery.p50Ms.toFixed(2)} | ${r.perQuery.p95Ms.toFixed(2)} | `
+      lines.push(`| ${r.engine} | ${r.buildSeconds.toFixed(2)} | ${r.perQuery.meanMs.toFixed(2)} | ${r.perQuery.p50Ms.toFixed(2)} | ${r.perQuery.p95Ms.toFixed(2)} | ${r.perQuery.cpuMeanMs.toFixed(2)} | `
         + `${r.perQueryVsNative !== undefined ? `${r.perQueryVsNative.toFixed(2)}x / ${r.perQueryP50VsNative!.toFixed(2)}x` : '-'} | ${r.batch ? r.batch.qps.toFixed(0) : '-'} | `
         + `${r.batchVsNative !== undefined ? r.batchVsNative.toFixed(2) + 'x' : '-'} | ${r.recall.toFixed(4)}${r.batchRecall !== undefined && r.batchRecall !== r.recall ? ` (batch ${r.batchRecall.toFixed(4)})` : ''} |`);
     }
