@@ -25,8 +25,10 @@
  * - R@10: recall@10 against the exact top-10; "none" = ranked by estimates; "x2/x4/x10" = the
  *   F*10 best estimates reranked with exact f32 inner products; "bound" = bound-driven rerank for
  *   bounded quantizers (RaBitQ), with the mean number of vectors reranked per query.
- * - scan: mean milliseconds per single query of FlatQuantizedIndex.search (k = 100, no rerank):
- *   one full pass over the codes on the WASM SIMD kernels, one thread.
+ * - scan, p50: mean and median milliseconds per single query of FlatQuantizedIndex.search (k = 100, no rerank):
+ *   one full pass over the codes on the WASM SIMD kernels, one thread; 'cpu ms' is the process
+ *   CPU time (user + system) of the same calls: on a shared machine wall time inflates with
+ *   waiting for a core, CPU time much less. Five untimed searches warm up first.
  * The 'f32' row is the exact scan over float32 vectors (dotMany + topkPush) for reference.
  *
  * Prints a table per dataset and writes everything as JSON to bench/results/quant-<date>.json.
@@ -83,6 +85,10 @@ export interface Row {
   trainSeconds: number | null;
   encodeVectorsPerSecond: number | null;
   scanMsPerQuery: number | null;
+  /** Median single-query scan time (robust to GC pauses and load spikes). */
+  scanMsMedian: number | null;
+  /** CPU time (user + system of this process) per scan: tells a loaded machine's waiting apart. */
+  scanCpuMsPerQuery: number | null;
   error?: string;
 }
 
@@ -313,7 +319,7 @@ function emptyRow(ds: Dataset, spec: string, error?: string): Row {
     dataset: ds.name, spec, bytesPerVector: null, compression: null, ipRelError: null,
     recall: { none: null, x2: null, x4: null, x10: null, bound: null },
     rerankedPerQuery: { x2: 2 * K, x4: 4 * K, x10: 10 * K, bound: null },
-    trainSeconds: null, encodeVectorsPerSecond: null, scanMsPerQuery: null, ...(error ? { error } : {}),
+    trainSeconds: null, encodeVectorsPerSecond: null, scanMsPerQuery: null, scanMsMedian: null, scanCpuMsPerQuery: null, ...(error ? { error } : {}),
   };
 }
 
@@ -324,13 +330,23 @@ function exactRow(kernels: Kernels, ds: Dataset): Row {
   const bp = mem.alloc(n * d * 4), qp = mem.alloc(d * 4), sp = mem.alloc(n * 4), hk = mem.alloc(TRUTH_K * 4), hi = mem.alloc(TRUTH_K * 4);
   mem.f32(bp, n * d).set(base.subarray(0, n * d));
   const runs = Math.min(ds.nq, 100);
-  const t0 = performance.now();
-  for (let q = 0; q < runs; q++) {
-    mem.f32(qp, d).set(ds.queries.subarray(q * d, (q + 1) * d));
+  const times = new Float64Array(runs);
+  for (let w = 0; w < 5; w++) { // warm-up
+    mem.f32(qp, d).set(ds.queries.subarray(0, d));
     kernels.dotMany(qp, bp, n, d, sp);
     kernels.topkPush(sp, n, 0, 1, hk, hi, TRUTH_K, 0);
   }
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let q = 0; q < runs; q++) {
+    const tq = performance.now();
+    mem.f32(qp, d).set(ds.queries.subarray(q * d, (q + 1) * d));
+    kernels.dotMany(qp, bp, n, d, sp);
+    kernels.topkPush(sp, n, 0, 1, hk, hi, TRUTH_K, 0);
+    times[q] = performance.now() - tq;
+  }
   const ms = (performance.now() - t0) / runs;
+  const cpu = process.cpuUsage(cpu0);
   for (const p of [bp, qp, sp, hk, hi]) mem.release(p);
   const row = emptyRow(ds, 'f32');
   row.bytesPerVector = 4 * d;
@@ -338,6 +354,8 @@ function exactRow(kernels: Kernels, ds: Dataset): Row {
   row.ipRelError = 0;
   row.recall = { none: 1, x2: 1, x4: 1, x10: 1, bound: null };
   row.scanMsPerQuery = ms;
+  row.scanMsMedian = median(times);
+  row.scanCpuMsPerQuery = (cpu.user + cpu.system) / 1000 / runs;
   return row;
 }
 
@@ -376,14 +394,21 @@ function measure(kernels: Kernels, ds: Dataset, spec: string): Row {
     const reranker = new Reranker(exact);
     const mask = new Uint32Array(Math.ceil(n / 32));
     const sums = { none: 0, x2: 0, x4: 0, x10: 0, bound: 0, boundReranked: 0 };
-    let scanMs = 0;
+    let scanMs = 0, scanCpuUs = 0;
+    const times = new Float64Array(ds.nq);
     const kCands = Math.min(10 * K, n - (ds.selfRows ? 1 : 0));
+    // warm-up (JIT, caches): a few untimed searches
+    for (let w = 0; w < 5; w++) index.search(ds.queries.subarray(0, d), kCands, { deleted: selfMask(ds, 0, mask) });
     for (let qi = 0; qi < ds.nq; qi++) {
       const query = ds.queries.subarray(qi * d, (qi + 1) * d);
       const deleted = selfMask(ds, qi, mask);
+      const cpu0 = process.cpuUsage();
       const t0 = performance.now();
       const hits = index.search(query, kCands, { deleted });
-      scanMs += performance.now() - t0;
+      times[qi] = performance.now() - t0;
+      scanMs += times[qi];
+      const cpu = process.cpuUsage(cpu0);
+      scanCpuUs += cpu.user + cpu.system;
       sums.none += recallAt10(hits.ords, ds.truth, qi);
       for (const f of RERANK_FACTORS) {
         const c = Math.min(hits.count, f * K);
@@ -397,6 +422,8 @@ function measure(kernels: Kernels, ds: Dataset, spec: string): Row {
       }
     }
     row.scanMsPerQuery = scanMs / ds.nq;
+    row.scanMsMedian = median(times);
+    row.scanCpuMsPerQuery = scanCpuUs / 1000 / ds.nq;
     row.recall = {
       none: sums.none / ds.nq, x2: sums.x2 / ds.nq, x4: sums.x4 / ds.nq, x10: sums.x10 / ds.nq,
       bound: q.bounded ? sums.bound / ds.nq : null,
@@ -447,6 +474,11 @@ function ipRelativeError(q: Quantizer, rows: Uint8Array, ds: Dataset): number {
   return count ? sum / count : NaN;
 }
 
+function median(a: Float64Array): number {
+  const s = Float64Array.from(a).sort();
+  return s.length ? (s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN;
+}
+
 // ---- report -------------------------------------------------------------------------------------
 
 function fmt(v: number | null, digits: number): string {
@@ -458,14 +490,14 @@ function fmtRate(v: number | null): string {
   return v >= 1e6 ? `${(v / 1e6).toFixed(2)}M` : v >= 1e3 ? `${(v / 1e3).toFixed(1)}k` : v.toFixed(0);
 }
 
-const HEADER = ['spec', 'B/vec', 'ratio', 'ip err', 'R@10', 'x2', 'x4', 'x10', 'bound', 'rr/q', 'train s', 'enc/s', 'scan ms'];
+const HEADER = ['spec', 'B/vec', 'ratio', 'ip err', 'R@10', 'x2', 'x4', 'x10', 'bound', 'rr/q', 'train s', 'enc/s', 'scan ms', 'p50 ms', 'cpu ms'];
 
 function tableLines(rows: Row[]): string[] {
   const cells = rows.map((r) => r.error ? [r.spec, `(${r.error})`] : [
     r.spec, fmt(r.bytesPerVector, 0), fmt(r.compression, 1), fmt(r.ipRelError, 4),
     fmt(r.recall.none, 3), fmt(r.recall.x2, 3), fmt(r.recall.x4, 3), fmt(r.recall.x10, 3), fmt(r.recall.bound, 3),
     r.rerankedPerQuery.bound === null ? '-' : r.rerankedPerQuery.bound.toFixed(0),
-    fmt(r.trainSeconds, 2), fmtRate(r.encodeVectorsPerSecond), fmt(r.scanMsPerQuery, 2),
+    fmt(r.trainSeconds, 2), fmtRate(r.encodeVectorsPerSecond), fmt(r.scanMsPerQuery, 2), fmt(r.scanMsMedian, 2), fmt(r.scanCpuMsPerQuery, 2),
   ]);
   const widths = HEADER.map((h, i) => Math.max(h.length, ...cells.filter((c) => c.length > 2).map((c) => (c[i] ?? '').length)));
   const line = (c: string[]): string => c.length === 2 ? `| ${c[0].padEnd(widths[0])} | ${c[1]} |` : `| ${c.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join(' | ')} |`;
@@ -508,6 +540,8 @@ async function main(): Promise<void> {
       ipRelError: 'mean over queries q and their exact top-100 x of |est(q,x) - <q,x>| / |<q,x>|',
       recall: 'recall@10 vs exact top-10; xF = top F*10 estimates reranked exactly; bound = bound-driven rerank',
       scanMsPerQuery: 'mean ms of FlatQuantizedIndex.search(query, 100) without rerank, single query, WASM SIMD',
+      scanMsMedian: 'median ms of the same calls',
+      scanCpuMsPerQuery: 'mean process CPU ms (user + system) of the same calls',
     },
     datasets: datasets.map((d) => ({ name: d.name, n: d.n, d: d.d, queries: d.nq, note: d.note })),
     rows,
