@@ -2,35 +2,26 @@
 // Each export has a JS twin of the same name in src/kernels/rabitq.ts.
 
 @inline function hsumU32(v: v128): u64 {
-  return <u64>i32x4.extract_lane(v, 0) + <u64>i32x4.extract_lane(v, 1) + <u64>i32x4.extract_lane(v, 2) + <u64>i32x4.extract_lane(v, 3);
+  return <u64><u32>i32x4.extract_lane(v, 0) + <u64><u32>i32x4.extract_lane(v, 1) + <u64><u32>i32x4.extract_lane(v, 2) + <u64><u32>i32x4.extract_lane(v, 3);
 }
 
-/** popcount(a AND b) over nbytes bytes. */
-@inline function popcountAnd(a: usize, b: usize, nbytes: i32): u64 {
-  let acc = i32x4.splat(0);
-  let j = 0;
-  for (; j + 16 <= nbytes; j += 16) {
-    const c = i8x16.popcnt(v128.and(v128.load(a + <usize>j), v128.load(b + <usize>j)));
-    acc = i32x4.add(acc, i32x4.extadd_pairwise_i16x8_u(i16x8.extadd_pairwise_i8x16_u(c)));
-  }
-  let s = hsumU32(acc);
-  for (; j + 8 <= nbytes; j += 8) s += popcnt<u64>(load<u64>(a + <usize>j) & load<u64>(b + <usize>j));
-  for (; j < nbytes; j++) s += <u64>popcnt<u32>(<u32>(load<u8>(a + <usize>j) & load<u8>(b + <usize>j)));
-  return s;
+/** Widens 16 byte counts to four u32 lanes. */
+@inline function widen(c: v128): v128 {
+  return i32x4.extadd_pairwise_i16x8_u(i16x8.extadd_pairwise_i8x16_u(c));
 }
 
-/** popcount over nbytes bytes. */
-@inline function popcountBytes(a: usize, nbytes: i32): u64 {
-  let acc = i32x4.splat(0);
-  let j = 0;
-  for (; j + 16 <= nbytes; j += 16) {
-    const c = i8x16.popcnt(v128.load(a + <usize>j));
-    acc = i32x4.add(acc, i32x4.extadd_pairwise_i16x8_u(i16x8.extadd_pairwise_i8x16_u(c)));
-  }
-  let s = hsumU32(acc);
-  for (; j + 8 <= nbytes; j += 8) s += popcnt<u64>(load<u64>(a + <usize>j));
-  for (; j < nbytes; j++) s += <u64>popcnt<u32>(<u32>load<u8>(a + <usize>j));
-  return s;
+/** sum_j 2^j * (byte popcounts of c AND q_j, pairwise summed into u16 lanes), for j < bits (<= 8). */
+@inline function weightedPlane(c: v128, q0: v128, q1: v128, q2: v128, q3: v128, q4: v128, q5: v128, q6: v128, q7: v128, bits: i32): v128 {
+  // per u16 lane at most 16 * (2^bits - 1) <= 4080: no overflow
+  let t = i16x8.extadd_pairwise_i8x16_u(i8x16.popcnt(v128.and(c, q0)));
+  if (bits > 1) t = i16x8.add(t, i16x8.shl(i16x8.extadd_pairwise_i8x16_u(i8x16.popcnt(v128.and(c, q1))), 1));
+  if (bits > 2) t = i16x8.add(t, i16x8.shl(i16x8.extadd_pairwise_i8x16_u(i8x16.popcnt(v128.and(c, q2))), 2));
+  if (bits > 3) t = i16x8.add(t, i16x8.shl(i16x8.extadd_pairwise_i8x16_u(i8x16.popcnt(v128.and(c, q3))), 3));
+  if (bits > 4) t = i16x8.add(t, i16x8.shl(i16x8.extadd_pairwise_i8x16_u(i8x16.popcnt(v128.and(c, q4))), 4));
+  if (bits > 5) t = i16x8.add(t, i16x8.shl(i16x8.extadd_pairwise_i8x16_u(i8x16.popcnt(v128.and(c, q5))), 5));
+  if (bits > 6) t = i16x8.add(t, i16x8.shl(i16x8.extadd_pairwise_i8x16_u(i8x16.popcnt(v128.and(c, q6))), 6));
+  if (bits > 7) t = i16x8.add(t, i16x8.shl(i16x8.extadd_pairwise_i8x16_u(i8x16.popcnt(v128.and(c, q7))), 7));
+  return t;
 }
 
 /**
@@ -39,25 +30,57 @@
  * codes: u8[n * codeSize]; row i = codeBits bit planes of planeBytes bytes each (plane k holds bit k
  *   of every dimension's code u, dimension t at byte t>>3, bit t&7), then padding, then the last
  *   16 bytes hold f32 factors: add, rescale, errScale, oneMinusA2.
- * query: u8[queryBits * planeBytes], bit planes of the quantized query q̄ in the same bit order.
+ * query: u8[queryBits * planeBytes], bit planes of the quantized query q̄ in the same bit order
+ *   (queryBits <= 8).
  * params: f32[8] = delta, low, constTerm, outScale, outBias, boundVar, quantVar, boundScale.
  * With ip = <u, q̄> = sum_{k,j} 2^(k+j) popcount(plane_k AND qplane_j) and sumU = sum_t u_t:
  *   out[i]    = outBias + add + outScale * rescale * (delta * ip + low * sumU + constTerm)   (f32[n])
  *   bounds[i] = boundScale * errScale * sqrt(oneMinusA2 * boundVar + quantVar)               (f32[n], if bounds != 0)
+ * Per 16-byte chunk (128 dimensions) the query planes sit in registers and each code plane is
+ * loaded once; its weighted sum over the query planes stays in u16 lanes before widening.
  */
 export function rabitqScan(codes: usize, n: i32, codeSize: i32, codeBits: i32, planeBytes: i32, query: usize, queryBits: i32, params: usize, out: usize, bounds: usize): void {
   const delta = <f64>load<f32>(params), low = <f64>load<f32>(params, 4), constTerm = <f64>load<f32>(params, 8);
   const outScale = <f64>load<f32>(params, 12), outBias = <f64>load<f32>(params, 16);
   const boundVar = <f64>load<f32>(params, 20), quantVar = <f64>load<f32>(params, 24), boundScale = <f64>load<f32>(params, 28);
+  const pb = <usize>planeBytes;
+  const zero = i32x4.splat(0);
   let row = codes;
   const factors = <usize>(codeSize - 16);
   for (let i = 0; i < n; i++) {
-    let ip: u64 = 0, sumU: u64 = 0;
-    for (let k = 0; k < codeBits; k++) {
-      const plane = row + <usize>(k * planeBytes);
-      sumU += popcountBytes(plane, planeBytes) << <u64>k;
-      for (let j = 0; j < queryBits; j++) {
-        ip += popcountAnd(plane, query + <usize>(j * planeBytes), planeBytes) << <u64>(k + j);
+    let acc = zero, accU = zero;
+    let b: usize = 0;
+    for (; b + 16 <= pb; b += 16) {
+      const qb = query + b;
+      const q0 = v128.load(qb);
+      const q1 = queryBits > 1 ? v128.load(qb + pb) : zero;
+      const q2 = queryBits > 2 ? v128.load(qb + 2 * pb) : zero;
+      const q3 = queryBits > 3 ? v128.load(qb + 3 * pb) : zero;
+      const q4 = queryBits > 4 ? v128.load(qb + 4 * pb) : zero;
+      const q5 = queryBits > 5 ? v128.load(qb + 5 * pb) : zero;
+      const q6 = queryBits > 6 ? v128.load(qb + 6 * pb) : zero;
+      const q7 = queryBits > 7 ? v128.load(qb + 7 * pb) : zero;
+      for (let k = 0; k < codeBits; k++) {
+        const c = v128.load(row + <usize>k * pb + b);
+        accU = i32x4.add(accU, i32x4.shl(widen(i8x16.popcnt(c)), k));
+        const t = weightedPlane(c, q0, q1, q2, q3, q4, q5, q6, q7, queryBits);
+        acc = i32x4.add(acc, i32x4.shl(i32x4.extadd_pairwise_i16x8_u(t), k));
+      }
+    }
+    let ip = hsumU32(acc), sumU = hsumU32(accU);
+    // tails: 8-byte words, then bytes
+    for (; b + 8 <= pb; b += 8) {
+      for (let k = 0; k < codeBits; k++) {
+        const c = load<u64>(row + <usize>k * pb + b);
+        sumU += popcnt<u64>(c) << <u64>k;
+        for (let j = 0; j < queryBits; j++) ip += popcnt<u64>(c & load<u64>(query + <usize>j * pb + b)) << <u64>(k + j);
+      }
+    }
+    for (; b < pb; b++) {
+      for (let k = 0; k < codeBits; k++) {
+        const c = <u32>load<u8>(row + <usize>k * pb + b);
+        sumU += <u64>popcnt<u32>(c) << <u64>k;
+        for (let j = 0; j < queryBits; j++) ip += <u64>popcnt<u32>(c & <u32>load<u8>(query + <usize>j * pb + b)) << <u64>(k + j);
       }
     }
     const f = row + factors;
