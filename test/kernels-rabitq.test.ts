@@ -108,4 +108,45 @@ describe('rabitq kernels: wasm-simd agrees with the js twin and the definition',
       }
     }
   });
+  it('rabitqScanDirect: nibble and byte codes, every dimension 1..67, odd blocks, signed queries', () => {
+    const r = rng(13);
+    for (let dim = 1; dim <= 67; dim++) for (const bits of [4, 8]) for (const n of BLOCKS) {
+      const codeBytes = bits === 4 ? (dim + 1) >> 1 : dim;
+      const codeSize = Math.ceil(codeBytes / 4) * 4 + 16;
+      const codes = new Uint8Array(n * codeSize);
+      const fv = new DataView(codes.buffer);
+      for (let i = 0; i < n; i++) {
+        for (let b = 0; b < codeBytes; b++) codes[i * codeSize + b] = Math.floor(r() * 256);
+        const f = i * codeSize + codeSize - 16;
+        fv.setFloat32(f, r() * 2 - 1, true);
+        fv.setFloat32(f + 4, r() * 0.1, true);
+        fv.setFloat32(f + 8, r() * 3, true);
+        fv.setFloat32(f + 12, r(), true);
+      }
+      const query = Int16Array.from({ length: dim }, () => Math.round((r() * 2 - 1) * 2047));
+      const params = Float32Array.from([r() * 0.01, 0, r() * 4 - 2, r() < 0.5 ? 1 : 2, r() - 0.5, r() * 0.01, r() * 1e-4, 1.9]);
+      const runOn = (k: Kernels, withBounds: boolean): { out: number[]; bounds: number[] } => {
+        const cp = put(k, codes), qp = put(k, query), pp = put(k, params);
+        const op = k.memory.alloc(n * 4), bp = withBounds ? k.memory.alloc(n * 4) : 0;
+        k.rabitqScanDirect(cp, n, codeSize, dim, bits, qp, pp, op, bp);
+        const res = { out: Array.from(k.memory.f32(op, n)), bounds: withBounds ? Array.from(k.memory.f32(bp, n)) : [] };
+        for (const p of [cp, qp, pp, op]) k.memory.release(p);
+        if (bp) k.memory.release(bp);
+        return res;
+      };
+      const w = runOn(wasm, true), j = runOn(js, true);
+      assert.deepEqual(w, j, `dim=${dim} bits=${bits} n=${n}`);
+      assert.deepEqual(runOn(wasm, false).out, w.out);
+      for (let i = 0; i < n; i++) {
+        let ip = 0;
+        for (let t = 0; t < dim; t++) {
+          const u = bits === 4 ? (codes[i * codeSize + (t >> 1)] >> (t % 2 ? 4 : 0)) & 15 : codes[i * codeSize + t];
+          ip += u * query[t];
+        }
+        const f = i * codeSize + codeSize - 16;
+        const want = params[4] + fv.getFloat32(f, true) + params[3] * fv.getFloat32(f + 4, true) * (params[0] * ip + params[2]);
+        near(j.out[i], want, `dim=${dim} bits=${bits} i=${i}`);
+      }
+    }
+  });
 });

@@ -119,20 +119,29 @@ describe('RaBitQ quantizer', () => {
     }
   });
 
-  it('the most significant bit plane of an extended code is the 1-bit code (same rotation and centre)', () => {
+  it('the most significant bit plane of an extended (plane-layout) code is the 1-bit code (same rotation and centre)', () => {
     const d = 90, n = 50;
     const rng = new Rng(8);
     const x = Float32Array.from({ length: n * d }, () => rng.normal());
     const one = createQuantizer('RaBitQ1', { dimension: d, metric: 'l2', kernels: wasm });
+    const three = createQuantizer('RaBitQ3', { dimension: d, metric: 'l2', kernels: wasm });
     const four = createQuantizer('RaBitQ4', { dimension: d, metric: 'l2', kernels: wasm });
     one.train(x, n, { seed: 11 });
+    three.train(x, n, { seed: 11 });
     four.train(x, n, { seed: 11 });
-    const c1 = new Uint8Array(n * one.codeSize), c4 = new Uint8Array(n * four.codeSize);
+    const c1 = new Uint8Array(n * one.codeSize), c3 = new Uint8Array(n * three.codeSize), c4 = new Uint8Array(n * four.codeSize);
     one.encode(x, n, c1);
+    three.encode(x, n, c3);
     four.encode(x, n, c4);
     const planeBytes = 128 / 8;
     for (let i = 0; i < n; i++) {
-      assert.deepEqual(c4.subarray(i * four.codeSize + 3 * planeBytes, i * four.codeSize + 4 * planeBytes), c1.subarray(i * one.codeSize, i * one.codeSize + planeBytes), `row ${i}`);
+      const signs = c1.subarray(i * one.codeSize, i * one.codeSize + planeBytes);
+      assert.deepEqual(c3.subarray(i * three.codeSize + 2 * planeBytes, i * three.codeSize + 3 * planeBytes), signs, `row ${i}`);
+      // RaBitQ4 stores nibbles: bit 3 of dimension t's nibble is the sign bit
+      for (let t = 0; t < 128; t++) {
+        const nibble = (c4[i * four.codeSize + (t >> 1)] >> ((t & 1) * 4)) & 15;
+        assert.equal(nibble >> 3, (signs[t >> 3] >> (t & 7)) & 1, `row ${i} dimension ${t}`);
+      }
     }
   });
 

@@ -21,6 +21,17 @@ export interface RabitqKernels {
    * The per-vector combination runs in float64 in both implementations.
    */
   rabitqScan(codes: number, n: number, codeSize: number, codeBits: number, planeBytes: number, query: number, queryBits: number, params: number, out: number, bounds: number): void;
+  /**
+   * RaBitQ scores for codes stored one value per dimension: bits = 4 (dimension t in the low
+   * nibble of byte t >> 1 when t is even, the high nibble when odd; ceil(dim / 2) bytes) or
+   * bits = 8 (one byte per dimension). Rows end with the same 16 bytes of factors as rabitqScan.
+   * query: i16[dim], the signed quantized query q̄ (small enough that no i32 lane of the SIMD sum
+   * overflows: ceil(dim / 4) * (2^bits - 1) * max|q̄| < 2^31). params: f32[8] as rabitqScan
+   * (params[1], low, unused). With ip = sum_t u_t q̄_t (an exact integer):
+   *   out[i]    = outBias + add + outScale * rescale * (delta * ip + constTerm)   out: f32[n]
+   *   bounds[i] = boundScale * errScale * sqrt(oneMinusA2 * boundVar + quantVar)  bounds: f32[n], skipped when 0
+   */
+  rabitqScanDirect(codes: number, n: number, codeSize: number, dim: number, bits: number, query: number, params: number, out: number, bounds: number): void;
 }
 
 const POPCOUNT8 = (() => {
@@ -54,6 +65,21 @@ export function rabitqTwin(memory: KernelMemory): RabitqKernels {
         const f = (row + codeSize - 16) >> 2;
         const raw = delta * ip + low * sumU + constTerm;
         F32[(out >> 2) + i] = outBias + F32[f] + outScale * F32[f + 1] * raw;
+        if (bounds !== 0) F32[(bounds >> 2) + i] = boundScale * F32[f + 2] * Math.sqrt(F32[f + 3] * boundVar + quantVar);
+      }
+    },
+
+    rabitqScanDirect(codes, n, codeSize, dim, bits, query, params, out, bounds) {
+      const { u8: U8, i16: I16, f32: F32 } = memory.views();
+      const p = params >> 2, q0 = query >> 1;
+      const delta = F32[p], constTerm = F32[p + 2], outScale = F32[p + 3], outBias = F32[p + 4];
+      const boundVar = F32[p + 5], quantVar = F32[p + 6], boundScale = F32[p + 7];
+      for (let i = 0, row = codes; i < n; i++, row += codeSize) {
+        let ip = 0;
+        if (bits === 4) for (let t = 0; t < dim; t++) ip += ((U8[row + (t >> 1)] >> ((t & 1) << 2)) & 15) * I16[q0 + t];
+        else for (let t = 0; t < dim; t++) ip += U8[row + t] * I16[q0 + t];
+        const f = (row + codeSize - 16) >> 2;
+        F32[(out >> 2) + i] = outBias + F32[f] + outScale * F32[f + 1] * (delta * ip + constTerm);
         if (bounds !== 0) F32[(bounds >> 2) + i] = boundScale * F32[f + 2] * Math.sqrt(F32[f + 3] * boundVar + quantVar);
       }
     },

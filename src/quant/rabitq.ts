@@ -22,20 +22,25 @@ import type { QuantMetric, Quantizer, QueryScorer, ScanLayout, TrainOptions } fr
  *     the best: O(2^B · D) per vector after one sort of |o| (ExtendedCodeSearch.exact);
  *   - fast mode: round once at a rescaling factor t learned at training time (the median of the
  *     exact optimum over up to 256 training vectors): O(D) per vector, a slightly lower cosine.
- * Signs follow o, so the most significant bit plane is exactly the 1-bit RaBitQ code.
+ * Signs follow o, so the most significant bit of every u_t is the 1-bit RaBitQ code.
  *
  * Estimation: for a query vector q' in the rotated space (q' = Pq for 'dot', P(q - c) for 'l2'),
  * <o, q'> ~ <ō, q'> / <ō, o>, ō = ȳ/||ȳ||, which is unbiased; |error| <= eps0 · ||q'|| ·
  * sqrt((1 - <ō,o>^2) / (D - 1)) / <ō,o> with high probability (eps0 = 1.9, the paper's
- * confidence). Queries are quantized to Bq = min(8, B + 3) bits per dimension (uniformly over
- * [min, max] of q'), so that <u, q̄> is a sum of AND + popcount over bit planes (kernel
- * rabitqScan); the query's rounding error enters the bound as an extra variance term Δ^2/12.
+ * confidence). Queries are quantized uniformly (step Δ, see the row layout below) so that
+ * <u, q̄> is an integer sum on the kernels; the query's rounding error enters the bound as an
+ * extra variance term Δ^2/12.
  * Scores: 'dot' -> <c, q> + ||r|| <o, q'>; 'l2' -> -(||r||^2 + ||q'||^2 - 2 ||r|| <o, q'>).
  *
- * Row layout (codeSize = B · D/8 + 16 bytes): B bit planes of D/8 bytes (plane k holds bit k of
- * every dimension's u_t = ȳ_t + (2^B - 1)/2, dimension t at byte t >> 3, bit t & 7), then f32
- * factors add (0 for dot, -||r||^2 for l2), rescale = ||r|| / <ȳ, o>, errScale = ||r|| / <ō, o>,
- * oneMinusA2 = 1 - <ō, o>^2.
+ * Row layout (codeSize = B · D/8 + 16 bytes): the codes u_t = ȳ_t + (2^B - 1)/2 in [0, 2^B - 1],
+ * then f32 factors add (0 for dot, -||r||^2 for l2), rescale = ||r|| / <ȳ, o>,
+ * errScale = ||r|| / <ō, o>, oneMinusA2 = 1 - <ō, o>^2. The codes are stored
+ *   - B = 1, 2, 3, 5, 6, 7: as B bit planes of D/8 bytes (plane k holds bit k of every u_t,
+ *     dimension t at byte t >> 3, bit t & 7); the query is quantized to Bq = min(8, B + 3)
+ *     unsigned bits and scored by AND + popcount over plane pairs (kernel rabitqScan, B·Bq pairs);
+ *   - B = 4: as nibbles (dimension t in byte t >> 1, low nibble when t is even), B = 8: as bytes;
+ *     the query is quantized to signed i16 levels of up to 11 bits and scored by i16 dot
+ *     products (kernel rabitqScanDirect), several times faster than 28 or 64 plane pairs.
  *
  * decode() returns c + P^T(rescale · ȳ) = c + P^T(||r|| ō / <ō,o>), the vector whose exact inner
  * product with any query is the estimator (so for 'dot', scores of decoded vectors equal
@@ -45,7 +50,9 @@ import type { QuantMetric, Quantizer, QueryScorer, ScanLayout, TrainOptions } fr
 export const RABITQ_EPS0 = 1.9;
 /** Largest dimension accepted: integer inner products must stay exact in the kernels' u64/f64. */
 const MAX_DIMENSION = 1 << 16;
-const PAYLOAD_VERSION = 1;
+/** 2: B = 4 and B = 8 codes are nibbles and bytes (version 1 stored bit planes for every B). */
+const PAYLOAD_VERSION = 2;
+const LAYOUT_CODES = { planes: 0, nibbles: 1, bytes: 2 } as const;
 const FAST_TRAINING_VECTORS = 256;
 const SPEC = /^RaBitQ(\d+)(fast)?$/;
 
@@ -84,7 +91,12 @@ export class RaBitQuantizer implements Quantizer {
   readonly bits: number;
   /** Fast rounding mode (one rounding at a learned rescaling factor) instead of the exact search. */
   readonly fast: boolean;
-  /** Bits per dimension of the quantized query. */
+  /** How codes are stored: bit planes (B = 1, 2, 3, 5, 6, 7), nibbles (B = 4) or bytes (B = 8). */
+  readonly layout: 'planes' | 'nibbles' | 'bytes';
+  /**
+   * Query quantization: bits per dimension of the unsigned query levels (planes layout), or the
+   * largest magnitude of the signed i16 query levels (nibbles and bytes layouts).
+   */
   readonly queryBits: number;
   /** Rotated (padded) dimension D, a multiple of 64. */
   readonly rotatedDimension: number;
@@ -120,8 +132,13 @@ export class RaBitQuantizer implements Quantizer {
     this.kernels = ctx.kernels;
     this.bits = bits;
     this.fast = fast;
-    this.queryBits = Math.min(8, bits + 3);
     const D = paddedDimension(ctx.dimension, 'multiple64');
+    this.layout = bits === 4 ? 'nibbles' : bits === 8 ? 'bytes' : 'planes';
+    // planes: popcount work grows with the query bits, B + 3 keeps their rounding error a few
+    // percent of the code's; direct layouts multiply i16 values, so the query gets up to 11 bits
+    // plus sign, as long as no i32 lane of the kernel's sum can overflow
+    this.queryBits = this.layout === 'planes' ? Math.min(8, bits + 3)
+      : Math.min(2047, Math.floor(0x7fffffff / (Math.ceil(D / 4) * ((1 << bits) - 1))));
     this.rotatedDimension = D;
     this.planeBytes = D / 8;
     this.codeSize = bits * this.planeBytes + 16;
@@ -168,7 +185,7 @@ export class RaBitQuantizer implements Quantizer {
     checkTrained(this, 'encode');
     checkVectors(this, 'encode', vectors, n);
     checkOutput(this, 'encode', out, n * this.codeSize, 'Uint8Array');
-    const D = this.rotatedDimension, B = this.bits, pb = this.planeBytes, cs = this.codeSize;
+    const D = this.rotatedDimension, B = this.bits, pb = this.planeBytes, cs = this.codeSize, layout = this.layout;
     const half = 1 << (B - 1);
     const absO = this.absO, levels = this.levels, w = this.work;
     const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
@@ -186,7 +203,10 @@ export class RaBitQuantizer implements Quantizer {
         ip += m * absO[t];
         ny2 += m * m;
         const u = w[t] > 0 ? half + levels[t] : half - 1 - levels[t];
-        for (let k = 0; k < B; k++) if ((u >> k) & 1) out[base + k * pb + (t >> 3)] |= 1 << (t & 7);
+        if (layout === 'planes') {
+          for (let k = 0; k < B; k++) if ((u >> k) & 1) out[base + k * pb + (t >> 3)] |= 1 << (t & 7);
+        } else if (layout === 'nibbles') out[base + (t >> 1)] |= u << ((t & 1) << 2);
+        else out[base + t] = u;
       }
       const a = ip / Math.sqrt(ny2); // <ō, o>
       const f = base + cs - 16;
@@ -201,7 +221,7 @@ export class RaBitQuantizer implements Quantizer {
     checkTrained(this, 'decode');
     checkCodes(this, codes, n);
     checkOutput(this, 'decode', out, n * this.dimension, 'Float32Array');
-    const D = this.rotatedDimension, B = this.bits, pb = this.planeBytes, cs = this.codeSize, d = this.dimension;
+    const D = this.rotatedDimension, B = this.bits, pb = this.planeBytes, cs = this.codeSize, d = this.dimension, layout = this.layout;
     const centre = (1 << B) / 2 - 0.5;
     const w = this.work, c = this.centroid, rotation = this.rotation!;
     const view = new DataView(codes.buffer, codes.byteOffset, codes.byteLength);
@@ -210,7 +230,9 @@ export class RaBitQuantizer implements Quantizer {
       const rescale = view.getFloat32(base + cs - 12, true);
       for (let t = 0; t < D; t++) {
         let u = 0;
-        for (let k = 0; k < B; k++) u |= ((codes[base + k * pb + (t >> 3)] >> (t & 7)) & 1) << k;
+        if (layout === 'planes') for (let k = 0; k < B; k++) u |= ((codes[base + k * pb + (t >> 3)] >> (t & 7)) & 1) << k;
+        else if (layout === 'nibbles') u = (codes[base + (t >> 1)] >> ((t & 1) << 2)) & 15;
+        else u = codes[base + t];
         w[t] = rescale * (u - centre);
       }
       rotation.inverse(w);
@@ -239,32 +261,50 @@ export class RaBitQuantizer implements Quantizer {
       norm2 += v * v;
     }
     if (this.metric === 'l2') outBias = -norm2;
-    const top = (1 << Bq) - 1;
-    const delta = (high - low) / top;
-    const planes = new Uint8Array(Bq * pb);
-    let sumLevels = 0;
-    for (let t = 0; t < D; t++) {
-      const level = delta > 0 ? Math.min(top, Math.max(0, Math.round((w[t] - low) / delta))) : 0;
-      sumLevels += level;
-      for (let j = 0; j < Bq; j++) if ((level >> j) & 1) planes[j * pb + (t >> 3)] |= 1 << (t & 7);
-    }
     const centre = (1 << this.bits) / 2 - 0.5;
     const outScale = this.metric === 'dot' ? 1 : 2;
-    const params = [
-      delta, low, -centre * (delta * sumLevels + D * low), outScale, outBias,
-      norm2 / (D - 1), (delta * delta) / 12, RABITQ_EPS0 * outScale,
-    ];
     const mem = this.kernels.memory;
-    const paramsPtr = mem.alloc(32 + planes.length);
-    const planesPtr = paramsPtr + 32;
-    mem.f32(paramsPtr, 8).set(params);
-    mem.u8(planesPtr, planes.length).set(planes);
     const kernels = this.kernels, cs = this.codeSize, B = this.bits;
+    let delta: number, paramsPtr: number, run: (codesPtr: number, n: number, outPtr: number, boundsPtr: number) => void;
+    if (this.layout === 'planes') {
+      // unsigned levels over [low, high], as bit planes for AND + popcount
+      const top = (1 << Bq) - 1;
+      delta = (high - low) / top;
+      const planes = new Uint8Array(Bq * pb);
+      let sumLevels = 0;
+      for (let t = 0; t < D; t++) {
+        const level = delta > 0 ? Math.min(top, Math.max(0, Math.round((w[t] - low) / delta))) : 0;
+        sumLevels += level;
+        for (let j = 0; j < Bq; j++) if ((level >> j) & 1) planes[j * pb + (t >> 3)] |= 1 << (t & 7);
+      }
+      paramsPtr = mem.alloc(32 + planes.length);
+      const planesPtr = paramsPtr + 32;
+      mem.f32(paramsPtr, 8).set(paramParams(delta, low, -centre * (delta * sumLevels + D * low), outScale, outBias, norm2, D));
+      mem.u8(planesPtr, planes.length).set(planes);
+      run = (codesPtr, n, outPtr, boundsPtr) => kernels.rabitqScan(codesPtr, n, cs, B, pb, planesPtr, Bq, paramsPtr, outPtr, boundsPtr);
+    } else {
+      // signed levels in [-queryBits, queryBits] for the i16 dot products
+      const top = Bq;
+      const maxAbs = Math.max(-low, high);
+      delta = maxAbs / top;
+      const levels = new Int16Array(D);
+      let sumLevels = 0;
+      for (let t = 0; t < D; t++) {
+        const level = delta > 0 ? Math.min(top, Math.max(-top, Math.round(w[t] / delta))) : 0;
+        levels[t] = level;
+        sumLevels += level;
+      }
+      paramsPtr = mem.alloc(32 + 2 * D);
+      const levelsPtr = paramsPtr + 32;
+      mem.f32(paramsPtr, 8).set(paramParams(delta, 0, -centre * delta * sumLevels, outScale, outBias, norm2, D));
+      mem.views().i16.set(levels, levelsPtr >> 1);
+      run = (codesPtr, n, outPtr, boundsPtr) => kernels.rabitqScanDirect(codesPtr, n, cs, D, B, levelsPtr, paramsPtr, outPtr, boundsPtr);
+    }
     let live = true;
     return {
       scoreBlock(codesPtr, n, outPtr, boundsPtr = 0) {
         if (!live) throw new QuiverError('INVALID_ARGUMENT', 'this query scorer was released', { expected: 'live scorer', received: 'released' });
-        kernels.rabitqScan(codesPtr, n, cs, B, pb, planesPtr, Bq, paramsPtr, outPtr, boundsPtr);
+        run(codesPtr, n, outPtr, boundsPtr);
       },
       release() {
         if (live) { live = false; mem.release(paramsPtr); }
@@ -284,9 +324,9 @@ export class RaBitQuantizer implements Quantizer {
     if (version !== PAYLOAD_VERSION) {
       throw new QuiverError('UNSUPPORTED_FORMAT', `${this.spec}: payload version ${version} is not supported (read: ${PAYLOAD_VERSION})`, { expected: PAYLOAD_VERSION, received: version });
     }
-    const bits = r.u8('bits'), fast = r.u8('fast'), queryBits = r.u8('queryBits');
-    if (bits !== this.bits || (fast === 1) !== this.fast || queryBits !== this.queryBits) {
-      r.fail('payload parameters disagree with the spec', { expected: { bits: this.bits, fast: this.fast, queryBits: this.queryBits }, received: { bits, fast, queryBits } });
+    const bits = r.u8('bits'), fast = r.u8('fast'), layout = r.u8('layout');
+    if (bits !== this.bits || (fast === 1) !== this.fast || layout !== LAYOUT_CODES[this.layout]) {
+      r.fail('payload parameters disagree with the spec', { expected: { bits: this.bits, fast: this.fast, layout: LAYOUT_CODES[this.layout] }, received: { bits, fast, layout } });
     }
     const rotation = HadamardRotation.readFrom(r);
     if (rotation.inputDim !== this.dimension || rotation.dim !== this.rotatedDimension) {
@@ -302,7 +342,7 @@ export class RaBitQuantizer implements Quantizer {
 
   private payload(): Uint8Array {
     const w = new ByteWriter(64 + this.dimension * 4);
-    w.u8(PAYLOAD_VERSION).u8(this.bits).u8(this.fast ? 1 : 0).u8(this.queryBits);
+    w.u8(PAYLOAD_VERSION).u8(this.bits).u8(this.fast ? 1 : 0).u8(LAYOUT_CODES[this.layout]);
     this.rotation!.writeTo(w);
     w.f64(this.fastT);
     w.typed(Float32Array.from(this.centroid));
@@ -331,6 +371,14 @@ export class RaBitQuantizer implements Quantizer {
     for (let t = 0; t < D; t++) absO[t] = Math.abs(w[t]) * inv;
     return norm;
   }
+}
+
+/**
+ * The kernels' f32[8] parameters: delta, low, constTerm, outScale, outBias, then the bound's
+ * variance terms ||q'||^2 / (D - 1) and delta^2 / 12 (the query's rounding) and eps0 * outScale.
+ */
+function paramParams(delta: number, low: number, constTerm: number, outScale: number, outBias: number, norm2: number, D: number): number[] {
+  return [delta, low, constTerm, outScale, outBias, norm2 / (D - 1), (delta * delta) / 12, RABITQ_EPS0 * outScale];
 }
 
 /**
