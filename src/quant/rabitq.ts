@@ -18,8 +18,9 @@ import type { QuantMetric, Quantizer, QueryScorer, ScanLayout, TrainOptions } fr
  * i.e. sign bits) whose direction ȳ/||ȳ|| has the largest cosine with o:
  *   - exact mode: sweep the rescaling factor t; the candidate at t rounds t·|o_i| onto the grid
  *     magnitudes, and it only changes at the critical values t = (k + 1)/|o_i|; visit them in
- *     ascending order with a min-heap, updating <ȳ,|o|> and ||ȳ||^2 in O(1) per step, and keep
- *     the best: O(2^B · D) per vector after one sort of |o| (ExtendedCodeSearch.exact);
+ *     ascending order (a merge of K sorted sequences, or a radix sort for many levels), updating
+ *     <ȳ,|o|> and ||ȳ||^2 in O(1) per step, and keep the best: about 2^B · D steps per vector
+ *     after one sort of |o| (ExtendedCodeSearch.exact);
  *   - fast mode: round once at a rescaling factor t learned at training time (the median of the
  *     exact optimum over up to 256 training vectors): O(D) per vector, a slightly lower cosine.
  * Signs follow o, so the most significant bit of every u_t is the 1-bit RaBitQ code.
@@ -63,7 +64,7 @@ export const RABITQ_FAMILY: QuantizerFamily = {
     if (!m) return null;
     const bits = Number(m[1]);
     const fast = m[2] !== undefined;
-    if (!(bits >= 1 && bits <= 8)) {
+    if (!(bits >= 1 && bits <= 8) || String(bits) !== m[1]) {
       throw new QuiverError('INVALID_ARGUMENT', `${spec}: RaBitQ takes 1 to 8 bits per dimension, got ${m[1]}`, { spec, name: 'B', expected: 'integer in [1, 8]', received: bits });
     }
     if (fast && bits === 1) {
