@@ -417,16 +417,16 @@ export interface ImportResult {
   diskOverRaw: number;
   /** recall@k of the engine's top-k against brute force over the rows it received. */
   recall: number;
-  /** import vectors/s of quiverdb / this engine's (2 = quiverdb twice as fast). */
+  /** import vectors/s of quiverdb / this engine's (2 = quiverdb twice as fast; over the rows this engine reached). */
   quiverSpeedup?: number;
   stopped?: string;
   open?: OpenResult;
   /**
    * Runs measured (--repeat; budgeted engines run once). Timings above are medians over the runs,
-   * recall the worst run; `range` gives the slowest and fastest run.
+   * recall the worst run; `perRun` lists every run's value, in the order they ran.
    */
   runs: number;
-  range?: { vectorsPerSecond: [number, number]; openTotalMs: [number, number] };
+  perRun?: { vectorsPerSecond: number[]; sealSeconds: number[]; openTotalMs: number[] };
 }
 
 export interface OpenResult {
@@ -597,10 +597,7 @@ function aggregate(runs: ImportResult[]): ImportResult {
       recall: Math.min(...opens.map((o) => o.recall)),
     },
     runs: runs.length,
-    range: {
-      vectorsPerSecond: [Math.min(...runs.map((r) => r.vectorsPerSecond)), Math.max(...runs.map((r) => r.vectorsPerSecond))],
-      openTotalMs: [Math.min(...opens.map((o) => o.totalMs)), Math.max(...opens.map((o) => o.totalMs))],
-    },
+    perRun: { vectorsPerSecond: runs.map((r) => r.vectorsPerSecond), sealSeconds: runs.map((r) => r.sealSeconds), openTotalMs: opens.map((o) => o.totalMs) },
   };
 }
 
@@ -707,11 +704,11 @@ function markdown(report: StorageReport): string {
     const runs = Math.max(...ds.results.map((r) => r.runs));
     lines.push(`### Import with durable commits: ${ds.name}, ${fmtInt(ds.n)} x ${ds.d}, batches of ${fmtInt(batch)}, each awaited${runs > 1 ? ` (median of ${runs} runs, slowest-fastest in brackets)` : ''}`);
     lines.push('');
-    lines.push('| engine | rows | import s | vectors/s | quiverdb faster by | batch ms p50 / max | seal s | vectors/s incl. seal | MiB on disk (x raw f32) | files | recall@' + report.k + ' |');
+    lines.push('| engine | rows | import s | vectors/s | quiverdb vectors/s ÷ this | batch ms p50 / max | seal s | vectors/s incl. seal | MiB on disk (x raw f32) | files | recall@' + report.k + ' |');
     lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of ds.results) {
-      const spread = r.range ? ` (${fmtInt(r.range.vectorsPerSecond[0])}-${fmtInt(r.range.vectorsPerSecond[1])})` : '';
-      lines.push(`| ${r.engine}${r.stopped ? ' *' : ''} | ${fmtInt(r.rows)} | ${r.importSeconds.toFixed(1)} | ${fmtInt(r.vectorsPerSecond)}${spread} | ${r.quiverSpeedup !== undefined ? r.quiverSpeedup.toFixed(2) + 'x' : '-'} | `
+      const spread = r.perRun ? ` (${fmtInt(Math.min(...r.perRun.vectorsPerSecond))}-${fmtInt(Math.max(...r.perRun.vectorsPerSecond))})` : '';
+      lines.push(`| ${r.engine}${r.stopped ? ' *' : ''} | ${fmtInt(r.rows)} | ${r.importSeconds.toFixed(1)} | ${fmtInt(r.vectorsPerSecond)}${spread} | ${r.quiverSpeedup !== undefined ? r.quiverSpeedup.toFixed(2) + (r.stopped ? ' *' : '') : '-'} | `
         + `${r.batchMs.p50.toFixed(1)} / ${r.batchMs.max.toFixed(1)} | ${r.sealSeconds.toFixed(2)} | ${fmtInt(r.sealedVectorsPerSecond)} | ${(r.diskBytes / 2 ** 20).toFixed(1)} (${r.diskOverRaw.toFixed(2)}) | ${fmtInt(r.files)} | ${r.recall.toFixed(3)} |`);
     }
     for (const r of ds.results) if (r.stopped) lines.push(`\n\\* ${r.engine}: ${r.stopped}; its vectors/s, search and open are over the ${fmtInt(r.rows)} rows it reached.`);
@@ -720,15 +717,17 @@ function markdown(report: StorageReport): string {
   const openRuns = Math.max(1, ...report.datasets.flatMap((ds) => ds.results.map((r) => r.runs)));
   lines.push(`### Open: close, then open + first search on a fresh handle${openRuns > 1 ? ` (median of ${openRuns} runs, fastest-slowest total in brackets)` : ''}`);
   lines.push('');
-  lines.push('| dataset | engine | rows | open ms | first search ms | total ms | vs quiverdb | recall@' + report.k + ' after open |');
+  lines.push('| dataset | engine | rows | open ms | first search ms | total ms | this ÷ quiverdb | recall@' + report.k + ' after open |');
   lines.push('|---|---|---:|---:|---:|---:|---:|---:|');
   for (const ds of report.datasets) {
-    const ours = ds.results.find((r) => r.engine.startsWith('quiverdb'))?.open?.totalMs;
+    const ours = ds.results.find((r) => r.engine.startsWith('quiverdb'))?.open;
     for (const r of ds.results) {
       if (!r.open) continue;
-      const spread = r.range ? ` (${r.range.openTotalMs[0].toFixed(0)}-${r.range.openTotalMs[1].toFixed(0)})` : '';
+      const spread = r.perRun ? ` (${Math.min(...r.perRun.openTotalMs).toFixed(0)}-${Math.max(...r.perRun.openTotalMs).toFixed(0)})` : '';
+      // a ratio only between stores of the same rows
+      const ratio = ours && !r.engine.startsWith('quiverdb') && ours.rows === r.open.rows ? (r.open.totalMs / ours.totalMs).toFixed(2) : '-';
       lines.push(`| ${ds.name} | ${r.engine}${r.stopped ? ' *' : ''} | ${fmtInt(r.open.rows)} | ${r.open.openMs.toFixed(1)} | ${r.open.firstSearchMs.toFixed(1)} | ${r.open.totalMs.toFixed(1)}${spread} | `
-        + `${ours !== undefined && !r.engine.startsWith('quiverdb') ? (r.open.totalMs / ours).toFixed(2) + 'x' : '-'} | ${r.open.recall.toFixed(3)} |`);
+        + `${ratio} | ${r.open.recall.toFixed(3)} |`);
     }
   }
   lines.push('');
