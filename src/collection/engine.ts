@@ -105,7 +105,11 @@ export class Engine {
   private readonly walEnabled: boolean;
   private lock: DirectoryLock | null = null;
 
-  private readonly locations = new Map<string, Location>();
+  /**
+   * Where each live id is; built on first need (a write, get, has), not at open: a collection
+   * opened to search never pays for hashing every id.
+   */
+  private locs: Map<string, Location> | null = null;
   private readonly slots: (Segment | null)[] = [];
   private readonly slotOf = new Map<Segment, number>();
   private nextSeq = 1;
@@ -233,10 +237,7 @@ export class Engine {
     for (const entry of m.segments) {
       const seg = await SealedSegment.load(this.dir, entry, this.kernels, this.schema.dimension, this.schema.metric, this.indexSpec);
       this.sealed.push(seg);
-      const slot = this.allocSlot(seg);
-      for (let ord = 0; ord < seg.count; ord++) {
-        if (!seg.isDeleted(ord)) this.locations.set(seg.idAt(ord), slot * SLOT_SCALE + ord);
-      }
+      this.allocSlot(seg);
     }
     this.mutable = this.newMutable();
 
@@ -292,6 +293,17 @@ export class Engine {
     const m = new MutableSegment(this.nextSegment++, this.kernels, this.schema.dimension, this.schema.metric, this.sealRows);
     this.allocSlot(m);
     return m;
+  }
+
+  private get locations(): Map<string, Location> {
+    if (this.locs) return this.locs;
+    const map = new Map<string, Location>();
+    for (const seg of this.segments()) {
+      const slot = this.slotOf.get(seg)!;
+      for (let ord = 0; ord < seg.count; ord++) if (!seg.isDeleted(ord)) map.set(seg.idAt(ord), slot * SLOT_SCALE + ord);
+    }
+    this.locs = map;
+    return map;
   }
 
   private allocSlot(seg: Segment): number {
@@ -687,7 +699,7 @@ export class Engine {
         this.manifest = next;
         this.sealed = order;
         const slot = this.allocSlot(seg);
-        for (let i = 0; i < rows.length; i++) if (!seg.isDeleted(i)) this.locations.set(ids[i], slot * SLOT_SCALE + i);
+        if (this.locs) for (let i = 0; i < rows.length; i++) if (!seg.isDeleted(i)) this.locs.set(ids[i], slot * SLOT_SCALE + i);
         for (const s of sources) this.freeSlot(s);
       });
       for (const s of sources) {
@@ -737,7 +749,10 @@ export class Engine {
 
   // ---- reads ----
 
-  get size(): number { return this.locations.size; }
+  get size(): number {
+    if (this.locs) return this.locs.size;
+    return this.segments().reduce((a, s) => a + s.live, 0);
+  }
   has(id: string): boolean { return this.locations.has(id); }
 
   /** The segment and ordinal of a live id, or undefined. */
@@ -840,7 +855,7 @@ export class Engine {
     this.mutable?.release();
     await this.wal?.close().catch(() => {});
     this.wal = null;
-    this.locations.clear();
+    this.locs = null;
     await this.lock?.release();
     this.lock = null;
   }

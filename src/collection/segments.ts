@@ -7,6 +7,7 @@ import { createQuantizer, deserializeQuantizer } from '../quant/registry.js';
 import type { Quantizer } from '../quant/types.js';
 import type { RerankRule } from '../query/rerank.js';
 import { ByteReader, ByteWriter } from '../util/bytes.js';
+import { crc32c } from '../util/crc32c.js';
 import { VectorStore } from '../index/vector-store.js';
 import type { Kernels } from '../kernels/types.js';
 import type { Directory } from '../storage/directory.js';
@@ -312,14 +313,15 @@ export class SealedSegment implements Segment, ExactScorer {
         // sized to the segment: a small sealed segment must not hold a default 4 MiB chunk
         const defaultRows = new VectorStore(kernels, dimension, false).chunkRows;
         store = new VectorStore(kernels, dimension, metric === 'cosine', Math.max(16, Math.min(defaultRows, Math.ceil(h.count / 16) * 16)));
-        const s = store;
-        const rowBytes = dimension * 4;
-        let loaded = 0;
-        file.readChunked(SECTION.VECTORS, Math.max(rowBytes, Math.floor((4 << 20) / rowBytes) * rowBytes), (bytes) => {
-          const n = bytes.length / rowBytes;
-          s.appendRaw(bytes, n, norms.subarray(loaded, loaded + n));
-          loaded += n;
-        });
+        // read straight into kernel memory, checksum there: no intermediate buffer
+        const vec = file.section(SECTION.VECTORS);
+        let at = vec.offset, crc = 0;
+        store.appendFilled(h.count, (dest) => {
+          file.file.readInto(at, dest);
+          crc = crc32c(dest, crc);
+          at += dest.length;
+        }, norms);
+        file.checkCrc(SECTION.VECTORS, crc);
       }
       return new SealedSegment(entry.number, file, entry.file, h.count, dimension, metric, store, index, rule, index ? norms : null,
         ids, meta, entry.tombstones.slice(), entry.deleted);

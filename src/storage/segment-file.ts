@@ -293,7 +293,8 @@ export class SegmentFile {
     return { sections: this.sections.size, bytes };
   }
 
-  private checkCrc(kind: SectionKind, actual: number): void {
+  /** CORRUPT_FILE unless `actual` is the stored checksum of section `kind` (for callers reading it themselves). */
+  checkCrc(kind: SectionKind, actual: number): void {
     const s = this.section(kind);
     if (s.crc !== actual) {
       throw new QuiverError('CORRUPT_FILE', `${this.where}: checksum mismatch in section ${sectionName(kind)} (bytes ${s.offset}..${s.offset + s.length})`, {
