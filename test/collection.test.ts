@@ -224,6 +224,15 @@ for (const impl of IMPLS) {
       assert.equal(code(() => col.get('ok')), 'CLOSED');
     });
 
+    it('empty batches are accepted and change nothing', async () => {
+      const col = await make({ dimension: 2, metric: 'dot' });
+      await col.upsert([]);
+      assert.equal(await col.delete([]), 0);
+      assert.equal(col.size, 0);
+      assert.deepEqual(await col.search([1, 0]), []);
+      await col.close();
+    });
+
     it('k larger than the collection returns every record; ties break by insertion order', async () => {
       const col = await make({ dimension: 2, metric: 'dot' });
       await col.upsert([{ id: 'p', vector: [1, 0] }, { id: 'q', vector: [1, 0] }, { id: 'r', vector: [0, 1] }]);

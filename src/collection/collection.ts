@@ -238,7 +238,9 @@ export class Collection {
    */
   async upsert(records: readonly UpsertRecord[]): Promise<void> {
     this.checkOpen();
-    await this.engine.upsert(this.prepare(records));
+    const prepared = this.prepare(records);
+    if (prepared.length === 0) return; // nothing to log or sync
+    await this.engine.upsert(prepared);
   }
 
   private prepare(records: readonly UpsertRecord[]): PreparedRecord[] {
@@ -278,6 +280,7 @@ export class Collection {
     this.checkOpen();
     if (!Array.isArray(ids)) throw new QuiverError('INVALID_ARGUMENT', `delete expects an array of ids, got ${describe(ids)}`, { received: describe(ids) });
     ids.forEach((id, i) => checkId(id, { index: i }));
+    if (ids.length === 0) return 0;
     return this.engine.delete(ids.slice());
   }
 
