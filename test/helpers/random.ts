@@ -1,13 +1,9 @@
-/** Seeded PRNG for tests (mulberry32): reproducible random data. */
+import { Rng } from '../../src/math/rng.js';
+
+/** Seeded uniform [0, 1) generator for tests: the engine's own Rng (mulberry32), as a function. */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.next();
 }
 
 export function randomF32(n: number, seed: number): Float32Array {
