@@ -207,6 +207,11 @@ export async function writeSegmentFile(dir: Directory, rows: SegmentRows, fault?
   }
 }
 
+/** Lets other work (writes, searches, I/O callbacks) run before continuing. */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
 function unit(v: Float32Array, at: number, d: number, norm: number): void {
   const inv = norm > 0 ? 1 / norm : 0;
   for (let j = 0; j < d; j++) v[at + j] *= inv;
@@ -316,11 +321,18 @@ export class SealedSegment implements Segment, ExactScorer {
         // read straight into kernel memory, checksum there: no intermediate buffer
         const vec = file.section(SECTION.VECTORS);
         let at = vec.offset, crc = 0;
-        store.appendFilled(h.count, (dest) => {
-          file.file.readInto(at, dest);
-          crc = crc32c(dest, crc);
-          at += dest.length;
-        }, norms);
+        // in pieces of ~4 MiB with a turn of the event loop between them, so that loading a big
+        // merged segment in the background does not stall writes and searches for its whole length
+        const step = Math.max(1, Math.floor((4 << 20) / (dimension * 4)));
+        for (let row = 0; row < h.count; row += step) {
+          const take = Math.min(step, h.count - row);
+          store.appendFilled(take, (dest) => {
+            file.file.readInto(at, dest);
+            crc = crc32c(dest, crc);
+            at += dest.length;
+          }, norms.subarray(row, row + take));
+          if (row + take < h.count) await yieldToEventLoop();
+        }
         file.checkCrc(SECTION.VECTORS, crc);
       }
       return new SealedSegment(entry.number, file, entry.file, h.count, dimension, metric, store, index, rule, index ? norms : null,
