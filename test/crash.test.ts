@@ -27,9 +27,9 @@ after(() => rmSync(root, { recursive: true, force: true }));
 
 interface ChildRun { log: string[]; signal: NodeJS.Signals | null; code: number | null; stderr: string }
 
-function runChild(dir: string, seed: number, ops: number, logFile: string, fault: string, hit: number, sealRows: number, killAfterMs: number | null): Promise<ChildRun> {
+function runChild(dir: string, seed: number, ops: number, logFile: string, fault: string, hit: number, sealRows: number, killAfterMs: number | null, index: string): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [child, dir, String(seed), String(ops), logFile, fault, String(hit), String(sealRows)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [child, dir, String(seed), String(ops), logFile, fault, String(hit), String(sealRows), index], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     let timer: NodeJS.Timeout | undefined;
     // whatever happens, a child never outlives 20 s
@@ -74,10 +74,19 @@ function bruteForce(model: Map<string, number>, q: Float32Array, k: number): str
   }).sort((a, b) => b.s - a.s).slice(0, k).map((h) => h.id);
 }
 
+// The exact index takes the full count; a compressed spec (codes written and loaded with every
+// seal and merge) a fifth of it. Oversampling x10 on this small data makes its results exact.
+const RUNS = [
+  { index: 'Flat', cycles: CYCLES },
+  { index: 'Flat,SQ8,Rerank10', cycles: Math.max(1, Math.round(CYCLES / 5)) },
+];
+
 describe('crash safety with real process kills', () => {
-  it(`survives ${CYCLES} SIGKILL cycles with no acknowledged write lost`, { timeout: Math.max(600_000, CYCLES * 3000) }, async () => {
-    const dir = join(root, 'col');
-    const r = rng(20261125);
+  for (const { index, cycles: CYCLES_OF_RUN } of RUNS) it(`${index}: survives ${CYCLES_OF_RUN} SIGKILL cycles with no acknowledged write lost`, { timeout: Math.max(600_000, CYCLES_OF_RUN * 3000) }, async () => {
+    const CYCLES = CYCLES_OF_RUN;
+    const dir = join(root, `col-${index.replace(/[^A-Za-z0-9]/g, '_')}`);
+    const r = rng(index === 'Flat' ? 20261125 : 20261126);
+    const points = index === 'Flat' ? FAULT_POINTS : [...FAULT_POINTS, 'segment:after-codes'];
     let model = new Map<string, number>();
     const stats = { cycles: 0, timerKills: 0, faultKills: 0, cleanExits: 0, ackedOps: 0, lostAcked: 0, droppedUnacked: 0, tornTails: 0, checks: 0 };
     const faultHits = new Map<string, number>();
@@ -86,12 +95,12 @@ describe('crash safety with real process kills', () => {
       const nOps = 120;
       const ops: CrashOp[] = makeOps(seed, nOps);
       const mode = r();
-      const fault = mode < 0.45 ? FAULT_POINTS[Math.floor(r() * FAULT_POINTS.length)] : '-';
+      const fault = mode < 0.45 ? points[Math.floor(r() * points.length)] : '-';
       const hit = 1 + Math.floor(r() * 2);
       const killAfter = mode < 0.45 ? 3000 : mode < 0.92 ? Math.floor(r() * 150) : null;
       const sealRows = 10 + Math.floor(r() * 50);
-      const logFile = join(root, `log-${cycle}.txt`);
-      const run = await runChild(dir, seed, nOps, logFile, fault, hit, sealRows, killAfter);
+      const logFile = join(root, `log-${index.length}-${cycle}.txt`);
+      const run = await runChild(dir, seed, nOps, logFile, fault, hit, sealRows, killAfter, index);
       stats.cycles++;
       const killed = run.signal === 'SIGKILL';
       assert.ok(killed || run.code === 0, `cycle ${cycle}: child failed (code ${run.code}): ${run.stderr.slice(0, 2000)}`);
@@ -133,9 +142,15 @@ describe('crash safety with real process kills', () => {
       await col.close();
     }
     const summary = { ...stats, faultPointsHit: Object.fromEntries(faultHits) };
-    console.log(`crash test: ${JSON.stringify(summary)}`);
+    console.log(`crash test (${index}): ${JSON.stringify(summary)}`);
     assert.equal(stats.lostAcked, 0);
-    assert.ok(stats.timerKills + stats.faultKills >= Math.floor(CYCLES * 0.8), `kills ${stats.timerKills + stats.faultKills}`);
+    assert.ok(stats.timerKills + stats.faultKills >= Math.floor(CYCLES * 0.7), `kills ${stats.timerKills + stats.faultKills}`);
     if (CYCLES >= 50) assert.ok(faultHits.size >= 4, `fault points reached: ${[...faultHits.keys()]}`);
+    if (index !== 'Flat') {
+      const col = await Collection.open(dir, { readOnly: true });
+      const sealed = col.info().segmentList.filter((s) => s.state === 'sealed');
+      await col.close();
+      assert.ok(sealed.length === 0 || sealed.some((s) => s.memoryBytes < s.rows * 8 * 4), 'some segment holds codes');
+    }
   });
 });

@@ -47,6 +47,11 @@ export interface OpenOptions extends CollectionOptions {
   /** Merge segments in the background (default true). */
   autoMerge?: boolean;
   /**
+   * Under a compressed index spec, segments with fewer rows than this stay exact: no quantizer is
+   * trained for them (default 256; a full scan of a small segment is cheap and exact).
+   */
+  minQuantizedRows?: number;
+  /**
    * Merge policy: merge when `segmentsPerTier` sealed segments share a size tier (default 4);
    * rewrite a segment alone once more than `maxDeletedRatio` of its rows are deleted (default 0.3).
    */
@@ -126,7 +131,7 @@ export interface CollectionInfo extends CollectionStats {
 
 const SEARCH_OPTION_KEYS = new Set(['k', 'includeMetadata', 'includeVector']);
 const SCHEMA_KEYS = new Set(['dimension', 'metric', 'index']);
-const OPEN_OPTION_KEYS = new Set(['kernels', 'schema', 'readOnly', 'groupCommitMs', 'commitMode', 'sealRows', 'autoMerge', 'mergePolicy', 'onEvent', 'faults']);
+const OPEN_OPTION_KEYS = new Set(['kernels', 'schema', 'readOnly', 'groupCommitMs', 'commitMode', 'sealRows', 'autoMerge', 'minQuantizedRows', 'mergePolicy', 'onEvent', 'faults']);
 
 /** Opens a filesystem path as a Directory; registered by quiverdb/node. */
 let pathDirectory: ((path: string, create: boolean) => Promise<Directory>) | null = null;
@@ -215,7 +220,7 @@ export class Collection {
     const kernels = createKernels(options.kernels ?? 'auto');
     const engine = await Engine.open(dir, schema, {
       kernels, readOnly: options.readOnly, groupCommitMs: options.groupCommitMs, perCallCommit: options.commitMode === 'per-call', sealRows: options.sealRows,
-      autoMerge: options.autoMerge, segmentsPerTier: mp.segmentsPerTier, maxDeletedRatio: mp.maxDeletedRatio,
+      autoMerge: options.autoMerge, minQuantizedRows: options.minQuantizedRows === undefined ? undefined : checkPositiveInt(options.minQuantizedRows, 'minQuantizedRows'), segmentsPerTier: mp.segmentsPerTier, maxDeletedRatio: mp.maxDeletedRatio,
       onEvent: options.onEvent, faults: options.faults, wal: true,
     });
     return new Collection(engine, kernels);

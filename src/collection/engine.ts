@@ -9,7 +9,7 @@ import { forEachSetBit, setBit, testBit } from '../util/bitset.js';
 import { parseIndexSpec, type IndexSpec } from '../index/spec.js';
 import { SECTION } from '../storage/segment-file.js';
 import { growBitset } from '../util/bitset.js';
-import { MutableSegment, SealedSegment, writeSegmentFile, type Segment } from './segments.js';
+import { MIN_QUANTIZED_ROWS, MutableSegment, SealedSegment, writeSegmentFile, type Segment } from './segments.js';
 
 /**
  * The storage engine behind a Collection: a WAL, one mutable segment, immutable sealed segments,
@@ -36,6 +36,8 @@ export interface EngineOptions {
   perCallCommit?: boolean;
   /** Rows of the mutable segment that trigger sealing; Infinity = only on flush(). */
   sealRows?: number;
+  /** Segments with fewer rows stay exact under a compressed spec (default 256). */
+  minQuantizedRows?: number;
   /** Background merging after seals (default true). */
   autoMerge?: boolean;
   /** Merge when this many sealed segments share a size tier (default 4). */
@@ -129,6 +131,7 @@ export class Engine {
   private readonly perCallCommit: boolean;
   readonly sealRows: number;
   private readonly autoMerge: boolean;
+  private readonly minQuantizedRows: number;
   private readonly segmentsPerTier: number;
   private readonly maxDeletedRatio: number;
   private readonly faults: ((point: string) => void) | undefined;
@@ -147,6 +150,7 @@ export class Engine {
     const defaultSealRows = Math.max(4096, Math.floor((64 << 20) / (manifest.schema.dimension * 4)));
     this.sealRows = o.sealRows ?? defaultSealRows;
     this.autoMerge = o.autoMerge ?? true;
+    this.minQuantizedRows = o.minQuantizedRows ?? MIN_QUANTIZED_ROWS;
     this.segmentsPerTier = o.segmentsPerTier ?? 4;
     this.maxDeletedRatio = o.maxDeletedRatio ?? 0.3;
     this.faults = o.faults;
@@ -572,8 +576,8 @@ export class Engine {
   }
 
   /** The index a new segment file gets: codes for a compressed spec. */
-  private indexFor(): { spec: IndexSpec; kernels: Kernels } | undefined {
-    return this.indexSpec.quantizer ? { spec: this.indexSpec, kernels: this.kernels } : undefined;
+  private indexFor(): { spec: IndexSpec; kernels: Kernels; minRows: number } | undefined {
+    return this.indexSpec.quantizer ? { spec: this.indexSpec, kernels: this.kernels, minRows: this.minQuantizedRows } : undefined;
   }
 
   private async removeObsoleteWal(): Promise<void> {

@@ -140,13 +140,16 @@ interface SegmentRows {
   vectorChunks: () => Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
   ids: readonly string[];
   metadataJson: readonly string[];
-  /** The collection's index: a compressed spec trains a quantizer and writes a CODES section. */
-  index?: { spec: IndexSpec; kernels: Kernels };
+  /**
+   * The collection's index: a compressed spec trains a quantizer and writes a CODES section when
+   * the segment has at least `minRows` rows (and what the quantizer needs to train).
+   */
+  index?: { spec: IndexSpec; kernels: Kernels; minRows: number };
 }
 
 /** Most training vectors a segment's quantizer sees (rows sampled with a fixed stride). */
 export const MAX_TRAINING_SAMPLE = 16384;
-/** Segments smaller than this stay exact (a full scan of them is cheap). */
+/** Default: segments smaller than this stay exact (a full scan of them is cheap). */
 export const MIN_QUANTIZED_ROWS = 256;
 
 /**
@@ -165,7 +168,7 @@ export async function writeSegmentFile(dir: Directory, rows: SegmentRows, fault?
     let quantizer: Quantizer | null = null;
     if (quantSpec && rows.index) {
       quantizer = createQuantizer(quantSpec, { dimension: d, metric: rows.metric === 'l2' ? 'l2' : 'dot', kernels: rows.index.kernels });
-      if (rows.count < Math.max(MIN_QUANTIZED_ROWS, quantizer.minTrainingVectors)) quantizer = null;
+      if (rows.count < Math.max(rows.index.minRows, quantizer.minTrainingVectors)) quantizer = null;
     }
     const stride = Math.max(1, Math.ceil(rows.count / MAX_TRAINING_SAMPLE));
     const sample = quantizer ? new Float32Array(Math.ceil(rows.count / stride) * d) : null;

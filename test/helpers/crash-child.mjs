@@ -2,13 +2,13 @@
 // "begin n" before submitting op n and "ack n" once it resolved, with synchronous writes to a log
 // file (page cache survives SIGKILL). The parent kills it at a random moment, or it kills itself
 // at a named fault point inside flush or merge.
-// usage: node crash-child.mjs <dir> <seed> <ops> <logFile> <faultPoint|-> <faultHit> <sealRows>
+// usage: node crash-child.mjs <dir> <seed> <ops> <logFile> <faultPoint|-> <faultHit> <sealRows> [indexSpec]
 import { openSync, writeSync } from 'node:fs';
 // QUIVER_CRASH_DIST: another build of the package (a long stress run uses a frozen copy of dist/)
 const { Collection } = await import(process.env.QUIVER_CRASH_DIST ?? '../../dist/node.js');
 import { makeOps, vectorFor } from './crash-ops.mjs';
 
-const [dir, seedS, countS, logFile, faultPoint, faultHitS, sealRowsS] = process.argv.slice(2);
+const [dir, seedS, countS, logFile, faultPoint, faultHitS, sealRowsS, index = 'Flat'] = process.argv.slice(2);
 const seed = Number(seedS);
 const log = openSync(logFile, 'a');
 const say = (line) => writeSync(log, line + '\n');
@@ -21,8 +21,10 @@ const faults = faultPoint === '-' ? undefined : (point) => {
 };
 
 const col = await Collection.open(dir, {
-  schema: { dimension: 8, metric: 'cosine' },
+  schema: { dimension: 8, metric: 'cosine', index },
   sealRows: Number(sealRowsS),
+  // small segments get codes too, so that crashes hit the CODES path of compressed specs
+  minQuantizedRows: 8,
   mergePolicy: { segmentsPerTier: 2, maxDeletedRatio: 0.25 },
   faults,
 });
