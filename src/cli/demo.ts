@@ -133,7 +133,7 @@ export async function runDemo(o: DemoOptions, out: (line: string) => void = cons
       out(`process RSS ${formatBytes(mem.rss)} (includes the parsed GloVe file and the exact reference collection)`);
     } else {
       out(`\nmemory: vectors ${formatBytes(stats.vectorBytes)} (${(stats.vectorBytes / total).toFixed(0)} B/vector), index ${formatBytes(stats.indexBytes)}, process RSS ${formatBytes(mem.rss)}`);
-      out(`compressed: npx quiver demo --index "Flat,SQ8,Rerank" (4x smaller; "Flat,SQ4,Rerank" 8x, "Flat,RaBitQ4,Rerank", ...)`);
+      out(`compressed: npx quiver demo --index "Flat,SQ8,Rerank" (or "Flat,SQ4,Rerank", "Flat,RaBitQ4,Rerank": codes in memory, full vectors on disk)`);
     }
   }
   if (exact !== col) await exact.close();
