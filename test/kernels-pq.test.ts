@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createWasmKernels, JsKernels, type Kernels } from '../src/kernels/index.js';
 import { rng } from './helpers/random.js';
+import { put } from './helpers/kernels.js';
 
 // PQ kernels: WASM SIMD against the JS twin (bit-identical: both use float32 in the same order)
 // and the twin against a float64 definition, for every dimension / subspace count 1..67 and odd
@@ -10,13 +11,6 @@ const wasm = createWasmKernels();
 const js = new JsKernels();
 const DIMS = Array.from({ length: 67 }, (_, i) => i + 1);
 const BLOCKS = [1, 3, 7, 17];
-
-function put(k: Kernels, src: ArrayBufferView): number {
-  const bytes = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
-  const p = k.memory.alloc(bytes.length);
-  k.memory.u8(p, bytes.length).set(bytes);
-  return p;
-}
 
 function both<T>(fn: (k: Kernels) => T): [T, T] {
   return [fn(wasm), fn(js)];

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createWasmKernels, JsKernels, type Kernels } from '../src/kernels/index.js';
 import { rng } from './helpers/random.js';
+import { put } from './helpers/kernels.js';
 
 // RaBitQ kernels: WASM SIMD against the JS twin, and the twin against the definition, on random
 // data for every plane width 1..67 bytes (SIMD chunks of 16, u64 words and byte tails) and odd
@@ -9,13 +10,6 @@ import { rng } from './helpers/random.js';
 const wasm = createWasmKernels();
 const js = new JsKernels();
 const BLOCKS = [1, 3, 7, 17];
-
-function put(k: Kernels, src: ArrayBufferView): number {
-  const bytes = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
-  const p = k.memory.alloc(bytes.length);
-  k.memory.u8(p, bytes.length).set(bytes);
-  return p;
-}
 
 interface Case {
   planeBytes: number; codeBits: number; queryBits: number; n: number;

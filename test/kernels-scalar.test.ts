@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { createWasmKernels, JsKernels, type Kernels } from '../src/kernels/index.js';
 import { quantizeQueryI16, splitQuery } from '../src/kernels/scalar.js';
 import { rng } from './helpers/random.js';
+import { put } from './helpers/kernels.js';
 
 // Scalar-code kernels (assembly/scalar.ts) against their JS twins (src/kernels/scalar.ts), and
 // the twins against direct definitions: random data, every dimension 1..67, odd block sizes,
@@ -11,13 +12,6 @@ const wasm = createWasmKernels();
 const js = new JsKernels();
 const BLOCKS = [1, 3, 7, 17];
 const DIMS = Array.from({ length: 67 }, (_, i) => i + 1);
-
-function put(k: Kernels, src: ArrayBufferView): number {
-  const bytes = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
-  const p = k.memory.alloc(Math.max(1, bytes.length));
-  k.memory.u8(p, bytes.length).set(bytes);
-  return p;
-}
 
 /** Runs `call` on both kernel implementations with the given inputs copied in; returns both outputs. */
 function both(inputs: ArrayBufferView[], n: number, call: (k: Kernels, ptrs: number[], out: number) => void): [Float32Array, Float32Array] {

@@ -2,20 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createWasmKernels, decodeF16, JsKernels, wasmKernelNames, type Kernels } from '../src/kernels/index.js';
 import { rng } from './helpers/random.js';
+import { put } from './helpers/kernels.js';
 
 // WASM SIMD kernels against their JS twins: random data, every dimension 1..67, odd block sizes.
 const wasm = createWasmKernels();
 const js = new JsKernels();
 const BLOCKS = [1, 3, 7, 17];
 const DIMS = Array.from({ length: 67 }, (_, i) => i + 1);
-
-/** Copies `src` into freshly allocated memory of kernels `k`; returns the pointer. */
-function put(k: Kernels, src: ArrayBufferView): number {
-  const bytes = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
-  const p = k.memory.alloc(bytes.length);
-  k.memory.u8(p, bytes.length).set(bytes);
-  return p;
-}
 
 function close(a: number, b: number, scale: number, what: string): void {
   const tol = 1e-5 * Math.max(1, scale);

@@ -4,6 +4,7 @@ import type { Kernels } from '../kernels/types.js';
 import { MemoryDirectory, type Directory } from '../storage/directory.js';
 import { formatIndexSpec, parseIndexSpec } from '../index/spec.js';
 import { Engine, type EngineEvent, type PreparedRecord, type RecoveryReport, type SegmentInfo } from './engine.js';
+import type { Segment } from './segments.js';
 import { checkId, checkMetadata, describe, METRICS, norm, toVector, type Metric, type VectorLike } from './validate.js';
 
 export interface CollectionSchema {
@@ -295,7 +296,7 @@ export class Collection {
     checkId(id, {});
     const at = this.engine.locate(id);
     if (!at) throw new QuiverError('NOT_FOUND', `no record with id "${id}"`, { id });
-    return { id, vector: at.segment.vectorAt(at.ord), metadata: parseMetadata(at.segment.metadataJsonAt(at.ord)) };
+    return { id, vector: at.segment.vectorAt(at.ord), metadata: parseMetadata(at.segment, at.ord) };
   }
 
   /** The k nearest records to `vector`, best first. */
@@ -330,9 +331,9 @@ export class Collection {
     if (!Array.isArray(vectors)) throw new QuiverError('INVALID_ARGUMENT', `searchBatch expects an array of vectors, got ${describe(vectors)}`, { received: describe(vectors) });
     const raw = this.engine.searchBatch(this.packQueries(vectors), vectors.length, k);
     const hits = raw.hits.map((list) => list.map(({ segment, ord, score }) => {
-      const hit: Hit = { id: segment.idAt(ord), score: score + 0 }; // + 0: no -0 for an L2 distance of 0
+      const hit: Hit = { id: segment.idAt(ord), score };
       if (includeMetadata) {
-        const m = parseMetadata(segment.metadataJsonAt(ord));
+        const m = parseMetadata(segment, ord);
         if (m !== undefined) hit.metadata = m;
       }
       if (includeVector) hit.vector = segment.vectorAt(ord);
@@ -446,8 +447,15 @@ export class Collection {
   }
 }
 
-function parseMetadata(json: string): Record<string, unknown> | undefined {
-  return json ? (JSON.parse(json) as Record<string, unknown>) : undefined;
+/** A row's metadata (a fresh object), or undefined; CORRUPT_FILE if the stored JSON does not parse. */
+function parseMetadata(segment: Segment, ord: number): Record<string, unknown> | undefined {
+  const json = segment.metadataJsonAt(ord);
+  if (!json) return undefined;
+  try {
+    return JSON.parse(json) as Record<string, unknown>;
+  } catch (e) {
+    throw new QuiverError('CORRUPT_FILE', `stored metadata of "${segment.idAt(ord)}" (segment ${segment.number}, row ${ord}) is not valid JSON`, { id: segment.idAt(ord), segment: segment.number, row: ord }, { cause: e });
+  }
 }
 
 function normalizeSchema(schema: CollectionSchema): Required<CollectionSchema> {

@@ -1,15 +1,14 @@
 import { QuiverError } from '../errors.js';
+import { parseIndexSpec, type IndexSpec } from '../index/spec.js';
 import type { Kernels } from '../kernels/types.js';
 import type { Directory, DirectoryLock } from '../storage/directory.js';
 import { MANIFEST_TMP, readManifest, writeManifest, type ManifestSchema, type ManifestState } from '../storage/manifest.js';
 import { decodeOperation, encodeDelete, encodeUpsert, type UpsertEntry, type WalOperation } from '../storage/records.js';
-import { segmentFileName, segmentNumber, SegmentFile } from '../storage/segment-file.js';
+import { SECTION, segmentFileName, segmentNumber, SegmentFile } from '../storage/segment-file.js';
 import { readWalBytes, walFileName, walGeneration, WalWriter } from '../storage/wal.js';
-import { forEachSetBit, setBit, testBit } from '../util/bitset.js';
-import { parseIndexSpec, type IndexSpec } from '../index/spec.js';
-import { SECTION } from '../storage/segment-file.js';
-import { growBitset } from '../util/bitset.js';
+import { growBitset, testBit } from '../util/bitset.js';
 import { MIN_QUANTIZED_ROWS, MutableSegment, SealedSegment, writeSegmentFile, type Segment } from './segments.js';
+import { norm } from './validate.js';
 
 /**
  * The storage engine behind a Collection: a WAL, one mutable segment, immutable sealed segments,
@@ -787,7 +786,7 @@ export class Engine {
     for (let q = 0; q < nq; q++) {
       const hits: (EngineHit & { si: number })[] = [];
       per.forEach((r, si) => {
-        for (let i = 0; i < r.counts[q]; i++) hits.push({ segment: segs[si], ord: r.ords[q * r.k + i], score: r.scores[q * r.k + i], si });
+        for (let i = 0; i < r.counts[q]; i++) hits.push({ segment: segs[si], ord: r.ords[q * r.k + i], score: r.scores[q * r.k + i] + 0, si }); // + 0: an L2 distance of 0 negated is -0
       });
       if (per.length > 1) hits.sort((a, b) => b.score - a.score || a.si - b.si || a.ord - b.ord);
       out.push(hits.slice(0, k).map(({ segment, ord, score }) => ({ segment, ord, score })));
@@ -867,11 +866,10 @@ export class Engine {
 
 const EMPTY = new Uint8Array(0);
 
+/** What Collection.prepare computes for a record, recomputed for records replayed from the WAL. */
 function inverseNorm(v: Float32Array, metric: string): number {
   if (metric !== 'cosine') return 1;
-  let s = 0;
-  for (let i = 0; i < v.length; i++) s += v[i] * v[i];
-  return s > 0 ? 1 / Math.sqrt(s) : 0;
+  const n = norm(v);
+  return n > 0 ? 1 / n : 0;
 }
 
-export { forEachSetBit, setBit, testBit };

@@ -315,29 +315,31 @@ export class SealedSegment implements Segment, ExactScorer {
       if (file.has(SECTION.CODES)) {
         index = readCodes(file.read(SECTION.CODES), where, h.count, kernels);
         rule = rerankRule(spec, index.quantizer.bounded);
-        // the vectors are not loaded, but they are what reranking trusts: check them once here
-        file.readChunked(SECTION.VECTORS, 4 << 20, () => {});
       } else {
         // sized to the segment: a small sealed segment must not hold a default 4 MiB chunk
         const defaultRows = new VectorStore(kernels, dimension, false).chunkRows;
         store = new VectorStore(kernels, dimension, metric === 'cosine', Math.max(16, Math.min(defaultRows, Math.ceil(h.count / 16) * 16)));
-        // read straight into kernel memory, checksum there: no intermediate buffer
-        const vec = file.section(SECTION.VECTORS);
-        let at = vec.offset, crc = 0;
-        // in pieces of ~4 MiB with a turn of the event loop between them, so that loading a big
-        // merged segment in the background does not stall writes and searches for its whole length
-        const step = Math.max(1, Math.floor((4 << 20) / (dimension * 4)));
-        for (let row = 0; row < h.count; row += step) {
-          const take = Math.min(step, h.count - row);
-          store.appendFilled(take, (dest) => {
-            file.file.readInto(at, dest);
-            crc = crc32c(dest, crc);
-            at += dest.length;
-          }, norms.subarray(row, row + take));
-          if (row + take < h.count) await yieldToEventLoop();
-        }
-        file.checkCrc(SECTION.VECTORS, crc);
       }
+      // One pass over the vectors, checksummed: read straight into kernel memory when the scan
+      // needs them (Flat), else only checked (compressed: reranking trusts them, so check once).
+      // In pieces of ~4 MiB with a turn of the event loop between them, so that loading a big
+      // merged segment in the background does not stall writes and searches for its whole length.
+      const vec = file.section(SECTION.VECTORS);
+      const step = Math.max(1, Math.floor((4 << 20) / (dimension * 4)));
+      const scratch = store ? null : new Uint8Array(Math.min(h.count, step) * dimension * 4);
+      let at = vec.offset, crc = 0;
+      const fill = (dest: Uint8Array) => {
+        file.file.readInto(at, dest);
+        crc = crc32c(dest, crc);
+        at += dest.length;
+      };
+      for (let row = 0; row < h.count; row += step) {
+        const take = Math.min(step, h.count - row);
+        if (store) store.appendFilled(take, fill, norms.subarray(row, row + take));
+        else fill(scratch!.subarray(0, take * dimension * 4));
+        if (row + take < h.count) await yieldToEventLoop();
+      }
+      file.checkCrc(SECTION.VECTORS, crc);
       return new SealedSegment(entry.number, file, entry.file, h.count, dimension, metric, store, index, rule, index ? norms : null,
         ids, meta, entry.tombstones.slice(), entry.deleted);
     } catch (e) {

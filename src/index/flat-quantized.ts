@@ -3,7 +3,7 @@ import type { Kernels } from '../kernels/types.js';
 import { checkCodesFingerprint } from '../quant/checks.js';
 import type { Quantizer, QueryScorer } from '../quant/types.js';
 import { candidatesFor, checkRerankRule, Reranker, type RerankCandidates, type RerankRule } from '../query/rerank.js';
-import { drainHeaps } from './flat.js';
+import { drainHeaps, maskDeleted } from './flat.js';
 import type { ExactScorer, SearchResultBatch } from './types.js';
 
 /**
@@ -262,7 +262,11 @@ export class FlatQuantizedIndex {
               kern.affineInPlace(boundsBuf, m, -2, 0);
               kern.addScaledInPlace(boundsBuf, scratch, m, 1);
             }
-            if (deleted) this.maskDeleted(deleted, firstOrd, m, scratch, boundsBuf);
+            if (deleted) {
+              const F = kern.memory.views().f32;
+              maskDeleted(F, scratch >> 2, deleted, firstOrd, m);
+              if (boundsBuf) maskDeleted(F, boundsBuf >> 2, deleted, firstOrd, m);
+            }
             sizes[qi] = kern.topkPush(scratch, m, firstOrd, 1, heapKeys + qi * cap * 4, heapIds + qi * cap * 4, cap, sizes[qi]);
             if (byBounds) lowSizes[qi] = kern.topkPush(boundsBuf, m, firstOrd, 1, lowKeys + qi * k * 4, lowIds + qi * k * 4, k, lowSizes[qi]);
           }
@@ -314,27 +318,6 @@ export class FlatQuantizedIndex {
     if (nq <= 1) return this.chunkRows;
     const blocks = Math.max(1, Math.floor(BATCH_TILE_BYTES / this.blockBytes));
     return Math.min(this.chunkRows, blocks * this.blockRows);
-  }
-
-  /** Writes NaN (never enters a heap) over the scores of deleted ordinals in [firstOrd, firstOrd + m). */
-  private maskDeleted(deleted: Uint32Array, firstOrd: number, m: number, scores: number, second: number): void {
-    const end = firstOrd + m;
-    let w = firstOrd >>> 5;
-    const lastWord = Math.min(deleted.length - 1, (end - 1) >>> 5);
-    if (w > lastWord) return;
-    const F = this.kernels.memory.views().f32;
-    const s0 = scores >> 2, b0 = second >> 2;
-    for (; w <= lastWord; w++) {
-      let word = deleted[w];
-      while (word !== 0) {
-        const low = word & -word;
-        const ord = (w << 5) + (31 - Math.clz32(low));
-        word ^= low;
-        if (ord < firstOrd || ord >= end) continue;
-        F[s0 + ord - firstOrd] = NaN;
-        if (second) F[b0 + ord - firstOrd] = NaN;
-      }
-    }
   }
 
   private truncate(c: SearchResultBatch, nq: number, cap: number, k: number): QuantizedSearchBatch {

@@ -38,7 +38,7 @@ export function flatSearch(store: VectorStore, metric: Metric, queries: Float32A
           if (l2) kern.l2Many(qPtr + q * d * 4, tile, m, d, scratch);
           else kern.dotMany(qPtr + q * d * 4, tile, m, d, scratch);
           if (metric === 'cosine') kern.mulInPlace(scratch, store.invNormPtr(c) + t * 4, m);
-          if (deleted) maskDeleted(mem.f32(scratch, m), deleted, firstOrd, m);
+          if (deleted) maskDeleted(mem.views().f32, scratch >> 2, deleted, firstOrd, m);
           sizes[q] = kern.topkPush(scratch, m, firstOrd, sign, heapKeys + q * k * 4, heapIds + q * k * 4, k, sizes[q]);
         }
       }
@@ -49,9 +49,13 @@ export function flatSearch(store: VectorStore, metric: Metric, queries: Float32A
   }
 }
 
-/** Sets scores of deleted ordinals in [firstOrd, firstOrd + n) to NaN, which topkPush never admits. */
-export function maskDeleted(scores: Float32Array, deleted: Uint32Array, firstOrd: number, n: number): void {
-  forEachSetBit(deleted, firstOrd, firstOrd + n, (i) => { scores[i - firstOrd] = NaN; });
+/**
+ * Sets f32[at + i - firstOrd] to NaN (which topkPush never admits) for every deleted ordinal i in
+ * [firstOrd, firstOrd + n). f32: a whole-memory view (KernelMemory.views().f32); at: the scores'
+ * float index (pointer >> 2). Words without a set bit cost one comparison.
+ */
+export function maskDeleted(f32: Float32Array, at: number, deleted: Uint32Array, firstOrd: number, n: number): void {
+  forEachSetBit(deleted, firstOrd, firstOrd + n, (i) => { f32[at + i - firstOrd] = NaN; });
 }
 
 /** Sorts each query's heap best-first (ties by ordinal); the heap keys are the scores (larger = closer). */

@@ -46,32 +46,6 @@ export class VectorStore {
   }
 
   /**
-   * Appends n rows given as raw little-endian f32 bytes (rows: u8[n * dimension * 4]) and, for
-   * cosine stores, their norms (f32[n]). Used to load sealed segments without per-row objects.
-   */
-  appendRaw(rows: Uint8Array, n: number, norms?: Float32Array): void {
-    const rowBytes = this.dimension * 4;
-    let done = 0;
-    while (done < n) {
-      const ord = this.n;
-      if (ord === this.chunks.length * this.chunkRows) {
-        this.chunks.push(this.kernels.memory.alloc(this.chunkRows * rowBytes));
-        if (this.withInvNorms) this.invNormChunks.push(this.kernels.memory.alloc(this.chunkRows * 4));
-      }
-      const c = (ord / this.chunkRows) | 0, r = ord - c * this.chunkRows;
-      const take = Math.min(n - done, this.chunkRows - r);
-      const m = this.kernels.memory;
-      m.u8(this.chunks[c] + r * rowBytes, take * rowBytes).set(rows.subarray(done * rowBytes, (done + take) * rowBytes));
-      if (this.withInvNorms) {
-        const inv = m.f32(this.invNormChunks[c] + r * 4, take);
-        for (let i = 0; i < take; i++) { const nv = norms ? norms[done + i] : 0; inv[i] = nv > 0 ? 1 / nv : 0; }
-      }
-      this.n += take;
-      done += take;
-    }
-  }
-
-  /**
    * Appends n rows by handing each contiguous piece of fresh kernel memory to `fill(dest)`, which
    * must write the rows' raw f32 bytes into it (e.g. a file read straight into kernel memory, with
    * no intermediate buffer). norms: f32[n] for cosine stores. Views passed to `fill` are valid only

@@ -1,3 +1,4 @@
+import { columnMeans } from '../math/linalg.js';
 import { ByteReader, ByteWriter } from '../util/bytes.js';
 import { checkPayloadVersion, QuantizerBase, ScorerMemory } from './common.js';
 import type { QuantizerContext, QuantizerFamily } from './registry.js';
@@ -42,10 +43,7 @@ export class BinaryQuantizer extends QuantizerBase {
   }
 
   protected fit(sample: Float32Array, n: number, _options: TrainOptions): void {
-    const d = this.dimension;
-    const mean = new Float64Array(d);
-    for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j] += sample[i * d + j];
-    for (let j = 0; j < d; j++) this.mean[j] = mean[j] / n;
+    this.mean = Float32Array.from(columnMeans(sample, n, this.dimension));
   }
 
   protected encodeRows(vectors: Float32Array, n: number, out: Uint8Array): void {

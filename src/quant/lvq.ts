@@ -1,3 +1,4 @@
+import { columnMeans } from '../math/linalg.js';
 import { QuiverError } from '../errors.js';
 import { quantizeQueryI16, splitQuery } from '../kernels/scalar.js';
 import { ByteReader, ByteWriter } from '../util/bytes.js';
@@ -54,10 +55,7 @@ export class LvqQuantizer extends QuantizerBase {
   }
 
   protected fit(sample: Float32Array, n: number, _options: TrainOptions): void {
-    const d = this.dimension;
-    const mean = new Float64Array(d);
-    for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j] += sample[i * d + j];
-    for (let j = 0; j < d; j++) this.mean[j] = mean[j] / n;
+    this.mean = Float32Array.from(columnMeans(sample, n, this.dimension));
   }
 
   protected encodeRows(vectors: Float32Array, n: number, out: Uint8Array): void {

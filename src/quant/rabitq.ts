@@ -1,3 +1,4 @@
+import { columnMeans } from '../math/linalg.js';
 import { QuiverError } from '../errors.js';
 import type { Kernels } from '../kernels/types.js';
 import { HadamardRotation, paddedDimension } from '../math/hadamard.js';
@@ -157,9 +158,8 @@ export class RaBitQuantizer implements Quantizer {
   train(sample: Float32Array, n: number, options: TrainOptions = {}): void {
     checkTrainingSample(this, sample, n);
     const d = this.dimension;
-    const mean = new Float64Array(d);
-    for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j] += sample[i * d + j];
-    for (let j = 0; j < d; j++) mean[j] = Math.fround(mean[j] / n);
+    const mean = columnMeans(sample, n, d);
+    for (let j = 0; j < d; j++) mean[j] = Math.fround(mean[j]);
     const rotation = new HadamardRotation(d, { seed: options.seed ?? 0x5eed, padding: 'multiple64', rounds: 3 });
     this.install(rotation, mean, 0);
     if (this.fast) {
