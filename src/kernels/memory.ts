@@ -12,9 +12,15 @@ export abstract class KernelMemory {
   private readonly live = new Map<number, number>(); // ptr -> bytes
   private free: Array<[number, number]> = []; // sorted by ptr: [ptr, bytes]
   private top: number;
+  /**
+   * Highest `top` ever reached: bytes below it may hold data of released blocks (memory never
+   * shrinks), bytes above it are as the runtime gave them (zero).
+   */
+  private highWater: number;
 
   protected constructor(base: number) {
     this.top = align16(base);
+    this.highWater = this.top;
   }
 
   abstract get buffer(): ArrayBuffer;
@@ -40,9 +46,13 @@ export abstract class KernelMemory {
       throw new QuiverError('OUT_OF_MEMORY', `kernel memory cannot grow past 4 GiB (asked for ${bytes} more bytes)`, { requested: bytes, inUse: this.bytesInUse });
     }
     if (end > this.buffer.byteLength) this.growTo(end);
+    // the part below the high-water mark was used before (a released top block): clear it;
+    // above it the memory was never handed out and is still zero
+    if (p < this.highWater) new Uint8Array(this.buffer, p, Math.min(end, this.highWater) - p).fill(0);
     this.top = end;
+    if (end > this.highWater) this.highWater = end;
     this.live.set(p, size);
-    return p; // fresh memory is zero
+    return p;
   }
 
   /** Returns a block from alloc() to the free list (coalescing neighbours). */
