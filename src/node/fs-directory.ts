@@ -1,5 +1,6 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { copyFile, link, mkdir, open, readdir, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { QuiverError } from '../errors.js';
@@ -18,8 +19,15 @@ export function fsError(path: string, e: unknown, action: string): QuiverError {
 }
 
 const LOCK_FILE = 'LOCK';
-/** Directories locked by this process (a second writer in the same process is also LOCKED). */
-const heldLocks = new Set<string>();
+/** Prefix of the claim files of the takeover protocol (see FsDirectory.lock). */
+const CLAIM_PREFIX = 'LOCK.next-';
+/** Prefix of the candidate lock files, one per lock() call in progress. */
+const TEMP_PREFIX = 'LOCK.tmp-';
+/**
+ * Directory path -> token of the lock this process holds there or is taking (registered before the
+ * first await, so a second writer in the same process is LOCKED, also while the first is opening).
+ */
+const heldLocks = new Map<string, string>();
 
 /**
  * A collection directory on the filesystem. Creates the folder if missing. fsync discipline:
@@ -213,74 +221,299 @@ export class FsDirectory implements Directory {
   }
 
   /**
-   * The writer lock: a LOCK file created exclusively, holding {pid, host, token}. A LOCK left by a
-   * process that no longer runs on this host (killed, crashed) is taken over; a live holder gives
-   * LOCKED with its pid. Not for network filesystems shared between hosts.
+   * The single-writer lock.
+   *
+   * Format: `LOCK` is one line of JSON naming its holder,
+   * `{"pid":4242,"host":"box","boot":"f690...","start":34286,"token":"9c1e...","since":"2024-05-01T12:00:00.000Z"}`:
+   * `boot` is /proc/sys/kernel/random/boot_id and `start` the process start time (field 22 of
+   * /proc/<pid>/stat, clock ticks since boot), both null where /proc is absent; `token` is 128 random
+   * bits, unique to one lock() call. Files written by older versions (`{pid, host, token, since}`)
+   * are read as well.
+   *
+   * Liveness: a holder on another host is taken as live (it cannot be checked: LOCKED telling to
+   * delete the file if that process is gone). On this host it is stale when its boot id differs from
+   * ours (rebooted), when its pid does not run or is a zombie, or when the pid runs with another
+   * start time (pid reused, e.g. by a restarted container). A LOCK naming our own pid is live only if
+   * its token is one this process holds or is taking (`heldLocks`) and its start time is ours.
+   * Without /proc the check falls back to pid liveness. A file that is not valid JSON is stale once
+   * it is 2 s old (before that it may be a copy in progress, see below).
+   *
+   * Taking it: the candidate file `LOCK.tmp-<token>` is written and synced, then `link()`ed to `LOCK`:
+   * this succeeds for exactly one opener when there is no LOCK (EEXIST otherwise), and LOCK never
+   * exists half-written. A stale LOCK is replaced by one opener only: it must first link its
+   * candidate to the claim file `LOCK.next-<h>`, h = SHA-256 of the stale file's bytes; the one
+   * opener whose link succeeds re-reads LOCK (and the claims it followed) and, if unchanged,
+   * renames its candidate over LOCK (atomic), removes the claims and checks LOCK holds its token.
+   * Another opener that finds the claim taken judges the claimant like a holder: a live one gives
+   * LOCKED naming it; a dead one (it crashed mid-takeover) is replaced the same way through
+   * `LOCK.next-<hash of the claim>`. A file missing or changed under an opener makes it start over.
+   * Claims are exclusive and tokens never repeat, so two openers cannot both replace the same LOCK;
+   * a late opener whose claim succeeds only after the winner removed the claims finds LOCK changed
+   * at its re-read. (Assumed: a holder judged gone is gone, and nobody deletes LOCK by hand during
+   * a takeover.) The holder removes claims and candidates left by dead processes. Release removes
+   * LOCK only if it still holds our token. On filesystems without hard links the candidate is
+   * copied with COPYFILE_EXCL instead of linked. Not for network filesystems shared between hosts.
    */
   async lock(): Promise<DirectoryLock> {
-    const path = join(this.path, LOCK_FILE);
-    if (heldLocks.has(this.path)) {
-      throw new QuiverError('LOCKED', `${this.path} is already open for writing in this process`, { directory: this.path, pid: process.pid });
+    const dir = this.path;
+    if (heldLocks.has(dir)) {
+      throw new QuiverError('LOCKED', `${dir} is already open for writing in this process`, { directory: dir, pid: process.pid });
     }
-    const token = `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-    const body = JSON.stringify({ pid: process.pid, host: hostname(), token, since: new Date().toISOString() });
-    for (let attempt = 0; attempt < 3; attempt++) {
+    const token = randomBytes(16).toString('hex');
+    heldLocks.set(dir, token); // before any await: see heldLocks
+    const lockPath = join(dir, LOCK_FILE);
+    const temp = join(dir, TEMP_PREFIX + token);
+    try {
+      const me = identity();
+      const owner: LockOwner = { pid: process.pid, host: hostname(), boot: me.boot, start: me.start, token, since: new Date().toISOString() };
       try {
-        const fh = await open(path, 'wx');
-        try {
-          await fh.writeFile(body);
-          await fh.sync();
-        } finally {
-          await fh.close();
-        }
-        heldLocks.add(this.path);
-        const dirPath = this.path;
-        return {
-          release: async () => {
-            heldLocks.delete(dirPath);
-            try {
-              const now = JSON.parse(await readFile(path, 'utf8')) as { token?: string };
-              if (now.token === token) await unlink(path);
-            } catch { /* already gone */ }
-          },
-        };
+        await writeNew(temp, JSON.stringify(owner) + '\n');
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError(path, e, 'create the lock file');
+        throw fsError(temp, e, 'create the lock file');
       }
-      let holder: { pid?: number; host?: string; since?: string } = {};
-      try {
-        holder = JSON.parse(await readFile(path, 'utf8'));
-      } catch {
-        // unreadable or half-written lock: only stale if it stays so (a writer may be creating it)
-        await new Promise((r) => setTimeout(r, 50));
-        try { holder = JSON.parse(await readFile(path, 'utf8')); } catch { holder = {}; }
-      }
-      const sameHost = holder.host === hostname();
-      if (sameHost && typeof holder.pid === 'number' && processAlive(holder.pid)) {
-        throw new QuiverError('LOCKED', `${this.path} is open for writing by process ${holder.pid} (since ${holder.since}); open it read-only or close the other writer`, {
-          directory: this.path, pid: holder.pid, since: holder.since,
-        });
-      }
-      if (!sameHost && holder.host !== undefined) {
-        throw new QuiverError('LOCKED', `${this.path} is locked by process ${holder.pid} on host ${holder.host}; if that process is gone, delete ${path}`, {
-          directory: this.path, pid: holder.pid, host: holder.host,
-        });
-      }
-      // stale: the holder died without releasing (e.g. SIGKILL); take over
-      await unlink(path).catch(() => {});
+      await takeLock(dir, temp, token);
+      await sweepLockLeftovers(dir).catch(() => {});
+    } catch (e) {
+      if (heldLocks.get(dir) === token) heldLocks.delete(dir);
+      throw e;
+    } finally {
+      await unlink(temp).catch(() => {});
     }
-    throw new QuiverError('LOCKED', `${this.path}: could not take the lock file`, { directory: this.path });
+    let released = false;
+    return {
+      release: async () => {
+        if (released) return;
+        released = true;
+        try {
+          const now = JSON.parse(await readFile(lockPath, 'utf8')) as { token?: unknown };
+          if (now.token === token) await unlink(lockPath);
+        } catch { /* gone, or replaced: not ours to remove */ }
+        // only now: until LOCK is gone, a lock() of this process must see its holder live
+        if (heldLocks.get(dir) === token) heldLocks.delete(dir);
+      },
+    };
   }
 }
 
-function processAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
+/** The contents of LOCK (and of claim and candidate files). */
+interface LockOwner {
+  pid: number;
+  host: string;
+  boot: string | null;
+  start: number | null;
+  token: string;
+  since: string;
+}
+
+/** Restarts of the protocol (a file changed under us) before giving up, at least 5 s. */
+const MAX_LOCK_ATTEMPTS = 40;
+/** A lock file that is not valid JSON may be a copy in progress (no hard links) until this old. */
+const GARBAGE_GRACE_MS = 2000;
+
+/** The protocol of FsDirectory.lock: publishes `temp` as LOCK, or throws LOCKED. */
+async function takeLock(dir: string, temp: string, token: string): Promise<void> {
+  const lockPath = join(dir, LOCK_FILE);
+  const deadline = Date.now() + GARBAGE_GRACE_MS + 3000;
+  let wait = 0; // before the next attempt, ms
+  for (let attempt = 0; attempt < MAX_LOCK_ATTEMPTS || Date.now() < deadline; attempt++) {
+    if (attempt > 0) await sleep(wait || (attempt < 4 ? 2 : 25));
+    wait = 0;
+    if (await publish(temp, lockPath)) return confirm(dir, token);
+    // LOCK exists: judge it, then the claims on it, until a live owner or a free claim
+    const chain: { path: string; raw: Buffer }[] = [];
+    let current = lockPath;
+    for (;;) {
+      const f = await readLockFile(current);
+      if (f === undefined) break; // released or cleaned up meanwhile: start over
+      const owner = parseOwner(f.raw);
+      if (owner === undefined && Date.now() - f.mtimeMs < GARBAGE_GRACE_MS) {
+        wait = 100; // may still be being written: wait for it, or for it to turn stale
+        break;
+      }
+      if (owner !== undefined) {
+        const verdict = judge(owner);
+        // a live claimant: LOCKED naming it, unless its claim is on a LOCK already replaced (a latecomer)
+        if (verdict !== 'stale' && (current === lockPath || await unchanged(chain))) {
+          throw lockedError(dir, owner, current !== lockPath, verdict === 'foreign');
+        }
+        if (verdict !== 'stale') break;
+      }
+      chain.push({ path: current, raw: f.raw });
+      const claim = join(dir, CLAIM_PREFIX + createHash('sha256').update(f.raw).digest('hex').slice(0, 32));
+      if (!(await publish(temp, claim))) {
+        current = claim; // someone else claimed it first: judge them
+        continue;
+      }
+      // ours alone to replace, if nothing moved since we read it
+      if (!(await unchanged(chain))) {
+        await unlink(claim).catch(() => {});
+        break;
+      }
+      try {
+        await rename(temp, lockPath);
+      } catch (e) {
+        await unlink(claim).catch(() => {});
+        throw fsError(lockPath, e, 'replace the stale lock file');
+      }
+      for (const c of chain.slice(1)) await unlink(c.path).catch(() => {});
+      await unlink(claim).catch(() => {});
+      return confirm(dir, token);
+    }
+  }
+  throw new QuiverError('LOCKED', `${dir}: could not take the lock file (other processes kept changing it); try again`, { directory: dir });
+}
+
+/** Whether the files read still hold the same bytes. */
+async function unchanged(chain: readonly { path: string; raw: Buffer }[]): Promise<boolean> {
+  for (const c of chain) {
+    const again = await readLockFile(c.path);
+    if (again === undefined || !again.raw.equals(c.raw)) return false;
+  }
+  return true;
+}
+
+/** Checks that LOCK holds our token (it must, unless a liveness judgement went wrong). */
+async function confirm(dir: string, token: string): Promise<void> {
+  const lockPath = join(dir, LOCK_FILE);
+  const f = await readLockFile(lockPath);
+  const owner = f && parseOwner(f.raw);
+  if (owner?.token === token) return;
+  if (owner) throw lockedError(dir, owner, false, judge(owner) === 'foreign');
+  throw new QuiverError('LOCKED', `${dir}: the lock file changed while it was being taken; try again`, { directory: dir });
+}
+
+/** Links (or, without hard links, copies) `from` to the new name `to`; false if `to` exists. */
+async function publish(from: string, to: string): Promise<boolean> {
+  try {
+    await link(from, to);
+    return true;
+  } catch (e) {
+    const errno = (e as NodeJS.ErrnoException).code;
+    if (errno === 'EEXIST') return false;
+    if (errno !== 'EPERM' && errno !== 'ENOTSUP' && errno !== 'EOPNOTSUPP' && errno !== 'ENOSYS') throw fsError(to, e, 'create the lock file');
+  }
+  try {
+    await copyFile(from, to, fsConstants.COPYFILE_EXCL);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw fsError(to, e, 'create the lock file');
+  }
+}
+
+async function readLockFile(path: string): Promise<{ raw: Buffer; mtimeMs: number } | undefined> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(path, 'r');
+    const [raw, s] = await Promise.all([fh.readFile(), fh.stat()]);
+    return { raw, mtimeMs: s.mtimeMs };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw fsError(path, e, 'read the lock file');
+  } finally {
+    await fh?.close().catch(() => {});
+  }
+}
+
+function parseOwner(raw: Buffer): Partial<LockOwner> | undefined {
+  try {
+    const v = JSON.parse(raw.toString('utf8')) as unknown;
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? v as Partial<LockOwner> : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the owner named in a lock file still runs (see FsDirectory.lock). */
+function judge(owner: Partial<LockOwner>): 'live' | 'stale' | 'foreign' {
+  const { pid } = owner;
+  if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0) return 'stale';
+  if (typeof owner.host === 'string' && owner.host !== hostname()) return 'foreign';
+  const me = identity();
+  if (me.boot !== null && typeof owner.boot === 'string' && owner.boot !== me.boot) return 'stale';
+  const start = typeof owner.start === 'number' ? owner.start : null;
+  if (pid === process.pid) {
+    const ours = typeof owner.token === 'string' && [...heldLocks.values()].includes(owner.token);
+    return ours && (start === null || me.start === null || start === me.start) ? 'live' : 'stale';
+  }
+  if (!pidRuns(pid)) return 'stale';
+  const actual = processStat(pid);
+  if (actual?.state === 'Z' || actual?.state === 'X') return 'stale'; // exited, not yet reaped
+  if (start !== null && actual && actual.start !== null && actual.start !== start) return 'stale';
+  return 'live';
+}
+
+function lockedError(dir: string, owner: Partial<LockOwner>, claim: boolean, foreign: boolean): QuiverError {
+  const lockPath = join(dir, LOCK_FILE);
+  if (foreign) {
+    return new QuiverError('LOCKED', `${dir} is locked by process ${owner.pid} on host ${owner.host}; if that process is gone, delete ${lockPath}`, {
+      directory: dir, pid: owner.pid, host: owner.host, since: owner.since,
+    });
+  }
+  const what = claim ? 'is being opened for writing' : 'is open for writing';
+  return new QuiverError('LOCKED', `${dir} ${what} by process ${owner.pid} (since ${owner.since}); open it read-only or close the other writer`, {
+    directory: dir, pid: owner.pid, since: owner.since,
+  });
+}
+
+/** Removes claim and candidate files of dead processes (called by the new holder). */
+async function sweepLockLeftovers(dir: string): Promise<void> {
+  for (const name of await readdir(dir)) {
+    if (!name.startsWith(CLAIM_PREFIX) && !name.startsWith(TEMP_PREFIX)) continue;
+    const f = await readLockFile(join(dir, name));
+    if (f === undefined) continue;
+    const owner = parseOwner(f.raw);
+    const dead = owner === undefined ? Date.now() - f.mtimeMs > 60_000 : judge(owner) === 'stale';
+    if (dead) await unlink(join(dir, name)).catch(() => {});
+  }
+}
+
+/** Creates `path` exclusively with `text`, synced. */
+async function writeNew(path: string, text: string): Promise<void> {
+  const fh = await open(path, 'wx');
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+let me: { boot: string | null; start: number | null } | undefined;
+/** This process: boot id and start time (null where /proc is absent). */
+function identity(): { boot: string | null; start: number | null } {
+  if (me === undefined) {
+    let boot: string | null = null;
+    try { boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null; } catch { /* not Linux */ }
+    me = { boot, start: processStat(process.pid)?.start ?? null };
+  }
+  return me;
+}
+
+/** From /proc/<pid>/stat: state (field 3) and start time (field 22, clock ticks since boot); undefined without /proc. */
+function processStat(pid: number): { state: string; start: number | null } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // field 2 is the command in parentheses and may contain spaces: count from the last ')'
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const start = Number(fields[19]);
+    return { state: fields[0], start: Number.isSafeInteger(start) ? start : null };
+  } catch {
+    return undefined;
+  }
+}
+
+function pidRuns(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }
 
 async function writeAll(fh: FileHandle, bytes: Uint8Array, position: number): Promise<void> {

@@ -10,8 +10,12 @@ import { QuiverError } from '../errors.js';
  *   (fsync) when `durable` is true;
  * - `rename` atomically replaces the target, and `syncDirectory` makes renames, creations and
  *   removals durable;
- * - `RandomAccessFile.read` is synchronous, so searches can rerank from files without awaiting.
- * Errors are QuiverErrors: IO_ERROR with {file, errno} (errno 'ENOENT' for a missing file).
+ * - `RandomAccessFile.readInto` is synchronous, so searches can rerank from files without
+ *   awaiting; a file open for reading keeps its content when it is removed or replaced by `rename`
+ *   (files are written once; on the filesystem this takes POSIX semantics: not on Windows).
+ * Errors are QuiverErrors: IO_ERROR with {file, errno} (errno 'ENOENT' for a missing file,
+ * 'EEXIST' for `openAppend` with `create` on an existing one); a name that fails checkFileName is
+ * INVALID_ARGUMENT in every method. test/directory.test.ts runs this contract on both implementations.
  */
 export interface Directory {
   /** A description for messages, e.g. the path, or 'memory'. */
@@ -60,6 +64,7 @@ export interface RandomAccessFile {
 }
 
 export interface DirectoryLock {
+  /** Gives the lock up; repeated calls do nothing (they never release a later holder). */
   release(): Promise<void>;
 }
 
@@ -83,14 +88,15 @@ export class MemoryDirectory implements Directory {
   readonly description: string;
   readonly durable = false;
   private readonly files = new Map<string, MemFile>();
-  private locked = false;
+  /** The current holder of lock(), if any. */
+  private locked: object | undefined;
 
   constructor(description = 'memory') {
     this.description = description;
   }
 
   async list(): Promise<string[]> { return [...this.files.keys()]; }
-  async exists(name: string): Promise<boolean> { return this.files.has(name); }
+  async exists(name: string): Promise<boolean> { checkFileName(name); return this.files.has(name); }
 
   async readFile(name: string): Promise<Uint8Array> {
     const f = this.get(name);
@@ -155,13 +161,15 @@ export class MemoryDirectory implements Directory {
     this.files.set(to, f);
   }
 
-  async remove(name: string): Promise<void> { this.files.delete(name); }
+  async remove(name: string): Promise<void> { checkFileName(name); this.files.delete(name); }
   async syncDirectory(): Promise<void> {}
 
   async lock(): Promise<DirectoryLock> {
     if (this.locked) throw new QuiverError('LOCKED', `${this.description} is already open for writing`, { directory: this.description });
-    this.locked = true;
-    return { release: async () => { this.locked = false; } };
+    const holder = {};
+    this.locked = holder;
+    // a repeated release() of an old holder must not free a newer one
+    return { release: async () => { if (this.locked === holder) this.locked = undefined; } };
   }
 
   /** A copy holding only synced bytes (what survives a crash), unlocked. */
@@ -182,6 +190,7 @@ export class MemoryDirectory implements Directory {
   setRawFile(name: string, bytes: Uint8Array): void { const f = new MemFile(); f.append(bytes); f.synced = f.size; this.files.set(name, f); }
 
   private get(name: string): MemFile {
+    checkFileName(name);
     const f = this.files.get(name);
     if (!f) throw notFound(this.description, name);
     return f;
