@@ -29,7 +29,11 @@ export async function runMain(name: string, main: () => Promise<void>): Promise<
   }
 }
 
-export type Quiver = typeof import('../dist/node.js');
+/**
+ * The product's API, typed from the sources that dist/ is built from (the same declarations), so
+ * `npm run typecheck` checks the benchmarks against the current code without a build.
+ */
+export type Quiver = typeof import('../src/node.js');
 
 /** The product as a user gets it: the built ../dist (run `npm run build` at the root first). */
 export async function loadProduct(): Promise<Quiver> {

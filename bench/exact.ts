@@ -110,7 +110,7 @@ function quiverEngine(q: Quiver, kernels: 'wasm' | 'js'): Engine {
     },
     async searchBatch(queries, nq, k, out) {
       const list = Array.from({ length: nq }, (_, i) => queries.subarray(i * d, (i + 1) * d));
-      const res = await col!.searchBatch(list, { k, includeMetadata: false });
+      const res = await col!.search(list, { k, includeMetadata: false });
       for (let i = 0; i < nq; i++) toRows(res[i], out, i * k, k);
     },
     close() { col?.close(); },

@@ -386,13 +386,13 @@ function measure(kernels: Kernels, ds: Dataset, spec: string): Row {
     const times = new Float64Array(ds.nq);
     const kCands = Math.min(10 * K, n - (ds.selfRows ? 1 : 0));
     // warm-up (JIT, caches): a few untimed searches
-    for (let w = 0; w < 5; w++) index.search(ds.queries.subarray(0, d), kCands, { deleted: selfMask(ds, 0, mask) });
+    for (let w = 0; w < 5; w++) index.searchOne(ds.queries.subarray(0, d), kCands, { deleted: selfMask(ds, 0, mask) });
     for (let qi = 0; qi < ds.nq; qi++) {
       const query = ds.queries.subarray(qi * d, (qi + 1) * d);
       const deleted = selfMask(ds, qi, mask);
       const cpu0 = process.cpuUsage();
       const t0 = performance.now();
-      const hits = index.search(query, kCands, { deleted });
+      const hits = index.searchOne(query, kCands, { deleted });
       times[qi] = performance.now() - t0;
       scanMs += times[qi];
       const cpu = process.cpuUsage(cpu0);
@@ -404,7 +404,7 @@ function measure(kernels: Kernels, ds: Dataset, spec: string): Row {
         sums[`x${f}`] += recallAt10(res.ords, ds.truth, qi);
       }
       if (q.bounded) {
-        const b = index.search(query, K, { rerank: { bounds: true }, exact, deleted });
+        const b = index.searchOne(query, K, { rerank: { bounds: true }, exact, deleted });
         sums.bound += recallAt10(b.ords, ds.truth, qi);
         sums.boundReranked += b.reranked;
       }
@@ -527,7 +527,7 @@ async function main(): Promise<void> {
     definitions: {
       ipRelError: 'mean over queries q and their exact top-100 x of |est(q,x) - <q,x>| / |<q,x>|',
       recall: 'recall@10 vs exact top-10; xF = top F*10 estimates reranked exactly; bound = bound-driven rerank',
-      scanMsPerQuery: 'mean ms of FlatQuantizedIndex.search(query, 100) without rerank, single query, WASM SIMD',
+      scanMsPerQuery: 'mean ms of FlatQuantizedIndex.searchOne(query, 100) without rerank, single query, WASM SIMD',
       scanMsMedian: 'median ms of the same calls',
       scanCpuMsPerQuery: 'mean process CPU ms (user + system) of the same calls',
     },

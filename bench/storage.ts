@@ -38,7 +38,7 @@ import { mkdtemp, open, readdir, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { AppendFile, Directory } from '../dist/node.js';
+import type { AppendFile, Directory } from '../src/node.js';
 import { BENCH_DIR, fail, loadGlove, loadMsmarco, loadProduct, machineInfo, percentile, round, runMain, type Dataset, type Quiver } from './common.js';
 
 /** Below this recall@k against brute force an engine's import is not what it claims: exit 1. */

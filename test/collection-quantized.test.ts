@@ -42,7 +42,8 @@ describe('collections with compressed indexes', () => {
       assert.ok(stats.indexBytes < stats.vectorBytes, `codes (${stats.indexBytes} B) smaller than vectors (${stats.vectorBytes} B)`);
       const queries = Array.from({ length: 15 }, (_, i) => randomF32(d, 7 + i));
       const check = async (c: Collection, liveIds: string[], liveBase: Float32Array[]) => {
-        const { hits, reranked } = c.searchBatchWithStats(queries, { k: 10, includeVector: true });
+        const { hits, stats } = await c.search(queries, { k: 10, includeVector: true, withStats: true });
+        const reranked = stats.map((s) => s.reranked);
         let found = 0;
         for (let q = 0; q < queries.length; q++) {
           const want = new Set(reference(metric, liveIds, liveBase, queries[q], 10));

@@ -97,7 +97,7 @@ for (const impl of IMPLS) {
         for (let i = 0; i < n; i += 97) await col.upsert(base.slice(i, i + 97).map((v, j) => ({ id: `v${i + j}`, vector: v })));
         assert.equal(col.size, n);
         const queries = Array.from({ length: 12 }, (_, i) => randomF32(d, 9 + i));
-        const batch = await col.searchBatch(queries, { k: 15 });
+        const batch = await col.search(queries, { k: 15 });
         for (let q = 0; q < queries.length; q++) {
           const want = reference(metric, base, queries[q], 15).map((i) => `v${i}`);
           const single = await col.search(queries[q], { k: 15 });

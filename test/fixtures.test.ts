@@ -24,7 +24,7 @@ describe('format fixtures still open', () => {
       const dir = join(tmp, `v1-${readOnly}`);
       cpSync(join(fixtures, 'format-v1'), dir, { recursive: true });
       const col = await Collection.open(dir, { readOnly });
-      assert.deepEqual(col.schema, { dimension: 4, metric: 'l2', index: 'Flat' });
+      assert.deepEqual(col.schema, { dimension: 4, metric: 'l2', index: 'Flat', fields: {} });
       assert.equal(col.size, 12 - 2 + 8 - 1 + 1);
       assert.equal(col.has('a3'), false);
       assert.equal(col.has('b7'), false);

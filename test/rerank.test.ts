@@ -153,7 +153,7 @@ for (const kernels of [createWasmKernels(), new JsKernels()]) {
       q.decode(index.rowCodes(), n, decoded);
       for (let qi = 0; qi < 4; qi++) {
         const query = queries.slice(qi * D, (qi + 1) * D);
-        const hits = index.search(query, 10);
+        const hits = index.searchOne(query, 10);
         assert.equal(hits.count, 10);
         assert.equal(hits.reranked, 0);
         const want = bruteTopK(decoded, n, query, 10);
@@ -171,7 +171,7 @@ for (const kernels of [createWasmKernels(), new JsKernels()]) {
       let exactHits = 0;
       for (let qi = 0; qi < 8; qi++) {
         const query = queries.slice(qi * D, (qi + 1) * D);
-        const hits = index.search(query, 10, { rerank: { factor: 10 }, exact });
+        const hits = index.searchOne(query, 10, { rerank: { factor: 10 }, exact });
         assert.equal(hits.reranked, 100);
         const want = bruteTopK(base, n, query, 10);
         exactHits += hits.ords.filter((o) => want.includes(o)).length;
@@ -182,7 +182,7 @@ for (const kernels of [createWasmKernels(), new JsKernels()]) {
       }
       assert.ok(exactHits >= 79, `recall ${exactHits / 80}`);
       // rerank over every vector is exact
-      const all = index.search(queries.slice(0, D), 10, { rerank: { factor: 100 }, exact });
+      const all = index.searchOne(queries.slice(0, D), 10, { rerank: { factor: 100 }, exact });
       assert.deepEqual(Array.from(all.ords), bruteTopK(base, n, queries.slice(0, D), 10));
       assert.equal(all.reranked, n);
       index.release();
@@ -208,13 +208,13 @@ for (const kernels of [createWasmKernels(), new JsKernels()]) {
       let reranked = 0;
       for (let qi = 0; qi < 8; qi++) {
         const query = queries.slice(qi * D, (qi + 1) * D);
-        const hits = index.search(query, 10, { rerank: { bounds: true }, exact });
+        const hits = index.searchOne(query, 10, { rerank: { bounds: true }, exact });
         assert.deepEqual(Array.from(hits.ords), bruteTopK(base, n, query, 10), `query ${qi}`);
         assert.ok(hits.reranked >= 10 && hits.reranked < n);
         reranked += hits.reranked;
       }
       assert.ok(reranked / 8 < n / 2, `mean reranked ${reranked / 8}`);
-      throwsCode(() => new FlatQuantizedIndex(sq4).search(queries.slice(0, D), 10, { rerank: { bounds: true }, exact }), 'INVALID_ARGUMENT');
+      throwsCode(() => new FlatQuantizedIndex(sq4).searchOne(queries.slice(0, D), 10, { rerank: { bounds: true }, exact }), 'INVALID_ARGUMENT');
       index.release();
     });
 
@@ -228,14 +228,14 @@ for (const kernels of [createWasmKernels(), new JsKernels()]) {
       for (const o of skip) deleted[o >>> 5] |= 1 << (o & 31);
       const exact = new CountingExact(base, D);
       for (const opts of [{}, { rerank: { factor: 20 }, exact }]) {
-        const hits = index.search(query, 10, { ...opts, deleted });
+        const hits = index.searchOne(query, 10, { ...opts, deleted });
         for (const o of hits.ords) assert.ok(!skip.has(o), `deleted ordinal ${o} returned`);
         assert.equal(hits.count, 10);
       }
-      const reranked = index.search(query, 10, { rerank: { factor: 100 }, exact, deleted });
+      const reranked = index.searchOne(query, 10, { rerank: { factor: 100 }, exact, deleted });
       assert.deepEqual(Array.from(reranked.ords), bruteTopK(base, n, query, 10, skip));
       // a short bitset covers only its words
-      const short = index.search(query, 3, { deleted: Uint32Array.of(0xffffffff) });
+      const short = index.searchOne(query, 3, { deleted: Uint32Array.of(0xffffffff) });
       for (const o of short.ords) assert.ok(o >= 32);
       index.release();
     });
@@ -246,15 +246,15 @@ for (const kernels of [createWasmKernels(), new JsKernels()]) {
       const exact = new CountingExact(base, D);
       const batch = index.searchBatch(queries, 8, 7, { rerank: { factor: 3 }, exact });
       for (let qi = 0; qi < 8; qi++) {
-        const one = index.search(queries.slice(qi * D, (qi + 1) * D), 7, { rerank: { factor: 3 }, exact });
+        const one = index.searchOne(queries.slice(qi * D, (qi + 1) * D), 7, { rerank: { factor: 3 }, exact });
         assert.deepEqual(Array.from(batch.ords.subarray(qi * 7, qi * 7 + batch.counts[qi])), Array.from(one.ords));
         assert.equal(batch.reranked[qi], one.reranked);
       }
       const small = new FlatQuantizedIndex(make('SQ8'));
       small.add(base, 3);
-      assert.equal(small.search(queries.slice(0, D), 10).count, 3);
-      assert.equal(small.search(queries.slice(0, D), 10, { rerank: { factor: 4 }, exact }).count, 3);
-      assert.equal(new FlatQuantizedIndex(make('SQ8')).search(queries.slice(0, D), 5).count, 0);
+      assert.equal(small.searchOne(queries.slice(0, D), 10).count, 3);
+      assert.equal(small.searchOne(queries.slice(0, D), 10, { rerank: { factor: 4 }, exact }).count, 3);
+      assert.equal(new FlatQuantizedIndex(make('SQ8')).searchOne(queries.slice(0, D), 5).count, 0);
       index.release(); small.release();
     });
 
@@ -273,9 +273,9 @@ for (const kernels of [createWasmKernels(), new JsKernels()]) {
         restored.addCodes(whole.rowCodes(500, n), n - 500, { spec: q.spec, fingerprint: q.fingerprint });
         for (let qi = 0; qi < 3; qi++) {
           const query = queries.slice(qi * D, (qi + 1) * D);
-          const want = whole.search(query, 10);
-          assert.deepEqual(restored.search(query, 10), want);
-          assert.deepEqual(pieces.search(query, 10), want);
+          const want = whole.searchOne(query, 10);
+          assert.deepEqual(restored.searchOne(query, 10), want);
+          assert.deepEqual(pieces.searchOne(query, 10), want);
           // the estimates equal a direct scan of freshly packed codes
           const rows = whole.rowCodes();
           const layout = q.scanLayout;
@@ -305,13 +305,13 @@ for (const kernels of [createWasmKernels(), new JsKernels()]) {
       throwsCode(() => index.addCodes(new Uint8Array(10 * q.codeSize), 10, { spec: retrained.spec, fingerprint: retrained.fingerprint }), 'INCOMPATIBLE_CODES');
       throwsCode(() => index.addCodes(new Uint8Array(10 * q.codeSize - 1), 10), 'INCOMPATIBLE_CODES');
       index.add(base, 50);
-      throwsCode(() => index.search(new Float32Array(D + 1), 5), 'DIMENSION_MISMATCH');
-      throwsCode(() => index.search(queries.slice(0, D), 0), 'INVALID_ARGUMENT');
-      throwsCode(() => index.search(queries.slice(0, D), 5, { rerank: { factor: 2 } }), 'INVALID_ARGUMENT');
-      throwsCode(() => index.search(queries.slice(0, D), 5, { rerank: { factor: 0.5 }, exact: new CountingExact(base, D) }), 'INVALID_ARGUMENT');
+      throwsCode(() => index.searchOne(new Float32Array(D + 1), 5), 'DIMENSION_MISMATCH');
+      throwsCode(() => index.searchOne(queries.slice(0, D), 0), 'INVALID_ARGUMENT');
+      throwsCode(() => index.searchOne(queries.slice(0, D), 5, { rerank: { factor: 2 } }), 'INVALID_ARGUMENT');
+      throwsCode(() => index.searchOne(queries.slice(0, D), 5, { rerank: { factor: 0.5 }, exact: new CountingExact(base, D) }), 'INVALID_ARGUMENT');
       throwsCode(() => index.rowCodes(0, 51), 'INVALID_ARGUMENT');
       index.release();
-      throwsCode(() => index.search(queries.slice(0, D), 5), 'CLOSED');
+      throwsCode(() => index.searchOne(queries.slice(0, D), 5), 'CLOSED');
       throwsCode(() => index.add(base, 1), 'CLOSED');
     });
   });

@@ -26,7 +26,7 @@ describe('snapshots', () => {
       while (!stop) {
         try {
           // only replacements below: the live set is always the same n ids
-          const hits = col.searchSync(q, { k: 1000, includeMetadata: false });
+          const hits = await col.search(q, { k: 1000, includeMetadata: false });
           assert.equal(hits.length, n);
           assert.equal(new Set(hits.map((h) => h.id)).size, n, 'each record exactly once');
           for (let i = 1; i < hits.length; i++) assert.ok(hits[i - 1].score >= hits[i].score);

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Collection, MemoryDirectory, QuiverError } from '../src/index.js';
 import { readManifest } from '../src/storage/manifest.js';
-import { decodeOperation, encodeDelete, encodeUpsert } from '../src/storage/records.js';
+import { decodeOperation, encodeDelete, encodeUpsert, encodeUpsertV1 } from '../src/storage/records.js';
+import { NO_VALUES } from '../src/fields/types.js';
 import { readWalBytes, WAL_HEADER_BYTES, walFileName, WalWriter } from '../src/storage/wal.js';
 import { crc32c } from '../src/util/crc32c.js';
 import { FaultyDirectory } from './helpers/faulty-directory.js';
@@ -32,11 +33,10 @@ describe('WAL', () => {
   async function walWith(payloads: Uint8Array[]): Promise<Uint8Array> {
     const dir = new MemoryDirectory();
     const w = await WalWriter.create(dir, 3);
-    for (const p of payloads) w.append(p);
-    await w.commit();
+    await w.commit(payloads);
     return dir.rawFile(walFileName(3)).slice();
   }
-  const payloads = [encodeUpsert(1, 4, [{ id: 'a', vector: new Float32Array([1, 2, 3, 4]), metadataJson: '{"x":1}' }]), encodeDelete(2, ['a', 'b']), encodeUpsert(3, 4, [{ id: 'ü', vector: new Float32Array([0, 0, 0, 1]), metadataJson: '' }])];
+  const payloads = [encodeUpsertV1(1, 4, [{ id: 'a', vector: new Float32Array([1, 2, 3, 4]), metadataJson: '{"x":1}' }]), encodeDelete(2, ['a', 'b']), encodeUpsert(3, 4, [{ id: 'ü', vector: new Float32Array([0, 0, 0, 1]), metadataJson: '', values: NO_VALUES }])];
 
   it('round-trips records and decodes operations', async () => {
     const bytes = await walWith(payloads);
@@ -96,8 +96,7 @@ describe('WAL', () => {
   it('a failed append is cut back so that later records do not follow garbage', async () => {
     const dir = new MemoryDirectory();
     const w = await WalWriter.create(dir, 1);
-    w.append(payloads[0]);
-    await w.commit();
+    await w.commit([payloads[0]]);
     const good = dir.rawFile(walFileName(1)).length;
     // simulate a write that failed halfway: append garbage, then a failing commit truncates
     const file = await dir.openAppend(walFileName(1), { create: false });

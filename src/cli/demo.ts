@@ -105,10 +105,10 @@ export async function runDemo(o: DemoOptions, out: (line: string) => void = cons
     const rows = Array.from({ length: nq }, () => Math.floor(rand() * total));
     const queries = rows.map((r) => glove.data.subarray(r * d, (r + 1) * d));
     const ts = performance.now();
-    const { hits: got, reranked } = col.searchBatchWithStats(queries, { k: o.k, includeMetadata: false });
+    const { hits: got, stats: perQuery } = await col.search(queries, { k: o.k, includeMetadata: false, withStats: true });
     const batchMs = performance.now() - ts;
-    const meanReranked = reranked.reduce((a, b) => a + b, 0) / nq;
-    const want = exact === col ? got : await exact.searchBatch(queries, { k: o.k, includeMetadata: false });
+    const meanReranked = perQuery.reduce((a, s) => a + s.reranked, 0) / nq;
+    const want = exact === col ? got : await exact.search(queries, { k: o.k, includeMetadata: false });
     let hit = 0;
     for (let q = 0; q < nq; q++) {
       const w = new Set(want[q].map((h) => h.id));

@@ -87,7 +87,7 @@ export async function runSearch(file: string, o: SearchCommandOptions, out: (lin
   const t0 = performance.now();
   const STEP = 64;
   for (let s = 0; s < queries.length; s += STEP) {
-    results.push(...(await col.searchBatch(queries.slice(s, s + STEP), { k: o.k })));
+    results.push(...(await col.search(queries.slice(s, s + STEP), { k: o.k })));
     qbar.update(Math.min(queries.length, s + STEP));
   }
   const ms = performance.now() - t0;

@@ -1,24 +1,16 @@
 import { checkPositiveInt, QuiverError } from '../errors.js';
+import { joinMetadata, splitMetadata, type FieldSpec } from '../fields/types.js';
 import { createKernels, type KernelChoice } from '../kernels/index.js';
 import type { Kernels } from '../kernels/types.js';
 import { MemoryDirectory, type Directory } from '../storage/directory.js';
-import { formatIndexSpec, parseIndexSpec } from '../index/spec.js';
+import { parseIndexSpec } from '../index/spec.js';
 import { Engine, type EngineEvent, type PreparedRecord, type RecoveryReport, type SegmentInfo } from './engine.js';
-import type { Segment } from './segments.js';
-import { checkId, checkMetadata, describe, METRICS, norm, toVector, type Metric, type VectorLike } from './validate.js';
+import { normalizeFields, normalizeSchema, publicSchema, type CollectionSchema, type NormalizedSchema } from './schema.js';
+import { scrollPage } from './scroll.js';
+import type { Segment } from './segment.js';
+import { checkId, checkMetadata, describe, norm, toVector, type Metric, type VectorLike } from './validate.js';
 
-export interface CollectionSchema {
-  /** Vector dimension, 1..65536. */
-  dimension: number;
-  /** Similarity: 'cosine' (default), 'dot' (inner product) or 'l2' (Euclidean). */
-  metric?: Metric;
-  /**
-   * Index spec (default 'Flat', exact). Compressed: e.g. 'Flat,SQ8', 'Flat,RaBitQ4,Rerank',
-   * 'Flat,PCA128,SQ8,Rerank10': sealed segments keep only codes in memory and rerank from the
-   * full vectors in their files. See src/index/spec.ts for the grammar.
-   */
-  index?: string;
-}
+export type { CollectionSchema, NormalizedSchema } from './schema.js';
 
 export interface CollectionOptions {
   /** Kernel implementation: 'auto' (WASM SIMD when available), 'wasm' or 'js'. */
@@ -27,7 +19,11 @@ export interface CollectionOptions {
 
 /** Options of Collection.open (durable collections). */
 export interface OpenOptions extends CollectionOptions {
-  /** Creates the collection with this schema when the directory holds none (else SCHEMA_MISMATCH if it differs). */
+  /**
+   * Creates the collection with this schema when the directory holds none; else it must agree
+   * with the stored one (SCHEMA_MISMATCH), except that fields it declares and the collection
+   * lacks are added.
+   */
   schema?: CollectionSchema;
   /** Opens without the writer lock; writes throw READ_ONLY. Many readers may open a directory. */
   readOnly?: boolean;
@@ -39,8 +35,8 @@ export interface OpenOptions extends CollectionOptions {
   groupCommitMs?: number;
   /**
    * 'group' (default): one sync covers every write queued while the previous sync ran.
-   * 'per-call': each upsert/delete gets its own write and sync (slower under concurrency; the
-   * same guarantee). Either way nothing resolves before it is durable.
+   * 'per-call': each write gets its own write and sync (slower under concurrency; the same
+   * guarantee). Either way nothing resolves before it is durable.
    */
   commitMode?: 'group' | 'per-call';
   /** Rows of the mutable segment that trigger sealing (default: 64 MiB of vectors, at least 4096 rows). */
@@ -57,7 +53,11 @@ export interface OpenOptions extends CollectionOptions {
    * rewrite a segment alone once more than `maxDeletedRatio` of its rows are deleted (default 0.3).
    */
   mergePolicy?: { segmentsPerTier?: number; maxDeletedRatio?: number };
-  /** Notices: torn WAL tail dropped at open, orphan files removed, seals, merges, background errors. */
+  /**
+   * Notices: torn WAL tail dropped at open, orphan files removed, seals, merges, cleanup failures,
+   * background errors. The callback can never break the collection: what it throws is ignored
+   * (counted in info().callbackErrors).
+   */
   onEvent?: (event: EngineEvent) => void;
   /**
    * Crash-testing hook, called at named points inside flush and merge
@@ -69,13 +69,41 @@ export interface OpenOptions extends CollectionOptions {
 export interface UpsertRecord {
   id: string;
   vector: VectorLike;
+  /** A plain JSON object; values of declared fields must have their declared type. */
   metadata?: Record<string, unknown>;
+}
+
+export interface MetadataUpdate {
+  id: string;
+  metadata: Record<string, unknown>;
 }
 
 export interface StoredRecord {
   id: string;
+  /** The stored vector (a copy); absent when read with includeVector: false. */
   vector: Float32Array;
   metadata: Record<string, unknown> | undefined;
+}
+
+export interface ReadOptions {
+  /** Include the stored vector (default true). */
+  includeVector?: boolean;
+  /** Include the metadata (default true). */
+  includeMetadata?: boolean;
+}
+
+export interface ScrollOptions extends ReadOptions {
+  /** Records per page, 1..10000 (default 100). */
+  limit?: number;
+  /** Cursor: the `next` of the previous page (records with a larger id follow). */
+  after?: string;
+}
+
+export interface ScrollPage {
+  /** Records in id order (UTF-16 code units). */
+  records: StoredRecord[];
+  /** Cursor for the next page, or null after the last one. */
+  next: string | null;
 }
 
 export interface SearchOptions {
@@ -85,6 +113,13 @@ export interface SearchOptions {
   includeMetadata?: boolean;
   /** Include each hit's stored vector (default false). */
   includeVector?: boolean;
+  /**
+   * Compressed segments: rerank `rerank * k` candidates with full vectors, overriding the spec's
+   * rule (an oversampling factor, 1..1000). Ignored by exact segments.
+   */
+  rerank?: number;
+  /** Resolve to `{ hits, stats }` instead of the hits alone. */
+  withStats?: boolean;
 }
 
 export interface Hit {
@@ -95,15 +130,18 @@ export interface Hit {
   vector?: Float32Array;
 }
 
-/** Results of searchPacked: query q's hits are entries q*k .. q*k+counts[q]-1, best first. */
-export interface PackedResults {
-  k: number;
-  counts: Uint32Array;
-  scores: Float32Array;
-  ids: string[];
-  /** u32[nq]: full vectors scored exactly per query after compressed scans. */
-  reranked: Uint32Array;
+/** What one query's search did. */
+export interface SearchStats {
+  /** Segments searched (those with live rows). */
+  segments: number;
+  /** Vectors or codes scored by the indexes. */
+  scanned: number;
+  /** Full-precision vectors scored exactly after compressed scans. */
+  reranked: number;
 }
+
+/** A batch of queries: an array of vectors (number[] or typed arrays). */
+export type QueryBatch = readonly VectorLike[];
 
 export interface CollectionStats {
   count: number;
@@ -113,7 +151,7 @@ export interface CollectionStats {
   kernels: Kernels['name'];
   /** Bytes of the live full-precision vectors (count * dimension * 4). */
   vectorBytes: number;
-  /** Bytes the index holds in kernel memory (vectors or codes, including slack). */
+  /** Bytes the indexes hold in memory (vectors or codes, columns, including slack). */
   indexBytes: number;
   segments: number;
 }
@@ -128,10 +166,17 @@ export interface CollectionInfo extends CollectionStats {
   walBytes: number;
   segmentList: SegmentInfo[];
   recovery: RecoveryReport;
+  /** Kernel memory the segments hold (WASM memories or their JS twins), in bytes. */
+  kernelMemoryBytes: number;
+  /** Files the manifest no longer names whose removal failed (retried; removed at the next open). */
+  pendingCleanup: string[];
+  /** Errors thrown by the onEvent callback (ignored). */
+  callbackErrors: number;
 }
 
-const SEARCH_OPTION_KEYS = new Set(['k', 'includeMetadata', 'includeVector']);
-const SCHEMA_KEYS = new Set(['dimension', 'metric', 'index']);
+const SEARCH_OPTION_KEYS = new Set(['k', 'includeMetadata', 'includeVector', 'rerank', 'withStats']);
+const READ_OPTION_KEYS = new Set(['includeVector', 'includeMetadata']);
+const SCROLL_OPTION_KEYS = new Set(['includeVector', 'includeMetadata', 'limit', 'after']);
 const OPEN_OPTION_KEYS = new Set(['kernels', 'schema', 'readOnly', 'groupCommitMs', 'commitMode', 'sealRows', 'autoMerge', 'minQuantizedRows', 'mergePolicy', 'onEvent', 'faults']);
 
 /** Opens a filesystem path as a Directory; registered by quiverdb/node. */
@@ -142,11 +187,14 @@ export function registerPathDirectory(factory: (path: string, create: boolean) =
   pathDirectory = factory;
 }
 
+/** Internal test hooks (not part of the API): engine options tests need to provoke edge cases. */
+export const testHooks: { walMaxRecordBytes?: number } = {};
+
 /**
  * A collection of vectors with string ids and JSON metadata, searched by similarity.
  *
  * `Collection.create` makes an in-memory collection; `Collection.open` opens (or creates) a
- * durable one in a directory: every upsert/delete is in the write-ahead log and synced before its
+ * durable one in a directory: every write is in the write-ahead log and synced before its
  * promise resolves. Writes are all-or-nothing per call: a batch with one bad record changes
  * nothing, and a crash never leaves part of a batch.
  */
@@ -154,16 +202,16 @@ export class Collection {
   readonly dimension: number;
   readonly metric: Metric;
   readonly index: string;
-  private readonly kernels: Kernels;
+  private readonly kernelName: Kernels['name'];
   private readonly engine: Engine;
   private closed = false;
 
-  private constructor(engine: Engine, kernels: Kernels) {
+  private constructor(engine: Engine, kernelName: Kernels['name']) {
     this.engine = engine;
     this.dimension = engine.schema.dimension;
     this.metric = engine.schema.metric;
     this.index = engine.schema.index;
-    this.kernels = kernels;
+    this.kernelName = kernelName;
   }
 
   /**
@@ -172,13 +220,12 @@ export class Collection {
    */
   static create(schema: CollectionSchema, options: CollectionOptions = {}): Collection {
     const s = normalizeSchema(schema);
-    const kernels = createKernels(options.kernels ?? 'auto');
-    const dir = new MemoryDirectory();
+    const { newKernels, name } = kernelFactory(options.kernels);
     // memory holds nothing durable: no WAL; an exact index never seals (one growing segment),
     // a compressed one seals to train its quantizer and encode codes
     const exact = parseIndexSpec(s.index).quantizer === null;
-    const engine = Engine.createInMemory(dir, s, { kernels, wal: false, sealRows: exact ? Infinity : undefined });
-    return new Collection(engine, kernels);
+    const engine = Engine.createInMemory(new MemoryDirectory(), s, { newKernels, wal: false, sealRows: exact ? Infinity : undefined });
+    return new Collection(engine, name);
   }
 
   /**
@@ -218,24 +265,34 @@ export class Collection {
     if (mp.maxDeletedRatio !== undefined && !(mp.maxDeletedRatio > 0 && mp.maxDeletedRatio <= 1)) {
       throw new QuiverError('INVALID_ARGUMENT', `mergePolicy.maxDeletedRatio must be in (0, 1], got ${String(mp.maxDeletedRatio)}`, { field: 'mergePolicy.maxDeletedRatio', received: mp.maxDeletedRatio });
     }
-    const kernels = createKernels(options.kernels ?? 'auto');
+    if (options.onEvent !== undefined && typeof options.onEvent !== 'function') throw new QuiverError('INVALID_ARGUMENT', `onEvent must be a function, got ${describe(options.onEvent)}`, { field: 'onEvent' });
+    const { newKernels, name } = kernelFactory(options.kernels);
     const engine = await Engine.open(dir, schema, {
-      kernels, readOnly: options.readOnly, groupCommitMs: options.groupCommitMs, perCallCommit: options.commitMode === 'per-call', sealRows: options.sealRows,
-      autoMerge: options.autoMerge, minQuantizedRows: options.minQuantizedRows === undefined ? undefined : checkPositiveInt(options.minQuantizedRows, 'minQuantizedRows'), segmentsPerTier: mp.segmentsPerTier, maxDeletedRatio: mp.maxDeletedRatio,
-      onEvent: options.onEvent, faults: options.faults, wal: true,
+      newKernels, readOnly: options.readOnly, groupCommitMs: options.groupCommitMs, perCallCommit: options.commitMode === 'per-call', sealRows: options.sealRows,
+      autoMerge: options.autoMerge, minQuantizedRows: options.minQuantizedRows === undefined ? undefined : checkPositiveInt(options.minQuantizedRows, 'minQuantizedRows'),
+      segmentsPerTier: mp.segmentsPerTier, maxDeletedRatio: mp.maxDeletedRatio,
+      onEvent: options.onEvent, faults: options.faults, wal: true, walMaxRecordBytes: testHooks.walMaxRecordBytes,
     });
-    return new Collection(engine, kernels);
+    return new Collection(engine, name);
   }
 
-  /** Live records. */
+  /** Live records (the same as count()). */
   get size(): number { return this.engine.size; }
 
-  /** The schema, as normalised at creation. */
-  get schema(): Required<CollectionSchema> {
-    return { dimension: this.dimension, metric: this.metric, index: this.index };
+  /** The number of live records. */
+  count(): number {
+    this.checkOpen();
+    return this.engine.size;
   }
 
-  has(id: string): boolean { return this.engine.has(id); }
+  /** The schema: dimension, metric, canonical index spec, declared fields by name. */
+  get schema(): NormalizedSchema { return publicSchema(this.engine.schema); }
+
+  has(id: string): boolean {
+    this.checkOpen();
+    checkId(id, {});
+    return this.engine.has(id);
+  }
 
   /**
    * Inserts or replaces records (a record with an existing id replaces it). Within one batch a
@@ -253,6 +310,7 @@ export class Collection {
     if (!Array.isArray(records)) {
       throw new QuiverError('INVALID_ARGUMENT', `upsert expects an array of records, got ${describe(records)}`, { expected: 'array', received: describe(records) });
     }
+    const fields = this.engine.schema.fields;
     const prepared: PreparedRecord[] = [];
     for (let i = 0; i < records.length; i++) {
       const r = records[i] as unknown;
@@ -275,8 +333,8 @@ export class Collection {
         if (nv === 0) throw new QuiverError('INVALID_VECTOR', `record "${id}" has a zero vector, which has no direction for cosine similarity`, where);
         invNorm = 1 / nv;
       }
-      const metadata = checkMetadata(rec.metadata, where);
-      prepared.push({ id, vector, invNorm, metadataJson: metadata === undefined ? '' : JSON.stringify(metadata) });
+      const split = splitMetadata(checkMetadata(rec.metadata, where), fields, where);
+      prepared.push({ id, vector, invNorm, metadataJson: split.json, values: split.values });
     }
     return prepared;
   }
@@ -290,80 +348,140 @@ export class Collection {
     return this.engine.delete(ids.slice());
   }
 
+  /**
+   * Sets records' metadata without resending their vectors: replaces it, or with `merge: true`
+   * sets the given top-level keys and keeps the others. Ids not present are ignored; resolves to
+   * the number of records updated. Atomic and durable like upsert.
+   */
+  async update(updates: readonly MetadataUpdate[], options: { merge?: boolean } = {}): Promise<number> {
+    this.checkOpen();
+    if (!Array.isArray(updates)) throw new QuiverError('INVALID_ARGUMENT', `update expects an array of {id, metadata}, got ${describe(updates)}`, { received: describe(updates) });
+    if (typeof options !== 'object' || options === null || Object.keys(options).some((k) => k !== 'merge')) {
+      throw new QuiverError('INVALID_ARGUMENT', 'update options must be { merge?: boolean }', { received: describe(options) });
+    }
+    const fields = this.engine.schema.fields;
+    const entries = updates.map((u, i) => {
+      if (typeof u !== 'object' || u === null) throw new QuiverError('INVALID_ARGUMENT', `update ${i} must be an object {id, metadata}, got ${describe(u)}`, { index: i });
+      for (const key of Object.keys(u)) {
+        if (key !== 'id' && key !== 'metadata') throw new QuiverError('INVALID_ARGUMENT', `update ${i} has unknown field "${key}" (allowed: id, metadata)`, { index: i, field: key });
+      }
+      const id = checkId(u.id, { index: i });
+      const where = { index: i, id };
+      const metadata = checkMetadata(u.metadata, where);
+      if (metadata === undefined) throw new QuiverError('INVALID_ARGUMENT', `update ${i} needs a metadata object`, { ...where, field: 'metadata' });
+      const split = splitMetadata(metadata, fields, where);
+      return { id, metadataJson: split.json, values: split.values };
+    });
+    if (entries.length === 0) return 0;
+    return this.engine.update(entries, options.merge === true);
+  }
+
+  /**
+   * Declares more metadata fields (e.g. `{ price: 'number' }`). Records written from now on
+   * store them as columns; existing records keep theirs in their JSON until their segment is
+   * merged (reads return the same metadata either way). Declaring an existing field again with
+   * the same type does nothing; another type is SCHEMA_MISMATCH.
+   */
+  async addFields(fields: Record<string, FieldSpec>): Promise<void> {
+    this.checkOpen();
+    await this.engine.addFields(normalizeFields(fields));
+  }
+
   /** The stored record (a copy). Throws NOT_FOUND when the id is absent. */
   get(id: string): StoredRecord {
     this.checkOpen();
     checkId(id, {});
     const at = this.engine.locate(id);
     if (!at) throw new QuiverError('NOT_FOUND', `no record with id "${id}"`, { id });
-    return { id, vector: at.segment.vectorAt(at.ord), metadata: parseMetadata(at.segment, at.ord) };
+    return readRecord(at.segment, at.ord, id, true, true);
   }
 
-  /** The k nearest records to `vector`, best first. */
-  async search(vector: VectorLike, options: SearchOptions = {}): Promise<Hit[]> {
-    return this.searchSync(vector, options);
-  }
-
-  /** Synchronous form of search (searches never wait for I/O). */
-  searchSync(vector: VectorLike, options: SearchOptions = {}): Hit[] {
-    return this.searchBatchSync([vector], options)[0];
-  }
-
-  /** Searches several queries at once (faster than one by one: base vectors are read once per tile). */
-  async searchBatch(vectors: readonly VectorLike[], options: SearchOptions = {}): Promise<Hit[][]> {
-    return this.searchBatchSync(vectors, options);
-  }
-
-  searchBatchSync(vectors: readonly VectorLike[], options: SearchOptions = {}): Hit[][] {
+  /** The records of `ids`, in order; null where an id is absent. */
+  getMany(ids: readonly string[], options: ReadOptions = {}): (StoredRecord | null)[] {
     this.checkOpen();
-    const { k, includeMetadata, includeVector } = checkSearchOptions(options);
-    if (!Array.isArray(vectors)) throw new QuiverError('INVALID_ARGUMENT', `searchBatch expects an array of vectors, got ${describe(vectors)}`, { received: describe(vectors) });
-    return this.searchBatchWithStats(vectors, options).hits;
-  }
-
-  /**
-   * searchBatch plus what the search did: `reranked[q]` is how many full-precision vectors query q
-   * scored exactly after scanning compressed codes (0 on exact segments).
-   */
-  searchBatchWithStats(vectors: readonly VectorLike[], options: SearchOptions = {}): { hits: Hit[][]; reranked: Uint32Array } {
-    this.checkOpen();
-    const { k, includeMetadata, includeVector } = checkSearchOptions(options);
-    if (!Array.isArray(vectors)) throw new QuiverError('INVALID_ARGUMENT', `searchBatch expects an array of vectors, got ${describe(vectors)}`, { received: describe(vectors) });
-    const raw = this.engine.searchBatch(this.packQueries(vectors), vectors.length, k);
-    const hits = raw.hits.map((list) => list.map(({ segment, ord, score }) => {
-      const hit: Hit = { id: segment.idAt(ord), score };
-      if (includeMetadata) {
-        const m = parseMetadata(segment, ord);
-        if (m !== undefined) hit.metadata = m;
-      }
-      if (includeVector) hit.vector = segment.vectorAt(ord);
-      return hit;
-    }));
-    return { hits, reranked: raw.reranked };
-  }
-
-  /**
-   * Low-level batch search without per-hit objects: queries f32[nq * dimension] (validated and,
-   * for cosine, normalised here). For benchmarks and tools.
-   */
-  searchPacked(queries: Float32Array, nq: number, k: number): PackedResults {
-    this.checkOpen();
-    checkPositiveInt(k, 'k', 100_000);
-    if (!(queries instanceof Float32Array) || queries.length !== nq * this.dimension) {
-      throw new QuiverError('DIMENSION_MISMATCH', `queries hold ${queries?.length} floats, expected ${nq} x ${this.dimension}`, { expected: nq * this.dimension, received: queries?.length });
-    }
-    const rows = Array.from({ length: nq }, (_, q) => queries.subarray(q * this.dimension, (q + 1) * this.dimension));
-    const raw = this.engine.searchBatch(this.packQueries(rows), nq, k);
-    const counts = new Uint32Array(nq), scores = new Float32Array(nq * k), ids: string[] = new Array(nq * k).fill('');
-    raw.hits.forEach((hits, q) => {
-      counts[q] = hits.length;
-      hits.forEach((h, i) => { scores[q * k + i] = h.score; ids[q * k + i] = h.segment.idAt(h.ord); });
+    if (!Array.isArray(ids)) throw new QuiverError('INVALID_ARGUMENT', `getMany expects an array of ids, got ${describe(ids)}`, { received: describe(ids) });
+    const { includeVector, includeMetadata } = checkReadOptions(options, READ_OPTION_KEYS);
+    ids.forEach((id, i) => checkId(id, { index: i }));
+    return ids.map((id) => {
+      const at = this.engine.locate(id);
+      return at ? readRecord(at.segment, at.ord, id, includeVector, includeMetadata) : null;
     });
-    return { k, counts, scores, ids, reranked: raw.reranked };
+  }
+
+  /**
+   * One page of records in id order, from the cursor `after` (exclusive). Pass the returned
+   * `next` to get the following page; `next` is null after the last page. Writes between pages
+   * are seen by later pages.
+   */
+  scroll(options: ScrollOptions = {}): ScrollPage {
+    this.checkOpen();
+    const { includeVector, includeMetadata } = checkReadOptions(options, SCROLL_OPTION_KEYS);
+    const limit = options.limit === undefined ? 100 : checkPositiveInt(options.limit, 'limit', 10_000);
+    if (options.after !== undefined && typeof options.after !== 'string') {
+      throw new QuiverError('INVALID_ARGUMENT', `after must be a string cursor, got ${describe(options.after)}`, { field: 'after', received: describe(options.after) });
+    }
+    const snap = this.engine.snapshot();
+    try {
+      const rows = scrollPage(snap.segments, options.after, limit + 1);
+      const page = rows.slice(0, limit).map((r) => readRecord(r.segment, r.ord, r.id, includeVector, includeMetadata));
+      return { records: page, next: rows.length > limit ? rows[limit - 1].id : null };
+    } finally {
+      snap.release();
+    }
+  }
+
+  /** Every record in id order, fetched a page at a time (see scroll). */
+  async *records(options: Omit<ScrollOptions, 'after'> = {}): AsyncGenerator<StoredRecord> {
+    let after: string | undefined;
+    for (;;) {
+      const page = this.scroll({ ...options, limit: options.limit ?? 1000, after });
+      for (const r of page.records) yield r;
+      if (page.next === null) return;
+      after = page.next;
+    }
+  }
+
+  /**
+   * The k nearest records to a query vector, best first; or, for a batch (an array of vectors),
+   * one list of hits per query. With `withStats: true` it resolves to `{ hits, stats }` saying
+   * what each search did.
+   */
+  search(query: VectorLike, options?: SearchOptions & { withStats?: false }): Promise<Hit[]>;
+  search(queries: QueryBatch, options?: SearchOptions & { withStats?: false }): Promise<Hit[][]>;
+  search(query: VectorLike, options: SearchOptions & { withStats: true }): Promise<{ hits: Hit[]; stats: SearchStats }>;
+  search(queries: QueryBatch, options: SearchOptions & { withStats: true }): Promise<{ hits: Hit[][]; stats: SearchStats[] }>;
+  async search(query: VectorLike | QueryBatch, options: SearchOptions = {}): Promise<unknown> {
+    return this.searchNow(query, options);
+  }
+
+  private searchNow(query: VectorLike | QueryBatch, options: SearchOptions): unknown {
+    this.checkOpen();
+    const o = checkSearchOptions(options);
+    const batch = isBatch(query);
+    const vectors = batch ? (query as QueryBatch) : [query as VectorLike];
+    const packed = this.packQueries(vectors);
+    const snap = this.engine.snapshot();
+    try {
+      const res = this.engine.search(snap, packed, vectors.length, o.k, o.rerank === undefined ? {} : { rerankFactor: o.rerank });
+      const hits = res.hits.map((list) => list.map(({ segment, ord, score }) => {
+        const hit: Hit = { id: segment.idAt(ord), score };
+        if (o.includeMetadata) {
+          const m = parseMetadata(segment, ord);
+          if (m !== undefined) hit.metadata = m;
+        }
+        if (o.includeVector) hit.vector = segment.vectorAt(ord);
+        return hit;
+      }));
+      if (!o.withStats) return batch ? hits : hits[0];
+      const stats: SearchStats[] = hits.map((_, q) => ({ segments: res.segmentsSearched, scanned: res.counters.scanned[q], reranked: res.counters.reranked[q] }));
+      return batch ? { hits, stats } : { hits: hits[0], stats: stats[0] };
+    } finally {
+      snap.release();
+    }
   }
 
   /** Validates queries and packs them into one f32 block (normalised for cosine). */
-  packQueries(vectors: readonly VectorLike[]): Float32Array {
+  private packQueries(vectors: readonly VectorLike[]): Float32Array {
     const d = this.dimension;
     const out = new Float32Array(vectors.length * d);
     vectors.forEach((v, q) => {
@@ -409,14 +527,14 @@ export class Collection {
       dimension: this.dimension,
       metric: this.metric,
       index: this.index,
-      kernels: this.kernels.name,
+      kernels: this.kernelName,
       vectorBytes: this.size * this.dimension * 4,
       indexBytes: this.engine.memoryBytes,
       segments: this.engine.segments().filter((s) => s.count > 0).length,
     };
   }
 
-  /** Storage details: segments, WAL, what recovery did at open. */
+  /** Storage details: segments, WAL, memory, what recovery did at open. */
   info(): CollectionInfo {
     const e = this.engine.info();
     return {
@@ -429,6 +547,9 @@ export class Collection {
       walBytes: e.walBytes,
       segmentList: e.segments,
       recovery: this.engine.recovery,
+      kernelMemoryBytes: e.kernelMemoryBytes,
+      pendingCleanup: e.pendingCleanup,
+      callbackErrors: e.callbackErrors,
     };
   }
 
@@ -447,39 +568,56 @@ export class Collection {
   }
 }
 
+/** Resolves the kernel choice once, then makes fresh kernels of that kind for each segment. */
+function kernelFactory(choice: KernelChoice = 'auto'): { newKernels: () => Kernels; name: Kernels['name'] } {
+  const first = createKernels(choice);
+  const resolved: KernelChoice = first.name === 'js' ? 'js' : 'wasm';
+  let spare: Kernels | null = first;
+  return {
+    name: first.name,
+    newKernels: () => {
+      if (spare) { const k = spare; spare = null; return k; }
+      return createKernels(resolved);
+    },
+  };
+}
+
+/** A batch is an array whose elements are vectors (not numbers); [] is an empty batch. */
+function isBatch(q: unknown): boolean {
+  if (!Array.isArray(q)) return false;
+  return q.length === 0 || typeof q[0] !== 'number';
+}
+
+function readRecord(segment: Segment, ord: number, id: string, includeVector: boolean, includeMetadata: boolean): StoredRecord {
+  const rec = { id } as StoredRecord;
+  if (includeVector) rec.vector = segment.vectorAt(ord);
+  if (includeMetadata) rec.metadata = parseMetadata(segment, ord);
+  return rec;
+}
+
 /** A row's metadata (a fresh object), or undefined; CORRUPT_FILE if the stored JSON does not parse. */
 function parseMetadata(segment: Segment, ord: number): Record<string, unknown> | undefined {
-  const json = segment.metadataJsonAt(ord);
-  if (!json) return undefined;
   try {
-    return JSON.parse(json) as Record<string, unknown>;
+    return joinMetadata(segment.metadataJsonAt(ord), segment.fieldValuesAt(ord));
   } catch (e) {
     throw new QuiverError('CORRUPT_FILE', `stored metadata of "${segment.idAt(ord)}" (segment ${segment.number}, row ${ord}) is not valid JSON`, { id: segment.idAt(ord), segment: segment.number, row: ord }, { cause: e });
   }
 }
 
-function normalizeSchema(schema: CollectionSchema): Required<CollectionSchema> {
-  if (typeof schema !== 'object' || schema === null) {
-    throw new QuiverError('INVALID_ARGUMENT', `schema must be an object {dimension, metric?, index?}, got ${describe(schema)}`, { received: describe(schema) });
+function checkReadOptions(o: ReadOptions, allowed: Set<string>): { includeVector: boolean; includeMetadata: boolean } {
+  if (typeof o !== 'object' || o === null) throw new QuiverError('INVALID_ARGUMENT', `options must be an object, got ${describe(o)}`, {});
+  for (const key of Object.keys(o)) {
+    if (!allowed.has(key)) throw new QuiverError('INVALID_ARGUMENT', `unknown option "${key}" (allowed: ${[...allowed].join(', ')})`, { field: key });
   }
-  for (const key of Object.keys(schema)) {
-    if (!SCHEMA_KEYS.has(key)) throw new QuiverError('INVALID_ARGUMENT', `unknown schema field "${key}" (allowed: ${[...SCHEMA_KEYS].join(', ')})`, { field: key });
-  }
-  const dimension = checkPositiveInt(schema.dimension, 'dimension', 65536);
-  const metric = schema.metric ?? 'cosine';
-  if (!METRICS.includes(metric)) {
-    throw new QuiverError('INVALID_ARGUMENT', `metric must be one of ${METRICS.join(', ')}, got ${describe(metric)}`, { field: 'metric', expected: METRICS, received: metric });
-  }
-  // canonical text, so that equal specs compare equal (e.g. against a stored schema)
-  const index = formatIndexSpec(parseIndexSpec(schema.index ?? 'Flat'));
-  return { dimension, metric, index };
+  return { includeVector: o.includeVector ?? true, includeMetadata: o.includeMetadata ?? true };
 }
 
-function checkSearchOptions(o: SearchOptions): { k: number; includeMetadata: boolean; includeVector: boolean } {
+function checkSearchOptions(o: SearchOptions): { k: number; includeMetadata: boolean; includeVector: boolean; rerank?: number; withStats: boolean } {
   if (typeof o !== 'object' || o === null) throw new QuiverError('INVALID_ARGUMENT', `search options must be an object, got ${describe(o)}`, {});
   for (const key of Object.keys(o)) {
     if (!SEARCH_OPTION_KEYS.has(key)) throw new QuiverError('INVALID_ARGUMENT', `unknown search option "${key}" (allowed: ${[...SEARCH_OPTION_KEYS].join(', ')})`, { field: key });
   }
   const k = o.k === undefined ? 10 : checkPositiveInt(o.k, 'k', 100_000);
-  return { k, includeMetadata: o.includeMetadata ?? true, includeVector: o.includeVector ?? false };
+  const rerank = o.rerank === undefined ? undefined : checkPositiveInt(o.rerank, 'rerank', 1000);
+  return { k, includeMetadata: o.includeMetadata ?? true, includeVector: o.includeVector ?? false, rerank, withStats: o.withStats === true };
 }

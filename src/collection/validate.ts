@@ -1,10 +1,16 @@
 import { QuiverError } from '../errors.js';
+import { checkWellFormed, describe } from '../util/strings.js';
+
+export { describe } from '../util/strings.js';
 
 export type Metric = 'cosine' | 'dot' | 'l2';
 export const METRICS: readonly Metric[] = ['cosine', 'dot', 'l2'];
 
-/** What callers may pass as a vector: a plain array of numbers or a Float32Array/Float64Array. */
-export type VectorLike = ArrayLike<number>;
+/**
+ * What callers may pass as a vector: an array of finite numbers, a Float32Array (used as is) or a
+ * Float64Array (converted; values must fit in float32). Its length must equal the dimension.
+ */
+export type VectorLike = readonly number[] | Float32Array | Float64Array;
 
 /**
  * Checks one vector's length and values; returns it as a Float32Array (a copy when the input
@@ -54,6 +60,8 @@ export function checkId(id: unknown, where: Record<string, unknown>): string {
   if (id.length > 1024) {
     throw new QuiverError('INVALID_ARGUMENT', `record id is ${id.length} characters; the limit is 1024`, { ...where, field: 'id', expected: '<= 1024 characters', received: id.length });
   }
+  // stored as UTF-8: a lone surrogate would become U+FFFD and two ids could become one
+  checkWellFormed(id, 'record id', { ...where, field: 'id' });
   return id;
 }
 
@@ -83,13 +91,4 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (typeof v !== 'object' || v === null) return false;
   const p = Object.getPrototypeOf(v);
   return p === Object.prototype || p === null;
-}
-
-export function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return `array(${v.length})`;
-  if (typeof v === 'number') return Number.isNaN(v) ? 'NaN' : String(v);
-  if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
-  if (typeof v === 'string') return v.length > 40 ? `string "${v.slice(0, 40)}…"` : `string "${v}"`;
-  return typeof v;
 }

@@ -4,7 +4,7 @@ import { checkCodesFingerprint } from '../quant/checks.js';
 import type { Quantizer, QueryScorer } from '../quant/types.js';
 import { candidatesFor, checkRerankRule, Reranker, type RerankCandidates, type RerankRule } from '../query/rerank.js';
 import { drainHeaps, maskDeleted } from './flat.js';
-import type { ExactScorer, SearchResultBatch } from './types.js';
+import type { ExactScorer, SearchResultBatch, SegmentQuery, VectorIndex } from './types.js';
 
 /**
  * The flat compressed index: one trained quantizer and the codes of every vector, scanned in
@@ -58,7 +58,7 @@ const BATCH_TILE_BYTES = 256 << 10;
 /** Vectors encoded per batch in add() (bounds the temporary row buffer). */
 const ENCODE_BATCH = 4096;
 
-export class FlatQuantizedIndex {
+export class FlatQuantizedIndex implements VectorIndex {
   readonly quantizer: Quantizer;
   readonly kernels: Kernels;
   /** Vectors per chunk (a whole number of scan blocks). */
@@ -71,6 +71,8 @@ export class FlatQuantizedIndex {
   /** Row codes (the stored form) when the scan layout groups rows into blocks; null for row layouts. */
   private rows: Uint8Array | null;
   private released = false;
+  /** How search(SegmentQuery) reranks (set when a segment loads the index); null = estimates only. */
+  private segmentRerank: { rule: RerankRule | null; exact: ExactScorer | null } = { rule: null, exact: null };
 
   /**
    * quantizer: trained; its kernels hold the codes. `expectedRows`, when known (a sealed
@@ -97,6 +99,72 @@ export class FlatQuantizedIndex {
 
   /** Vectors held (deleted ones included: deletion is a mask given at search time). */
   get count(): number { return this.n; }
+
+  /** VectorIndex: the quantizer's spec. */
+  get description(): string { return this.quantizer.spec; }
+  get memoryBytes(): number { return this.bytes; }
+
+  /**
+   * How search(SegmentQuery) reranks: `rule` (null = return estimates) with full vectors from
+   * `exact` (e.g. the segment file). A query's `params.rerankFactor` overrides the rule.
+   */
+  setRerank(rule: RerankRule | null, exact: ExactScorer | null): void {
+    if (rule && !exact) throw new QuiverError('INVALID_ARGUMENT', 'reranking needs an ExactScorer', { name: 'exact', expected: 'ExactScorer' });
+    this.segmentRerank = { rule: rule ? checkRerankRule(rule) : null, exact };
+  }
+
+  /** VectorIndex search: a full scan of the codes, then reranking as set by setRerank(). */
+  search(q: SegmentQuery): QuantizedSearchBatch {
+    const { exact } = this.segmentRerank;
+    let rule = this.segmentRerank.rule;
+    if (q.params.rerankFactor !== undefined && exact) rule = { factor: q.params.rerankFactor };
+    const res = this.searchBatch(q.queries, q.nq, q.k, { deleted: q.excluded, rerank: rule, exact: exact ?? undefined });
+    for (let i = 0; i < q.nq; i++) {
+      q.counters.scanned[i] += this.n;
+      q.counters.reranked[i] += res.reranked[i];
+    }
+    return res;
+  }
+
+  /**
+   * Scores the codes of a gathered list of ordinals (not a contiguous block) for one prepared
+   * query: out[i] = estimate for ords[i], i < n (and bounds[i] when given and the quantizer is
+   * bounded). The codes are gathered into scratch kernel memory in the scan layout, then scored
+   * with one scoreBlock call, as a graph traversal scores a node's neighbours.
+   */
+  scoreOrdinals(scorer: QueryScorer, ords: Uint32Array, n: number, out: Float32Array, bounds?: Float32Array): void {
+    this.checkLive();
+    if (n === 0) return;
+    const cs = this.quantizer.codeSize, br = this.blockRows;
+    const mem = this.kernels.memory;
+    const blocks = Math.ceil(n / br);
+    const codes = mem.alloc(blocks * this.blockBytes);
+    const scores = mem.alloc(n * 4);
+    const bnd = bounds && this.quantizer.bounded ? mem.alloc(n * 4) : 0;
+    try {
+      for (let i = 0; i < n; i++) if (ords[i] >= this.n) throw new QuiverError('INVALID_ARGUMENT', `ordinal ${ords[i]} is outside [0, ${this.n})`, { expected: `< ${this.n}`, received: ords[i] });
+      if (!this.rows) {
+        const u8 = mem.views().u8;
+        for (let i = 0; i < n; i++) {
+          const o = ords[i], c = Math.floor(o / this.chunkRows), r = o - c * this.chunkRows;
+          const from = this.chunks[c] + r * cs;
+          u8.copyWithin(codes + i * cs, from, from + cs);
+        }
+      } else {
+        const gathered = new Uint8Array(n * cs);
+        for (let i = 0; i < n; i++) gathered.set(this.rows.subarray(ords[i] * cs, (ords[i] + 1) * cs), i * cs);
+        const packed = new Uint8Array(blocks * this.blockBytes);
+        this.quantizer.scanLayout.pack(gathered, n, packed);
+        mem.u8(codes, packed.length).set(packed);
+      }
+      scorer.scoreBlock(codes, n, scores, bnd);
+      out.set(mem.f32(scores, n));
+      if (bnd) bounds!.set(mem.f32(bnd, n));
+    } finally {
+      mem.release(codes); mem.release(scores);
+      if (bnd) mem.release(bnd);
+    }
+  }
 
   /** Bytes of kernel memory held by the codes (whole chunks), plus the JS row copy for block layouts. */
   get bytes(): number {
@@ -196,7 +264,7 @@ export class FlatQuantizedIndex {
   }
 
   /** Searches one query: f32[dimension] (unit for cosine collections). */
-  search(query: Float32Array, k: number, options: FlatQuantizedSearchOptions = {}): QuantizedHits {
+  searchOne(query: Float32Array, k: number, options: FlatQuantizedSearchOptions = {}): QuantizedHits {
     const d = this.quantizer.dimension;
     if (!(query instanceof Float32Array) || query.length !== d) {
       throw new QuiverError('DIMENSION_MISMATCH', `search: the query must be a Float32Array of dimension ${d}`, {
@@ -209,7 +277,8 @@ export class FlatQuantizedIndex {
   }
 
   /**
-   * Searches nq queries: f32[nq * dimension]. Tiles of codes are scored against every query
+   * Searches nq queries: f32[nq * dimension], with explicit options (the quantizer-level form used
+   * by tools and benchmarks; segments call search(SegmentQuery)). Tiles of codes are scored against every query
    * before moving on, so a tile is read from cache for all but the first query.
    */
   searchBatch(queries: Float32Array, nq: number, k: number, options: FlatQuantizedSearchOptions = {}): QuantizedSearchBatch {

@@ -1,8 +1,26 @@
 import type { Kernels } from '../kernels/types.js';
 import { forEachSetBit } from '../util/bitset.js';
 import type { Metric } from '../collection/validate.js';
-import type { SearchResultBatch } from './types.js';
+import type { SearchResultBatch, SegmentQuery, VectorIndex } from './types.js';
 import type { VectorStore } from './vector-store.js';
+
+/**
+ * The exact index of a segment: full-precision vectors in kernel memory (a VectorStore), every
+ * row scored for every query (flatSearch). `scanned` counts every row of the segment.
+ */
+export class FlatIndex implements VectorIndex {
+  readonly description = 'Flat';
+  constructor(readonly store: VectorStore, readonly metric: Metric) {}
+  get count(): number { return this.store.count; }
+  get memoryBytes(): number { return this.store.bytes; }
+  search(q: SegmentQuery): SearchResultBatch {
+    const res = flatSearch(this.store, this.metric, q.queries, q.nq, q.k, q.excluded);
+    const n = this.store.count;
+    for (let i = 0; i < q.nq; i++) q.counters.scanned[i] += n;
+    return res;
+  }
+  release(): void { this.store.clear(); }
+}
 
 /**
  * Exact (brute-force) search over a VectorStore with the block kernels.

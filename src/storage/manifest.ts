@@ -2,6 +2,7 @@ import { QuiverError } from '../errors.js';
 import { ByteReader, ByteWriter } from '../util/bytes.js';
 import { crc32c } from '../util/crc32c.js';
 import type { Directory } from './directory.js';
+import { FIELD_TYPES, type FieldDef } from '../fields/types.js';
 
 /**
  * The manifest: which segments make up the collection, their tombstones, and where WAL replay
@@ -10,10 +11,11 @@ import type { Directory } from './directory.js';
  *
  * Byte layout (little-endian):
  *   0  u32  magic 0x4E414D51 ("QMAN")
- *   4  u16  format version (1)
+ *   4  u16  format version (2; version 1, without declared fields, is still read)
  *   6  u16  reserved (0)
  *   8  u32  JSON byte length J
- *   12 J    JSON (ManifestState without tombstones), UTF-8
+ *   12 J    JSON (ManifestState without tombstones), UTF-8; version 2 adds schema.fields:
+ *           [{name, type, id}] (declared fields; ids key their segment sections, never reused)
  *   .. pad to a multiple of 4
  *   per segment, in JSON order: u32 word count W (0 when nothing is deleted), u32[W] tombstone bitset
  *        (bit i of word i >> 5 set = row i deleted)
@@ -22,12 +24,14 @@ import type { Directory } from './directory.js';
 export const MANIFEST_FILE = 'MANIFEST';
 export const MANIFEST_TMP = 'MANIFEST.tmp';
 export const MANIFEST_MAGIC = 0x4e414d51;
-export const MANIFEST_VERSION = 1;
+export const MANIFEST_VERSION = 2;
 
 export interface ManifestSchema {
   dimension: number;
   metric: 'cosine' | 'dot' | 'l2';
   index: string;
+  /** Declared fields in declaration order (empty when none). */
+  fields: readonly FieldDef[];
 }
 
 export interface ManifestSegment {
@@ -80,8 +84,8 @@ export function decodeManifest(bytes: Uint8Array, where: string): ManifestState 
     throw new QuiverError('CORRUPT_FILE', `${where}: manifest checksum mismatch`, { file: where, expected: stored, received: actual });
   }
   const version = r.u16('version');
-  if (version !== MANIFEST_VERSION) {
-    throw new QuiverError('UNSUPPORTED_FORMAT', `${where}: manifest format version ${version} is not supported (read: ${MANIFEST_VERSION})`, { file: where, expected: MANIFEST_VERSION, received: version });
+  if (version !== 1 && version !== MANIFEST_VERSION) {
+    throw new QuiverError('UNSUPPORTED_FORMAT', `${where}: manifest format version ${version} is not supported (read: 1..${MANIFEST_VERSION})`, { file: where, expected: MANIFEST_VERSION, received: version });
   }
   r.u16('reserved');
   let raw: Omit<ManifestState, 'segments'> & { segments: Omit<ManifestSegment, 'tombstones'>[] };
@@ -97,6 +101,18 @@ export function decodeManifest(bytes: Uint8Array, where: string): ManifestState 
     || !raw.schema || !okInt(raw.schema.dimension) || !['cosine', 'dot', 'l2'].includes(raw.schema.metric) || typeof raw.schema.index !== 'string') {
     r.fail('manifest JSON lacks required fields');
   }
+  const rawFields: unknown = version === 1 ? [] : (raw.schema as { fields?: unknown }).fields;
+  if (!Array.isArray(rawFields)) r.fail('manifest schema lacks its field list');
+  const fields: FieldDef[] = [];
+  const names = new Set<string>(), ids = new Set<number>();
+  for (const f of rawFields as { name?: unknown; type?: unknown; id?: unknown }[]) {
+    if (!f || typeof f.name !== 'string' || !(FIELD_TYPES as readonly unknown[]).includes(f.type) || !okInt(f.id) || (f.id as number) < 1
+      || names.has(f.name) || ids.has(f.id as number)) r.fail(`manifest field entry ${JSON.stringify(f)} is malformed`);
+    names.add(f.name as string);
+    ids.add(f.id as number);
+    fields.push(Object.freeze({ name: f.name as string, type: f.type as FieldDef['type'], id: f.id as number }));
+  }
+  const schema: ManifestSchema = { dimension: raw.schema.dimension, metric: raw.schema.metric, index: raw.schema.index, fields: Object.freeze(fields) };
   const segments: ManifestSegment[] = raw.segments.map((s, i) => {
     if (!okInt(s.number) || !okInt(s.count) || !okInt(s.deleted) || typeof s.file !== 'string') r.fail(`segment entry ${i} is malformed`);
     const words = r.u32(`tombstone length of segment ${s.number}`);
@@ -106,7 +122,7 @@ export function decodeManifest(bytes: Uint8Array, where: string): ManifestState 
     return { number: s.number, file: s.file, count: s.count, deleted: s.deleted, bytes: s.bytes ?? 0, tombstones };
   });
   if (r.remaining !== 4) r.fail(`${r.remaining - 4} unexpected bytes before the checksum`);
-  return { generation: raw.generation, schema: raw.schema, nextSegment: raw.nextSegment, walStart: raw.walStart, appliedSeq: raw.appliedSeq, createdAt: raw.createdAt, segments };
+  return { generation: raw.generation, schema, nextSegment: raw.nextSegment, walStart: raw.walStart, appliedSeq: raw.appliedSeq, createdAt: raw.createdAt, segments };
 }
 
 /** Atomically replaces the manifest: temp file, sync, rename, directory sync. */

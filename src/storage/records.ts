@@ -1,43 +1,109 @@
 import { QuiverError } from '../errors.js';
+import { FIELD_TYPE_CODES, fieldTypeOfCode, NO_VALUES, type FieldType, type FieldValue, type FieldValues } from '../fields/types.js';
 import { ByteReader, ByteWriter } from '../util/bytes.js';
 
 /**
- * Payloads of WAL records: one record per upsert() or delete() call, so a batch is atomic on
- * replay (all of it or none of it).
+ * Payloads of WAL records: one record per write call (upsert, delete, metadata update), so a
+ * batch is atomic on replay (all of it or none of it).
  *
  * Byte layout (little-endian), after the WAL framing:
- *   0  u8   type: 1 upsert, 2 delete
+ *   0  u8   type: 1 upsert (v1), 2 delete, 3 upsert (v2, with declared fields), 4 metadata update
  *   1  u64  sequence number (strictly increasing across the collection's life)
  *   9  u32  count
- *   upsert: 13 u32 dimension, then per record:
+ *   type 1: 13 u32 dimension, then per record:
  *           u16 id byte length, id UTF-8, f32[dimension] vector, u32 metadata byte length (0 = none), metadata JSON UTF-8
- *   delete: per id: u16 id byte length, id UTF-8
+ *   type 2: per id: u16 id byte length, id UTF-8
+ *   type 3: 13 u32 dimension, then the field table, then per record:
+ *           u16 id byte length, id UTF-8, f32[dimension] vector, u32 JSON byte length, JSON
+ *           (undeclared metadata), then per field of the table: the field value
+ *   type 4: 13 u8 flags (bit 0: merge into the current metadata instead of replacing it),
+ *           then the field table, then per record: u16 id byte length, id UTF-8, u32 JSON byte
+ *           length, JSON, per field of the table: the field value
+ *   field table: u16 F, per field: u16 name byte length, name UTF-8, u8 type code
+ *           (src/fields/types.ts FIELD_TYPE_CODES). It names the declared fields the writer
+ *           knew, so a record replays correctly after later fields are added.
+ *   field value: u8 0 (absent) or 1 (present), then when present:
+ *           keyword: u32 byte length + UTF-8; number: f64; boolean: u8 0/1;
+ *           keyword[]: u32 count, per element u32 byte length + UTF-8
  */
-export const RECORD_UPSERT = 1;
+export const RECORD_UPSERT_V1 = 1;
 export const RECORD_DELETE = 2;
+export const RECORD_UPSERT = 3;
+export const RECORD_UPDATE = 4;
 
+/** One record of an upsert: vector as f32, metadata split into declared values and JSON. */
 export interface UpsertEntry {
   id: string;
   vector: Float32Array;
-  /** Metadata as JSON text ('' = none): serialized once, at validation. */
+  /** Undeclared metadata as JSON text ('' = none): serialized once, at validation. */
   metadataJson: string;
+  /** Values of declared fields (absent fields are missing). */
+  values: FieldValues;
 }
 
+/** One record of a metadata update. */
+export interface UpdateEntry {
+  id: string;
+  metadataJson: string;
+  values: FieldValues;
+}
+
+/** A declared field as a record names it. */
+export interface RecordField { name: string; type: FieldType }
+
 export type WalOperation =
-  | { type: 'upsert'; seq: number; entries: UpsertEntry[] }
-  | { type: 'delete'; seq: number; ids: string[] };
+  | { type: 'upsert'; seq: number; entries: UpsertEntry[]; fields: readonly RecordField[] }
+  | { type: 'delete'; seq: number; ids: string[] }
+  | { type: 'update'; seq: number; merge: boolean; entries: UpdateEntry[]; fields: readonly RecordField[] };
 
 const enc = new TextEncoder();
+const EMPTY = new Uint8Array(0);
 
-export function encodeUpsert(seq: number, dimension: number, entries: readonly UpsertEntry[]): Uint8Array {
-  let size = 17;
+function writeFieldTable(w: ByteWriter, fields: readonly RecordField[]): void {
+  w.u16(fields.length);
+  for (const f of fields) {
+    const b = enc.encode(f.name);
+    w.u16(b.length).bytes(b).u8(FIELD_TYPE_CODES[f.type]);
+  }
+}
+
+function writeValue(w: ByteWriter, type: FieldType, v: FieldValue | undefined): void {
+  if (v === undefined) { w.u8(0); return; }
+  w.u8(1);
+  switch (type) {
+    case 'keyword': w.blob(enc.encode(v as string)); break;
+    case 'number': w.f64(v as number); break;
+    case 'boolean': w.u8(v ? 1 : 0); break;
+    case 'keyword[]':
+      w.u32((v as readonly string[]).length);
+      for (const s of v as readonly string[]) w.blob(enc.encode(s));
+      break;
+  }
+}
+
+/** Encodes an upsert (type 3). `fields`: the declared fields of the schema the entries were split with. */
+export function encodeUpsert(seq: number, dimension: number, entries: readonly UpsertEntry[], fields: readonly RecordField[] = []): Uint8Array {
+  let size = 32;
   const idBytes = entries.map((e) => enc.encode(e.id));
   const metaBytes = entries.map((e) => (e.metadataJson ? enc.encode(e.metadataJson) : EMPTY));
-  for (let i = 0; i < entries.length; i++) size += 2 + idBytes[i].length + dimension * 4 + 4 + metaBytes[i].length;
+  for (let i = 0; i < entries.length; i++) size += 2 + idBytes[i].length + dimension * 4 + 4 + metaBytes[i].length + fields.length * 9;
   const w = new ByteWriter(size);
   w.u8(RECORD_UPSERT).u64(seq).u32(entries.length).u32(dimension);
+  writeFieldTable(w, fields);
   for (let i = 0; i < entries.length; i++) {
     w.u16(idBytes[i].length).bytes(idBytes[i]).typed(entries[i].vector).u32(metaBytes[i].length).bytes(metaBytes[i]);
+    for (const f of fields) writeValue(w, f.type, entries[i].values[f.name]);
+  }
+  return w.finish();
+}
+
+/** Encodes the v1 upsert (no declared fields): what older versions wrote; kept for tests and fixtures. */
+export function encodeUpsertV1(seq: number, dimension: number, entries: readonly Pick<UpsertEntry, 'id' | 'vector' | 'metadataJson'>[]): Uint8Array {
+  const w = new ByteWriter(17 + entries.length * (dimension * 4 + 32));
+  w.u8(RECORD_UPSERT_V1).u64(seq).u32(entries.length).u32(dimension);
+  for (const e of entries) {
+    const id = enc.encode(e.id), meta = e.metadataJson ? enc.encode(e.metadataJson) : EMPTY;
+    w.u16(id.length).bytes(id).typed(e.vector).u32(meta.length).bytes(meta);
   }
   return w.finish();
 }
@@ -52,7 +118,17 @@ export function encodeDelete(seq: number, ids: readonly string[]): Uint8Array {
   return w.finish();
 }
 
-const EMPTY = new Uint8Array(0);
+export function encodeUpdate(seq: number, merge: boolean, entries: readonly UpdateEntry[], fields: readonly RecordField[]): Uint8Array {
+  const w = new ByteWriter(32 + entries.length * 64);
+  w.u8(RECORD_UPDATE).u64(seq).u32(entries.length).u8(merge ? 1 : 0);
+  writeFieldTable(w, fields);
+  for (const e of entries) {
+    const id = enc.encode(e.id), meta = e.metadataJson ? enc.encode(e.metadataJson) : EMPTY;
+    w.u16(id.length).bytes(id).u32(meta.length).bytes(meta);
+    for (const f of fields) writeValue(w, f.type, e.values[f.name]);
+  }
+  return w.finish();
+}
 
 /** Decodes a payload whose checksum already matched; CORRUPT_WAL if it does not parse. */
 export function decodeOperation(payload: Uint8Array, dimension: number, file: string, offset: number): WalOperation {
@@ -63,25 +139,74 @@ export function decodeOperation(payload: Uint8Array, dimension: number, file: st
     const count = r.u32('count');
     const dec = new TextDecoder('utf-8', { fatal: true });
     const str = (what: string) => dec.decode(r.bytesView(r.u16(`${what} length`), what));
-    if (type === RECORD_UPSERT) {
+    const json = () => { const ml = r.u32('metadata length'); return ml ? dec.decode(r.bytesView(ml, 'metadata')) : ''; };
+    const fieldTable = (): RecordField[] => {
+      const n = r.u16('field count');
+      const out: RecordField[] = [];
+      for (let i = 0; i < n; i++) {
+        const name = str('field name');
+        const t = fieldTypeOfCode(r.u8('field type')) ?? r.fail(`field "${name}" has an unknown type code`);
+        out.push({ name, type: t });
+      }
+      return out;
+    };
+    const values = (fields: readonly RecordField[]): FieldValues => {
+      if (fields.length === 0) return NO_VALUES;
+      let out: Record<string, FieldValue> | null = null;
+      for (const f of fields) {
+        const present = r.u8('field presence');
+        if (present === 0) continue;
+        if (present !== 1) r.fail(`field "${f.name}" presence byte ${present}`);
+        let v: FieldValue;
+        switch (f.type) {
+          case 'keyword': v = dec.decode(r.blob('keyword')); break;
+          case 'number': v = r.f64('number'); break;
+          case 'boolean': v = r.u8('boolean') !== 0; break;
+          default: {
+            const n = r.u32('keyword count');
+            const list: string[] = [];
+            for (let i = 0; i < n; i++) list.push(dec.decode(r.blob('keyword')));
+            v = Object.freeze(list);
+          }
+        }
+        out ??= Object.create(null) as Record<string, FieldValue>;
+        out[f.name] = v;
+      }
+      return out ?? NO_VALUES;
+    };
+    const done = () => { if (r.remaining !== 0) r.fail(`${r.remaining} trailing bytes`); };
+    if (type === RECORD_UPSERT_V1 || type === RECORD_UPSERT) {
       const d = r.u32('dimension');
       if (d !== dimension) r.fail(`upsert record of dimension ${d} in a collection of dimension ${dimension}`);
+      const fields = type === RECORD_UPSERT ? fieldTable() : [];
       const entries: UpsertEntry[] = [];
       for (let i = 0; i < count; i++) {
         const id = str('id');
         const vector = r.f32Array(d, 'vector');
-        const ml = r.u32('metadata length');
-        const metadataJson = ml ? dec.decode(r.bytesView(ml, 'metadata')) : '';
-        entries.push({ id, vector, metadataJson });
+        const metadataJson = json();
+        entries.push({ id, vector, metadataJson, values: values(fields) });
       }
-      if (r.remaining !== 0) r.fail(`${r.remaining} trailing bytes`);
-      return { type: 'upsert', seq, entries };
+      done();
+      return { type: 'upsert', seq, entries, fields };
     }
     if (type === RECORD_DELETE) {
       const ids: string[] = [];
       for (let i = 0; i < count; i++) ids.push(str('id'));
-      if (r.remaining !== 0) r.fail(`${r.remaining} trailing bytes`);
+      done();
       return { type: 'delete', seq, ids };
+    }
+    if (type === RECORD_UPDATE) {
+      const flags = r.u8('flags');
+      if (flags > 1) r.fail(`unknown update flags ${flags}`);
+      const fields = fieldTable();
+      const entries: UpdateEntry[] = [];
+      for (let i = 0; i < count; i++) {
+        const id = str('id');
+        const metadataJson = json();
+        entries.push({ id, metadataJson, values: values(fields) });
+      }
+      done();
+      return { type: 'update', seq, merge: flags === 1, entries, fields };
     }
     return r.fail(`unknown record type ${type}`);
   } catch (e) {

@@ -9,7 +9,7 @@ import type { AppendFile, Directory, RandomAccessFile } from './directory.js';
  * Byte layout (little-endian):
  *   header, 64 bytes:
  *     0  u32  magic 0x47455351 ("QSEG")
- *     4  u16  format version (1)
+ *     4  u16  format version (2; version 1 files are still read)
  *     6  u16  flags (0)
  *     8  u32  segment number
  *     12 u32  dimension
@@ -20,25 +20,34 @@ import type { AppendFile, Directory, RandomAccessFile } from './directory.js';
  *     40 ..   reserved (zero)
  *     60 u32  CRC-32C of bytes 0..60
  *   sections, back to back (no padding: every byte of the file is under some checksum)
- *   section table: per section 24 bytes: u32 kind, u32 CRC-32C of the section, u64 offset, u64 length
+ *   section table, one entry per section, keyed by (kind, field):
+ *     version 2: 32 bytes: u32 kind, u32 field id (0 = none), u32 CRC-32C of the section,
+ *                u32 reserved (0), u64 offset, u64 length
+ *     version 1: 24 bytes: u32 kind, u32 CRC-32C, u64 offset, u64 length (field id 0)
  *   footer, 20 bytes: u64 table offset, u32 section count, u32 magic 0x444E4551 ("QEND"),
  *                     u32 CRC-32C of the table and the footer's first 16 bytes
  *
- * Section kinds:
+ * Section kinds (the owner documents the layout):
  *   1 VECTORS   f32[count * dimension], row-major: the full-precision vectors, read by position
  *   2 NORMS     f32[count]: each vector's L2 norm
  *   3 IDS       u32[count + 1] byte offsets into the UTF-8 blob that follows
- *   4 METADATA  u32[count + 1] byte offsets into the UTF-8 JSON blob that follows ('' = none)
- *   5 CODES     the compressed index of the segment (format owned by src/index; absent for Flat)
+ *   4 METADATA  u32[count + 1] byte offsets into the UTF-8 JSON blob that follows ('' = none):
+ *               undeclared metadata only
+ *   5 CODES     compressed vectors and their quantizer (src/index/codes-section.ts; absent for Flat)
+ *   6 FIELDS    JSON [{id, name, type}]: the declared fields this segment has columns for
+ *   7 COLUMN    one per declared field (field id = the field's id): src/fields/columns.ts
  */
 export const SEGMENT_MAGIC = 0x47455351;
 export const SEGMENT_END_MAGIC = 0x444e4551;
-export const SEGMENT_VERSION = 1;
+export const SEGMENT_VERSION = 2;
+/** Oldest segment format version still read. */
+export const SEGMENT_MIN_VERSION = 1;
 export const SEGMENT_HEADER_BYTES = 64;
 const FOOTER_BYTES = 20;
-const TABLE_ENTRY_BYTES = 24;
+const TABLE_ENTRY_BYTES = 32;
+const TABLE_ENTRY_BYTES_V1 = 24;
 
-export const SECTION = { VECTORS: 1, NORMS: 2, IDS: 3, METADATA: 4, CODES: 5 } as const;
+export const SECTION = { VECTORS: 1, NORMS: 2, IDS: 3, METADATA: 4, CODES: 5, FIELDS: 6, COLUMN: 7 } as const;
 export type SectionKind = (typeof SECTION)[keyof typeof SECTION];
 
 export type MetricCode = 0 | 1 | 2;
@@ -62,7 +71,12 @@ export function segmentNumber(name: string): number {
   return m ? Number(m[1]) : -1;
 }
 
-interface SectionEntry { kind: number; crc: number; offset: number; length: number }
+interface SectionEntry { kind: number; field: number; crc: number; offset: number; length: number }
+
+/** Map key of a (kind, field) pair. */
+function key(kind: number, field: number): number {
+  return kind * 4294967296 + field;
+}
 
 /**
  * Streams a segment file: header, then sections one at a time (each given as chunks), then the
@@ -93,9 +107,11 @@ export class SegmentWriter {
     }
   }
 
-  async beginSection(kind: SectionKind): Promise<void> {
+  /** Starts section (kind, field); each pair at most once per file. */
+  async beginSection(kind: SectionKind, field = 0): Promise<void> {
     if (this.current) throw new Error('segment writer: section still open');
-    this.current = { kind, crc: 0, offset: this.offset, length: 0 };
+    if (this.sections.some((s) => s.kind === kind && s.field === field)) throw new Error(`segment writer: section ${sectionName(kind)}/${field} written twice`);
+    this.current = { kind, field, crc: 0, offset: this.offset, length: 0 };
   }
 
   async writeChunk(bytes: Uint8Array): Promise<void> {
@@ -109,8 +125,8 @@ export class SegmentWriter {
     this.current = null;
   }
 
-  async section(kind: SectionKind, chunks: Iterable<Uint8Array>): Promise<void> {
-    await this.beginSection(kind);
+  async section(kind: SectionKind, chunks: Iterable<Uint8Array>, field = 0): Promise<void> {
+    await this.beginSection(kind, field);
     for (const c of chunks) await this.writeChunk(c);
     this.endSection();
   }
@@ -124,9 +140,11 @@ export class SegmentWriter {
     this.sections.forEach((s, i) => {
       const o = i * TABLE_ENTRY_BYTES;
       v.setUint32(o, s.kind, true);
-      v.setUint32(o + 4, s.crc, true);
-      setU64(v, o + 8, s.offset);
-      setU64(v, o + 16, s.length);
+      v.setUint32(o + 4, s.field, true);
+      v.setUint32(o + 8, s.crc, true);
+      v.setUint32(o + 12, 0, true);
+      setU64(v, o + 16, s.offset);
+      setU64(v, o + 24, s.length);
     });
     const f = this.sections.length * TABLE_ENTRY_BYTES;
     setU64(v, f, tableOffset);
@@ -177,6 +195,8 @@ export class SegmentFile {
     readonly file: RandomAccessFile,
     readonly header: SegmentHeader,
     private readonly sections: Map<number, SectionEntry>,
+    /** Format version of the file (1 or 2). */
+    readonly version: number,
     private readonly where: string,
   ) {}
 
@@ -202,9 +222,10 @@ export class SegmentFile {
     if (hv.getUint32(0, true) !== SEGMENT_MAGIC) fail(0, 'bad magic: not a QuiverDB segment file');
     if (hv.getUint32(60, true) !== crc32c(hb, 0, 0, 60)) fail(60, 'header checksum mismatch');
     const version = hv.getUint16(4, true);
-    if (version !== SEGMENT_VERSION) {
-      throw new QuiverError('UNSUPPORTED_FORMAT', `${where}: segment format version ${version} is not supported (read: ${SEGMENT_VERSION})`, { file: where, expected: SEGMENT_VERSION, received: version });
+    if (version < SEGMENT_MIN_VERSION || version > SEGMENT_VERSION) {
+      throw new QuiverError('UNSUPPORTED_FORMAT', `${where}: segment format version ${version} is not supported (read: ${SEGMENT_MIN_VERSION}..${SEGMENT_VERSION})`, { file: where, expected: SEGMENT_VERSION, received: version });
     }
+    const entryBytes = version === 1 ? TABLE_ENTRY_BYTES_V1 : TABLE_ENTRY_BYTES;
     const metricCode = hv.getUint8(16);
     if (metricCode > 2) fail(16, `unknown metric code ${metricCode}`);
     const header: SegmentHeader = {
@@ -221,18 +242,22 @@ export class SegmentFile {
     if (fv.getUint32(12, true) !== SEGMENT_END_MAGIC) fail(file.size - 8, 'bad end magic: the file is truncated or was not finished');
     const tableOffset = getU64(fv, 0);
     const nSections = fv.getUint32(8, true);
-    const tableBytes = nSections * TABLE_ENTRY_BYTES;
-    if (nSections > 64 || tableOffset + tableBytes + FOOTER_BYTES !== file.size) fail(file.size - FOOTER_BYTES, `footer points to a section table at ${tableOffset} (${nSections} sections) that does not end at the footer`);
+    const tableBytes = nSections * entryBytes;
+    if (nSections > 65536 || tableOffset + tableBytes + FOOTER_BYTES !== file.size) fail(file.size - FOOTER_BYTES, `footer points to a section table at ${tableOffset} (${nSections} sections) that does not end at the footer`);
     const tail = new Uint8Array(tableBytes + FOOTER_BYTES);
     file.readInto(tableOffset, tail);
     const tv = new DataView(tail.buffer);
     if (tv.getUint32(tableBytes + 16, true) !== crc32c(tail, 0, 0, tableBytes + 16)) fail(tableOffset, 'section table checksum mismatch');
     const sections = new Map<number, SectionEntry>();
     for (let i = 0; i < nSections; i++) {
-      const o = i * TABLE_ENTRY_BYTES;
-      const s = { kind: tv.getUint32(o, true), crc: tv.getUint32(o + 4, true), offset: getU64(tv, o + 8), length: getU64(tv, o + 16) };
+      const o = i * entryBytes;
+      const s: SectionEntry = version === 1
+        ? { kind: tv.getUint32(o, true), field: 0, crc: tv.getUint32(o + 4, true), offset: getU64(tv, o + 8), length: getU64(tv, o + 16) }
+        : { kind: tv.getUint32(o, true), field: tv.getUint32(o + 4, true), crc: tv.getUint32(o + 8, true), offset: getU64(tv, o + 16), length: getU64(tv, o + 24) };
+      if (version !== 1 && tv.getUint32(o + 12, true) !== 0) fail(tableOffset + o + 12, 'reserved field of a section entry is not zero');
       if (s.offset < SEGMENT_HEADER_BYTES || s.offset + s.length > tableOffset) fail(tableOffset + o, `section ${s.kind} [${s.offset}, +${s.length}) lies outside the data area`);
-      sections.set(s.kind, s);
+      if (sections.has(key(s.kind, s.field))) fail(tableOffset + o, `section ${sectionName(s.kind)}/${s.field} is listed twice`);
+      sections.set(key(s.kind, s.field), s);
     }
     // sections tile the data area exactly: no byte of the file escapes a checksum
     let expect = SEGMENT_HEADER_BYTES;
@@ -241,29 +266,29 @@ export class SegmentFile {
       expect = s.offset + s.length;
     }
     if (expect !== tableOffset) fail(expect, `sections end at ${expect} but the table starts at ${tableOffset}`);
-    const seg = new SegmentFile(name, file, header, sections, where);
-    const vec = sections.get(SECTION.VECTORS);
+    const seg = new SegmentFile(name, file, header, sections, version, where);
+    const vec = sections.get(key(SECTION.VECTORS, 0));
     if (vec && vec.length !== header.count * header.dimension * 4) fail(vec.offset, `vectors section holds ${vec.length} bytes, expected ${header.count} x ${header.dimension} x 4`);
     return seg;
   }
 
   get size(): number { return this.file.size; }
 
-  has(kind: SectionKind): boolean { return this.sections.has(kind); }
+  has(kind: SectionKind, field = 0): boolean { return this.sections.has(key(kind, field)); }
 
   /** Offset and length of a section (CORRUPT_FILE if missing). */
-  section(kind: SectionKind): { offset: number; length: number; crc: number } {
-    const s = this.sections.get(kind);
-    if (!s) throw new QuiverError('CORRUPT_FILE', `${this.where}: missing section ${sectionName(kind)}`, { file: this.where, section: sectionName(kind) });
+  section(kind: SectionKind, field = 0): { offset: number; length: number; crc: number } {
+    const s = this.sections.get(key(kind, field));
+    if (!s) throw new QuiverError('CORRUPT_FILE', `${this.where}: missing section ${sectionName(kind)}${field ? `/${field}` : ''}`, { file: this.where, section: sectionName(kind), field });
     return s;
   }
 
   /** A whole section, checksum verified. */
-  read(kind: SectionKind): Uint8Array {
-    const s = this.section(kind);
+  read(kind: SectionKind, field = 0): Uint8Array {
+    const s = this.section(kind, field);
     const out = new Uint8Array(s.length);
     this.file.readInto(s.offset, out);
-    this.checkCrc(kind, crc32c(out));
+    this.checkCrc(kind, crc32c(out), field);
     return out;
   }
 
@@ -271,8 +296,8 @@ export class SegmentFile {
    * Reads a section in pieces of at most `chunkBytes`, handing each to `sink(bytes, offsetInSection)`,
    * and verifies the checksum at the end (so a sink must not commit anything irreversible before).
    */
-  readChunked(kind: SectionKind, chunkBytes: number, sink: (bytes: Uint8Array, at: number) => void): void {
-    const s = this.section(kind);
+  readChunked(kind: SectionKind, chunkBytes: number, sink: (bytes: Uint8Array, at: number) => void, field = 0): void {
+    const s = this.section(kind, field);
     let crc = 0;
     const buf = new Uint8Array(Math.min(chunkBytes, s.length));
     for (let at = 0; at < s.length; at += buf.length) {
@@ -281,24 +306,29 @@ export class SegmentFile {
       crc = crc32c(part, crc);
       sink(part, at);
     }
-    this.checkCrc(kind, crc);
+    this.checkCrc(kind, crc, field);
   }
 
   /** Verifies every section's checksum (`quiver verify`). */
   verifyAll(): { sections: number; bytes: number } {
     let bytes = 0;
-    for (const kind of this.sections.keys()) {
-      this.readChunked(kind as SectionKind, 1 << 20, (b) => { bytes += b.length; });
+    for (const s of this.sections.values()) {
+      this.readChunked(s.kind as SectionKind, 1 << 20, (b) => { bytes += b.length; }, s.field);
     }
     return { sections: this.sections.size, bytes };
   }
 
-  /** CORRUPT_FILE unless `actual` is the stored checksum of section `kind` (for callers reading it themselves). */
-  checkCrc(kind: SectionKind, actual: number): void {
-    const s = this.section(kind);
+  /** Field ids that have a section of `kind`. */
+  fieldsWith(kind: SectionKind): number[] {
+    return [...this.sections.values()].filter((s) => s.kind === kind && s.field !== 0).map((s) => s.field).sort((a, b) => a - b);
+  }
+
+  /** CORRUPT_FILE unless `actual` is the stored checksum of section (kind, field) (for callers reading it themselves). */
+  checkCrc(kind: SectionKind, actual: number, field = 0): void {
+    const s = this.section(kind, field);
     if (s.crc !== actual) {
-      throw new QuiverError('CORRUPT_FILE', `${this.where}: checksum mismatch in section ${sectionName(kind)} (bytes ${s.offset}..${s.offset + s.length})`, {
-        file: this.where, section: sectionName(kind), offset: s.offset, expected: s.crc, received: actual,
+      throw new QuiverError('CORRUPT_FILE', `${this.where}: checksum mismatch in section ${sectionName(kind)}${field ? `/${field}` : ''} (bytes ${s.offset}..${s.offset + s.length})`, {
+        file: this.where, section: sectionName(kind), field, offset: s.offset, expected: s.crc, received: actual,
       });
     }
   }

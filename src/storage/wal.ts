@@ -51,13 +51,18 @@ export function walHeader(generation: number): Uint8Array {
   return b;
 }
 
-/** Frames one payload as [length, payload, CRC] chunks (the payload is not copied). */
-export function frameRecord(payload: Uint8Array): [Uint8Array, Uint8Array, Uint8Array] {
-  if (payload.length < 1 || payload.length > MAX_RECORD_BYTES) {
-    throw new QuiverError('INVALID_ARGUMENT', `a WAL record must hold 1..${MAX_RECORD_BYTES} bytes, got ${payload.length}; split the batch`, {
-      expected: `<= ${MAX_RECORD_BYTES} bytes`, received: payload.length,
+/** INVALID_ARGUMENT unless a payload of `bytes` fits in one WAL record (checked before a write is queued). */
+export function checkRecordSize(bytes: number, max = MAX_RECORD_BYTES): void {
+  if (bytes < 1 || bytes > max) {
+    throw new QuiverError('INVALID_ARGUMENT', `a write must encode to 1..${max} bytes in the write-ahead log, this one takes ${bytes}; split the batch`, {
+      expected: `<= ${max} bytes`, received: bytes,
     });
   }
+}
+
+/** Frames one payload as [length, payload, CRC] chunks (the payload is not copied). */
+export function frameRecord(payload: Uint8Array, max = MAX_RECORD_BYTES): [Uint8Array, Uint8Array, Uint8Array] {
+  checkRecordSize(payload.length, max);
   const len = new Uint8Array(4);
   new DataView(len.buffer).setUint32(0, payload.length, true);
   const crc = new Uint8Array(4);
@@ -150,45 +155,35 @@ function corrupt(file: string, offset: number, message: string): QuiverError {
   return new QuiverError('CORRUPT_WAL', `${file}: corrupt write-ahead log at byte ${offset}: ${message}`, { file, offset });
 }
 
-/** Joins chunks into one buffer when small (fewer write calls), else keeps the big payload uncopied. */
-function concatSmall(parts: Uint8Array[]): Uint8Array[] | Uint8Array {
-  const total = parts.reduce((a, p) => a + p.length, 0);
-  if (total > 1 << 16) return parts;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) { out.set(p, at); at += p.length; }
-  return out;
-}
-
 /**
- * Appends framed records to the newest WAL file. `append` buffers; `commit` writes the buffer and
- * syncs, so one sync covers every record appended since the last commit (group commit).
+ * Appends framed records to the newest WAL file. `commit(payloads)` frames a whole group, writes
+ * it and syncs, so one sync covers every record of the group (group commit). The writer holds
+ * no pending state between commits: a group that fails (a record too large, a failed write)
+ * leaves nothing behind that a later commit could write.
  * A failed write is cut back to the last committed size, so the file never keeps a half record
  * that later writes would follow; if even that fails, the writer is poisoned (every later commit
  * fails) and the collection must be reopened, which replays the log.
  */
 export class WalWriter {
-  private pending: (Uint8Array | Uint8Array[])[] = [];
-  private pendingBytes = 0;
   private committedSize: number;
   private poisoned: QuiverError | null = null;
 
-  private constructor(readonly generation: number, private readonly file: AppendFile) {
+  private constructor(readonly generation: number, private readonly file: AppendFile, readonly maxRecordBytes: number) {
     this.committedSize = file.size;
   }
 
   /** Creates wal-<generation>.log with its header, synced, and syncs the directory. */
-  static async create(dir: Directory, generation: number): Promise<WalWriter> {
+  static async create(dir: Directory, generation: number, maxRecordBytes = MAX_RECORD_BYTES): Promise<WalWriter> {
     const name = walFileName(generation);
     const file = await dir.openAppend(name, { create: true });
     await file.append(walHeader(generation));
     await file.sync();
     await dir.syncDirectory();
-    return new WalWriter(generation, file);
+    return new WalWriter(generation, file, maxRecordBytes);
   }
 
   /** Reopens an existing file for appending after replay, cutting it to `validBytes`. */
-  static async reopen(dir: Directory, generation: number, validBytes: number): Promise<WalWriter> {
+  static async reopen(dir: Directory, generation: number, validBytes: number, maxRecordBytes = MAX_RECORD_BYTES): Promise<WalWriter> {
     const file = await dir.openAppend(walFileName(generation), { create: false });
     if (validBytes < WAL_HEADER_BYTES) {
       await file.truncate(0);
@@ -197,28 +192,27 @@ export class WalWriter {
       await file.truncate(validBytes);
     }
     await file.sync();
-    return new WalWriter(generation, file);
+    return new WalWriter(generation, file, maxRecordBytes);
   }
 
-  get size(): number { return this.committedSize + this.pendingBytes; }
-  get hasPending(): boolean { return this.pendingBytes > 0; }
+  /** Bytes of the file that are committed (synced). */
+  get size(): number { return this.committedSize; }
 
-  append(payload: Uint8Array): void {
-    const framed = frameRecord(payload);
-    this.pending.push(concatSmall(framed));
-    this.pendingBytes += payload.length + 8;
-  }
-
-  /** Writes and syncs everything appended; IO_ERROR on failure (nothing of this group is durable). */
-  async commit(): Promise<void> {
+  /**
+   * Writes the records of one group and syncs: all of them become durable, or (on any error)
+   * none is acknowledged. INVALID_ARGUMENT, before anything is written, if a payload does not fit
+   * in a record; IO_ERROR when writing or syncing fails.
+   */
+  async commit(payloads: readonly Uint8Array[]): Promise<void> {
     if (this.poisoned) throw this.poisoned;
-    if (this.pendingBytes === 0) return;
-    const chunks = this.pending;
-    const bytes = this.pendingBytes;
-    this.pending = [];
-    this.pendingBytes = 0;
+    if (payloads.length === 0) return;
+    const flat: Uint8Array[] = [];
+    let bytes = 0;
+    for (const p of payloads) {
+      for (const c of frameRecord(p, this.maxRecordBytes)) flat.push(c);
+      bytes += p.length + 8;
+    }
     try {
-      const flat = chunks.flat();
       if (bytes <= 4 << 20) {
         // one write call for a group of small records
         const all = new Uint8Array(bytes);

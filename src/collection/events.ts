@@ -1,0 +1,31 @@
+import type { QuiverError } from '../errors.js';
+
+/** Notices from the engine, given to the `onEvent` option. */
+export type EngineEvent =
+  | { type: 'wal-torn-tail'; file: string; offset: number; droppedBytes: number; reason: string }
+  | { type: 'orphan-removed'; file: string }
+  | { type: 'sealed'; segment: number; rows: number; bytes: number; ms: number }
+  | { type: 'merged'; from: number[]; into: number; rows: number; ms: number }
+  /** A file the manifest no longer names could not be removed; retried later, and at the next open. */
+  | { type: 'cleanup-failed'; file: string; error: QuiverError }
+  | { type: 'background-error'; error: QuiverError };
+
+/**
+ * Wraps a user callback so that it can never break the engine: a throw (or a rejected promise)
+ * is counted and otherwise ignored. Returns the safe function and a counter of swallowed errors.
+ */
+export function isolateCallback(fn: ((e: EngineEvent) => unknown) | undefined): { emit: (e: EngineEvent) => void; errors: () => number } {
+  let errors = 0;
+  return {
+    emit: (e) => {
+      if (!fn) return;
+      try {
+        const r = fn(e) as unknown;
+        if (r && typeof (r as Promise<unknown>).then === 'function') (r as Promise<unknown>).then(undefined, () => { errors++; });
+      } catch {
+        errors++;
+      }
+    },
+    errors: () => errors,
+  };
+}

@@ -1,0 +1,74 @@
+import { checkPositiveInt, QuiverError } from '../errors.js';
+import { checkFieldName, parseFieldSpec, type FieldDef, type FieldSpec, type FieldType } from '../fields/types.js';
+import { formatIndexSpec, parseIndexSpec } from '../index/spec.js';
+import type { ManifestSchema } from '../storage/manifest.js';
+import { describe, METRICS, type Metric } from './validate.js';
+
+export interface CollectionSchema {
+  /** Vector dimension, 1..65536. */
+  dimension: number;
+  /** Similarity: 'cosine' (default), 'dot' (inner product) or 'l2' (Euclidean). */
+  metric?: Metric;
+  /**
+   * Index spec (default 'Flat', exact). Compressed: e.g. 'Flat,SQ8', 'Flat,RaBitQ4,Rerank',
+   * 'Flat,PCA128,SQ8,Rerank10': sealed segments keep only codes in memory and rerank from the
+   * full vectors in their files. See src/index/spec.ts for the grammar.
+   */
+  index?: string;
+  /**
+   * Declared metadata fields, stored as typed columns (what filters will run on), e.g.
+   * `{ category: 'keyword', price: 'number', inStock: 'boolean', tags: 'keyword[]' }`.
+   * Metadata keys not declared here are kept as opaque JSON. Fields can be added later
+   * (Collection.addFields, or opening with a schema that declares more); never removed or retyped.
+   */
+  fields?: Record<string, FieldSpec>;
+}
+
+/** A schema as the collection reports it: every part present, fields by name. */
+export interface NormalizedSchema {
+  dimension: number;
+  metric: Metric;
+  index: string;
+  fields: Record<string, FieldType>;
+}
+
+const SCHEMA_KEYS = new Set(['dimension', 'metric', 'index', 'fields']);
+
+/** Checks a user schema and returns the manifest form (canonical spec text, fields in order with ids). */
+export function normalizeSchema(schema: CollectionSchema): ManifestSchema {
+  if (typeof schema !== 'object' || schema === null) {
+    throw new QuiverError('INVALID_ARGUMENT', `schema must be an object {dimension, metric?, index?, fields?}, got ${describe(schema)}`, { received: describe(schema) });
+  }
+  for (const key of Object.keys(schema)) {
+    if (!SCHEMA_KEYS.has(key)) throw new QuiverError('INVALID_ARGUMENT', `unknown schema field "${key}" (allowed: ${[...SCHEMA_KEYS].join(', ')})`, { field: key });
+  }
+  const dimension = checkPositiveInt(schema.dimension, 'dimension', 65536);
+  const metric = schema.metric ?? 'cosine';
+  if (!METRICS.includes(metric)) {
+    throw new QuiverError('INVALID_ARGUMENT', `metric must be one of ${METRICS.join(', ')}, got ${describe(metric)}`, { field: 'metric', expected: METRICS, received: metric });
+  }
+  // canonical text, so that equal specs compare equal (e.g. against a stored schema)
+  const index = formatIndexSpec(parseIndexSpec(schema.index ?? 'Flat'));
+  return { dimension, metric, index, fields: normalizeFields(schema.fields ?? {}) };
+}
+
+/** Field declarations in the order given, with ids 1, 2, ... (the engine renumbers fields it adds). */
+export function normalizeFields(fields: unknown): FieldDef[] {
+  if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) {
+    throw new QuiverError('INVALID_ARGUMENT', `fields must be an object {name: type}, got ${describe(fields)}`, { field: 'fields', received: describe(fields) });
+  }
+  const out: FieldDef[] = [];
+  for (const [name, spec] of Object.entries(fields)) {
+    checkFieldName(name);
+    out.push(Object.freeze({ name, type: parseFieldSpec(name, spec), id: out.length + 1 }));
+  }
+  if (out.length > 1024) throw new QuiverError('INVALID_ARGUMENT', `at most 1024 declared fields, got ${out.length}`, { field: 'fields', expected: '<= 1024', received: out.length });
+  return out;
+}
+
+/** The schema as users see it. */
+export function publicSchema(s: ManifestSchema): NormalizedSchema {
+  const fields: Record<string, FieldType> = {};
+  for (const f of s.fields) fields[f.name] = f.type;
+  return { dimension: s.dimension, metric: s.metric, index: s.index, fields };
+}

@@ -1,0 +1,124 @@
+import type { Metric } from '../collection/validate.js';
+import type { Kernels } from '../kernels/types.js';
+import { createQuantizer } from '../quant/registry.js';
+import type { Quantizer } from '../quant/types.js';
+import { SECTION, type SegmentFile, type SegmentWriter } from '../storage/segment-file.js';
+import { crc32c } from '../util/crc32c.js';
+import { readCodesSection, writeCodesSection } from './codes-section.js';
+import { FlatIndex } from './flat.js';
+import { quantizerSpecOf, rerankRule, type IndexSpec } from './spec.js';
+import type { ExactScorer, VectorIndex } from './types.js';
+import { VectorStore } from './vector-store.js';
+
+/**
+ * Which VectorIndex a segment gets, how it is written at seal/merge, and how it is loaded at open.
+ * Each index owns its sections: FlatIndex reads the segment's VECTORS into kernel memory;
+ * FlatQuantizedIndex writes and reads CODES (codes-section.ts) and reranks from the file.
+ * The graph and IVF indexes join here with their own sections.
+ */
+
+/** Most training vectors a segment's quantizer sees (rows sampled with a fixed stride). */
+export const MAX_TRAINING_SAMPLE = 16384;
+/** Default: segments smaller than this stay exact (a full scan of them is cheap). */
+export const MIN_QUANTIZED_ROWS = 256;
+
+/** What a segment writer must do for the index: collect a training sample, then write sections. */
+export interface IndexPlan {
+  /** Rows whose ordinal is a multiple of this go into the training sample (unit for cosine). */
+  readonly sampleStride: number;
+  readonly sampleRows: number;
+  /**
+   * Trains on `sample` (f32[sampleRows * dimension]) and writes the index's sections from a
+   * second pass over the rows (`chunks`: raw f32 rows in ordinal order; norms: f32[count]).
+   */
+  write(w: SegmentWriter, sample: Float32Array, chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>, norms: Float32Array): Promise<void>;
+}
+
+/**
+ * The plan for a segment of `count` rows: null when it stays exact (Flat spec, or fewer rows than
+ * `minRows` or the quantizer needs). `kernels` are scratch kernels for training and encoding
+ * (the written codes are loaded later into the segment's own memory).
+ */
+export function planIndex(spec: IndexSpec, dimension: number, metric: Metric, count: number, minRows: number, seed: number, kernels: Kernels): IndexPlan | null {
+  const quantSpec = quantizerSpecOf(spec);
+  if (!quantSpec) return null;
+  const q: Quantizer = createQuantizer(quantSpec, { dimension, metric: metric === 'l2' ? 'l2' : 'dot', kernels });
+  if (count < Math.max(minRows, q.minTrainingVectors)) return null;
+  const stride = Math.max(1, Math.ceil(count / MAX_TRAINING_SAMPLE));
+  const sampleRows = Math.ceil(count / stride);
+  return {
+    sampleStride: stride,
+    sampleRows,
+    async write(w, sample, chunks, norms) {
+      q.train(sample, sampleRows, { seed });
+      await writeCodesSection(w, q, count, chunks, (rows, first, n) => {
+        if (metric === 'cosine') for (let i = 0; i < n; i++) scaleRow(rows, i * dimension, dimension, norms[first + i]);
+      });
+    },
+  };
+}
+
+/** Divides row [at, at + d) by `norm` (unit vectors for cosine); a zero norm leaves zeros. */
+export function scaleRow(v: Float32Array, at: number, d: number, norm: number): void {
+  const inv = norm > 0 ? 1 / norm : 0;
+  for (let j = 0; j < d; j++) v[at + j] *= inv;
+}
+
+export interface IndexLoadContext {
+  spec: IndexSpec;
+  /** The segment's own kernels: its index memory lives and dies with the segment. */
+  kernels: Kernels;
+  dimension: number;
+  metric: Metric;
+  /** f32[count]: each row's L2 norm (NORMS section). */
+  norms: Float32Array;
+  /** Exact scores from the segment's file, for reranking. */
+  exact: ExactScorer;
+  /** Yields to the event loop (between ~4 MiB pieces of a long load). */
+  pause: () => Promise<void>;
+}
+
+/**
+ * Loads a segment's index. The VECTORS section is read once either way, checksummed: into kernel
+ * memory for the exact index, or only checked for a compressed one (reranking trusts the file's
+ * vectors, so they are checked once here), in ~4 MiB pieces with a pause between them so that
+ * loading a big segment in the background does not stall writes and searches.
+ */
+export async function loadIndex(file: SegmentFile, where: string, ctx: IndexLoadContext): Promise<VectorIndex> {
+  const { kernels, dimension: d } = ctx;
+  const count = file.header.count;
+  let store: VectorStore | null = null;
+  let index: VectorIndex | null = null;
+  try {
+    if (file.has(SECTION.CODES)) {
+      const q = readCodesSection(file, where, count, kernels);
+      index = q;
+      q.setRerank(rerankRule(ctx.spec, q.quantizer.bounded), ctx.exact);
+    } else {
+      const defaultRows = new VectorStore(kernels, d, false).chunkRows;
+      // sized to the segment: a small segment must not hold a default 4 MiB chunk
+      store = new VectorStore(kernels, d, ctx.metric === 'cosine', Math.max(16, Math.min(defaultRows, Math.ceil(count / 16) * 16)));
+    }
+    const vec = file.section(SECTION.VECTORS);
+    const step = Math.max(1, Math.floor((4 << 20) / (d * 4)));
+    const scratch = store ? null : new Uint8Array(Math.min(Math.max(count, 1), step) * d * 4);
+    let at = vec.offset, crc = 0;
+    const fill = (dest: Uint8Array) => {
+      file.file.readInto(at, dest);
+      crc = crc32c(dest, crc);
+      at += dest.length;
+    };
+    for (let row = 0; row < count; row += step) {
+      const take = Math.min(step, count - row);
+      if (store) store.appendFilled(take, fill, ctx.norms.subarray(row, row + take));
+      else fill(scratch!.subarray(0, take * d * 4));
+      if (row + take < count) await ctx.pause();
+    }
+    file.checkCrc(SECTION.VECTORS, crc);
+    return index ?? new FlatIndex(store!, ctx.metric);
+  } catch (e) {
+    store?.clear();
+    index?.release();
+    throw e;
+  }
+}
