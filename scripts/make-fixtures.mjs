@@ -1,21 +1,29 @@
-// Writes test/fixtures/format-v1/: a small durable collection in the current file formats
-// (two sealed segments, tombstones, a WAL with unsealed writes). Commit the result when a format
-// version changes, keeping the old folders: test/fixtures.test.ts checks every one still opens.
-// usage: npm run build && node scripts/make-fixtures.mjs
+// Writes a small durable collection in the current file formats into test/fixtures/format-v<N>/
+// (N = the segment format version). Commit the result when a format version changes, keeping the
+// old folders: test/fixtures.test.ts checks that every one still opens with the same contents.
+// usage: npm run fixtures   (builds dist/ first)
+//
+// format-v2 holds: a compressed segment (CODES section with its SQ8 quantizer), an exact one
+// (fewer rows than minQuantizedRows), declared fields of every type as columns, a field added
+// after the first seal (so the first segment lacks its column and keeps the value in its JSON),
+// tombstones, and a WAL with unsealed v2 records (upserts, a delete, a metadata update).
 import { rmSync } from 'node:fs';
 import { Collection } from '../dist/node.js';
 
-const dir = new URL('../test/fixtures/format-v1/', import.meta.url).pathname;
+const dir = new URL('../test/fixtures/format-v2/', import.meta.url).pathname;
 rmSync(dir, { recursive: true, force: true });
-const vec = (i) => [Math.cos(i), Math.sin(i), i / 10, 1];
-const col = await Collection.open(dir, { schema: { dimension: 4, metric: 'l2' }, sealRows: 1000, autoMerge: false });
-await col.upsert(Array.from({ length: 12 }, (_, i) => ({ id: `a${i}`, vector: vec(i), metadata: { group: 'a', i } })));
-await col.flush();
-await col.upsert(Array.from({ length: 8 }, (_, i) => ({ id: `b${i}`, vector: vec(100 + i), metadata: { group: 'b', i, tags: ['x', 'ü'] } })));
+const vec = (i) => [Math.cos(i), Math.sin(i), i / 10, 1, Math.cos(2 * i), Math.sin(3 * i)];
+const open = (schema) => Collection.open(dir, { schema, sealRows: 1000, autoMerge: false, minQuantizedRows: 16 });
+let col = await open({ dimension: 6, metric: 'cosine', index: 'Flat,SQ8,Rerank', fields: { group: 'keyword', i: 'number', even: 'boolean', tags: 'keyword[]' } });
+await col.upsert(Array.from({ length: 40 }, (_, i) => ({ id: `a${i}`, vector: vec(i), metadata: { group: 'a', i, even: i % 2 === 0, tags: i % 3 ? ['x', 'ü'] : [], rank: i % 5 } })));
+await col.flush(); // seg 1: 40 rows, SQ8 codes; "rank" is undeclared here (JSON)
+await col.addFields({ rank: 'number' });
+await col.upsert(Array.from({ length: 8 }, (_, i) => ({ id: `b${i}`, vector: vec(100 + i), metadata: { group: 'b', i, rank: i, note: 'plain' } })));
 await col.delete(['a3', 'a4']);
-await col.flush();
-// left in the WAL: a replacement, a delete, new records
-await col.upsert([{ id: 'a0', vector: [9, 9, 9, 9], metadata: { group: 'a', replaced: true } }, { id: 'c0', vector: vec(200) }]);
+await col.flush(); // seg 2: 8 rows, exact (fewer than 16), with a rank column
+// left in the WAL: a replacement, a delete, a merge update, a new record without metadata
+await col.upsert([{ id: 'a0', vector: [9, 9, 9, 9, 9, 9], metadata: { group: 'a', replaced: true } }, { id: 'c0', vector: vec(200) }]);
 await col.delete(['b7']);
+await col.update([{ id: 'a5', metadata: { even: true, tags: ['y'] } }], { merge: true });
 await col.close();
 console.log(`wrote ${dir}`);

@@ -15,8 +15,9 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 const vec = (i: number) => Array.from([Math.cos(i), Math.sin(i), i / 10, 1], (x) => Math.fround(x));
 
 describe('format fixtures still open', () => {
-  it('lists at least the v1 fixture', () => {
+  it('lists at least the v1 and v2 fixtures', () => {
     assert.ok(readdirSync(fixtures).includes('format-v1'));
+    assert.ok(readdirSync(fixtures).includes('format-v2'));
   });
 
   it('format-v1: segments, tombstones and WAL replay give the recorded contents', async () => {
@@ -38,6 +39,42 @@ describe('format fixtures still open', () => {
       assert.equal(info.segmentList.filter((s) => s.state === 'sealed').length, 2);
       assert.equal(info.recovery.walRecords, 2);
       assert.deepEqual((await col.verify()).problems, []);
+      await col.close();
+    }
+  });
+
+  const vec6 = (i: number) => Array.from([Math.cos(i), Math.sin(i), i / 10, 1, Math.cos(2 * i), Math.sin(3 * i)], (x) => Math.fround(x));
+
+  it('format-v2: a compressed segment (CODES + SQ8 quantizer), declared-field columns, a field added later, v2 WAL records', async () => {
+    for (const readOnly of [true, false]) {
+      const dir = join(tmp, `v2-${readOnly}`);
+      cpSync(join(fixtures, 'format-v2'), dir, { recursive: true });
+      const col = await Collection.open(dir, { readOnly });
+      assert.deepEqual(col.schema, { dimension: 6, metric: 'cosine', index: 'Flat,SQ8,Rerank', fields: { group: 'keyword', i: 'number', even: 'boolean', tags: 'keyword[]', rank: 'number' } });
+      assert.equal(col.size, 40 - 2 + 8 - 1 + 1);
+      assert.equal(col.has('a3'), false);
+      assert.equal(col.has('b7'), false);
+      // segment 1 predates the rank field: its value is read from the JSON
+      assert.deepEqual(col.get('a1'), { id: 'a1', vector: Float32Array.from(vec6(1)), metadata: { group: 'a', i: 1, even: false, tags: ['x', 'ü'], rank: 1 } });
+      assert.deepEqual(col.get('a6').metadata, { group: 'a', i: 6, even: true, tags: [], rank: 1 });
+      assert.deepEqual(col.get('b2').metadata, { group: 'b', i: 2, rank: 2, note: 'plain' });
+      assert.deepEqual(col.get('a0'), { id: 'a0', vector: Float32Array.from([9, 9, 9, 9, 9, 9]), metadata: { group: 'a', replaced: true } });
+      assert.deepEqual(col.get('a5'), { id: 'a5', vector: Float32Array.from(vec6(5)), metadata: { group: 'a', i: 5, even: true, tags: ['y'], rank: 0 } });
+      assert.equal(col.get('c0').metadata, undefined);
+      const info = col.info();
+      assert.deepEqual(info.segmentList.filter((s) => s.state === 'sealed').map((s) => [s.number, s.rows, s.deleted, s.index]), [[1, 40, 4, 'SQ8'], [2, 8, 1, 'Flat']]);
+      assert.equal(info.recovery.walRecords, 3);
+      const hits = await col.search(vec6(7), { k: 3, withStats: true });
+      assert.equal(hits.hits[0].id, 'a7');
+      assert.ok(Math.abs(hits.hits[0].score - 1) < 1e-6);
+      assert.ok(hits.stats.reranked > 0, 'the compressed segment reranks');
+      assert.deepEqual((await col.verify()).problems, []);
+      if (!readOnly) {
+        // rewriting segment 1 moves rank into a column; reads are unchanged
+        await col.compact();
+        assert.deepEqual(col.get('a1').metadata, { group: 'a', i: 1, even: false, tags: ['x', 'ü'], rank: 1 });
+        assert.equal(col.info().segmentList.filter((s) => s.state === 'sealed').length, 1);
+      }
       await col.close();
     }
   });

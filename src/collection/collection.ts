@@ -360,6 +360,7 @@ export class Collection {
       throw new QuiverError('INVALID_ARGUMENT', 'update options must be { merge?: boolean }', { received: describe(options) });
     }
     const fields = this.engine.schema.fields;
+    const recordFields = fields.map((f) => ({ name: f.name, type: f.type }));
     const entries = updates.map((u, i) => {
       if (typeof u !== 'object' || u === null) throw new QuiverError('INVALID_ARGUMENT', `update ${i} must be an object {id, metadata}, got ${describe(u)}`, { index: i });
       for (const key of Object.keys(u)) {
@@ -370,7 +371,7 @@ export class Collection {
       const metadata = checkMetadata(u.metadata, where);
       if (metadata === undefined) throw new QuiverError('INVALID_ARGUMENT', `update ${i} needs a metadata object`, { ...where, field: 'metadata' });
       const split = splitMetadata(metadata, fields, where);
-      return { id, metadataJson: split.json, values: split.values };
+      return { id, metadataJson: split.json, values: split.values, fields: recordFields };
     });
     if (entries.length === 0) return 0;
     return this.engine.update(entries, options.merge === true);

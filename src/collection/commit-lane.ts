@@ -17,6 +17,12 @@ export interface LaneWrite {
   /** The WAL record (null: nothing to log, e.g. in-memory collections). */
   payload: Uint8Array | null;
   apply: () => unknown;
+  /**
+   * A write whose record depends on the state it applies to (a metadata update logs the vector
+   * it keeps): encoded in the lane once every earlier write is applied, committed in a group of
+   * its own. Returns the record and what to apply.
+   */
+  late?: () => { payload: Uint8Array | null; apply: () => unknown };
   resolve: (v: unknown) => void;
   reject: (e: unknown) => void;
 }
@@ -54,6 +60,17 @@ export class CommitLane {
     });
   }
 
+  /**
+   * Queues a write whose record is built against the state it applies to (see LaneWrite.late);
+   * `late` may throw to reject the write (nothing is logged).
+   */
+  submitLate<T>(late: () => { payload: Uint8Array | null; apply: () => T }): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ payload: null, apply: () => undefined, late, resolve: resolve as (v: unknown) => void, reject });
+      this.kick();
+    });
+  }
+
   get pending(): number { return this.queue.length + (this.committing ? 1 : 0); }
 
   private kick(): void {
@@ -69,11 +86,26 @@ export class CommitLane {
   private async commitGroup(): Promise<void> {
     const wal = this.o.wal();
     if (wal && this.o.groupCommitMs > 0) await new Promise((r) => setTimeout(r, this.o.groupCommitMs));
-    const batch = this.queue.splice(0, this.o.perCallCommit ? 1 : this.queue.length);
+    // a late write commits alone, after everything before it is applied
+    let take = this.o.perCallCommit || this.queue[0]?.late ? 1 : this.queue.findIndex((w) => w.late !== undefined);
+    if (take < 0) take = this.queue.length;
+    const batch = this.queue.splice(0, take);
     if (batch.length === 0) return;
+    const first = batch[0];
+    if (first.late) {
+      try {
+        const built = first.late();
+        first.payload = built.payload;
+        first.apply = built.apply;
+      } catch (e) {
+        first.reject(e);
+        return;
+      }
+    }
     try {
       if (this.poisoned) throw this.poisoned;
-      if (wal) await wal.commit(batch.map((w) => w.payload!));
+      const payloads = batch.map((w) => w.payload).filter((p): p is Uint8Array => p !== null);
+      if (wal && payloads.length) await wal.commit(payloads);
     } catch (e) {
       for (const w of batch) w.reject(e);
       return;

@@ -4,7 +4,8 @@ import type { IndexSearchParams } from '../index/types.js';
 import type { Kernels } from '../kernels/types.js';
 import type { Directory, DirectoryLock } from '../storage/directory.js';
 import { readManifest, writeManifest, type ManifestSchema, type ManifestSegment, type ManifestState } from '../storage/manifest.js';
-import { decodeOperation, encodeDelete, encodeUpdate, encodeUpsert, type RecordField, type UpdateEntry, type UpsertEntry } from '../storage/records.js';
+import { decodeOperation, encodeDelete, encodeUpsert, type RecordField, type UpsertEntry } from '../storage/records.js';
+import { adoptFromJson, type FieldValues } from '../fields/types.js';
 import { SegmentFile } from '../storage/segment-file.js';
 import { checkRecordSize, MAX_RECORD_BYTES, readWalBytes, walGeneration, type WalWriter } from '../storage/wal.js';
 import { CommitLane } from './commit-lane.js';
@@ -16,7 +17,7 @@ import { SealedSegment } from './sealed-segment.js';
 import { searchSnapshot, Snapshot, type SnapshotSearchResult } from './searcher.js';
 import type { Segment } from './segment.js';
 import { MIN_QUANTIZED_ROWS } from '../index/segment-index.js';
-import { CollectionState } from './state.js';
+import { CollectionState, inverseNorm } from './state.js';
 
 /**
  * The storage engine behind a Collection: a small coordinator over
@@ -67,6 +68,14 @@ export type { RecoveryReport } from './recovery.js';
 export interface PreparedRecord extends UpsertEntry {
   /** 1/||vector|| for cosine, else 1. */
   invNorm: number;
+}
+
+/** A metadata update as validated by Collection: the patch split with the declared `fields` of its time. */
+export interface MetadataPatch {
+  id: string;
+  metadataJson: string;
+  values: FieldValues;
+  fields: readonly RecordField[];
 }
 
 export interface SegmentInfo {
@@ -250,16 +259,34 @@ export class Engine implements MaintenanceHost {
     });
   }
 
-  /** Durably replaces (or merges into) records' metadata, keeping their vectors; resolves to how many existed. */
-  update(entries: readonly UpdateEntry[], merge: boolean): Promise<number> {
+  /**
+   * Durably replaces (or merges into) records' metadata, keeping their vectors; resolves to how
+   * many existed. Built in the lane against the state it applies to and logged as the upsert it
+   * amounts to (vector included), so replay is independent of the rows it replaced.
+   */
+  update(entries: readonly MetadataPatch[], merge: boolean): Promise<number> {
     this.checkWritable();
-    const fields = this.recordFields();
-    const { seq, payload } = this.record((s) => encodeUpdate(s, merge, entries, fields));
-    return this.lane.submit(payload, () => {
-      const missing = this.state.fieldsNotIn(fields);
-      let n = 0;
-      for (const e of entries) if (this.state.applyUpdate(e, merge, seq, missing)) n++;
-      return n;
+    const seq = this.state.nextSeq++; // reserved now: records carry increasing numbers in queue order
+    return this.lane.submitLate(() => {
+      const st = this.state;
+      const fields = this.recordFields();
+      const missing = st.fieldsNotIn(entries.length ? entries[0].fields : []);
+      const upserts: UpsertEntry[] = [];
+      for (const e of entries) {
+        const patch = missing.length ? adoptFromJson({ json: e.metadataJson, values: e.values }, missing) : { json: e.metadataJson, values: e.values };
+        const u = st.planUpdate(e.id, patch, merge);
+        if (u) upserts.push(u);
+      }
+      if (upserts.length === 0) return { payload: null, apply: () => 0 };
+      const payload = this.walEnabled ? encodeUpsert(seq, this.schema.dimension, upserts, fields) : null;
+      if (payload) checkRecordSize(payload.length, this.walMaxRecordBytes);
+      return {
+        payload,
+        apply: () => {
+          for (const u of upserts) st.applyUpsert(u, inverseNorm(u.vector, st.schema.metric), seq, []);
+          return upserts.length;
+        },
+      };
     });
   }
 

@@ -2,7 +2,7 @@ import { adoptFromJson, type FieldDef, type FieldValue, type FieldValues, type S
 import { parseIndexSpec, type IndexSpec } from '../index/spec.js';
 import type { Kernels } from '../kernels/types.js';
 import type { ManifestSchema, ManifestState } from '../storage/manifest.js';
-import type { RecordField, UpdateEntry, UpsertEntry, WalOperation } from '../storage/records.js';
+import type { RecordField, UpsertEntry, WalOperation } from '../storage/records.js';
 import { IdMap } from './id-map.js';
 import { MutableSegment } from './mutable-segment.js';
 import type { SealedSegment } from './sealed-segment.js';
@@ -63,14 +63,8 @@ export class CollectionState {
       for (const e of op.entries) this.applyUpsert(e, inverseNorm(e.vector, this.schema.metric), op.seq, missing);
       return op.entries.length;
     }
-    if (op.type === 'delete') {
-      let n = 0;
-      for (const id of op.ids) if (this.applyDelete(id)) n++;
-      return n;
-    }
-    const missing = this.fieldsNotIn(op.fields);
     let n = 0;
-    for (const e of op.entries) if (this.applyUpdate(e, op.merge, op.seq, missing)) n++;
+    for (const id of op.ids) if (this.applyDelete(id)) n++;
     return n;
   }
 
@@ -101,19 +95,16 @@ export class CollectionState {
     return true;
   }
 
-  /** Replaces (or merges into) a record's metadata, keeping its vector: the row moves to the mutable segment. */
-  applyUpdate(e: UpdateEntry, merge: boolean, seq: number, missing: readonly FieldDef[]): boolean {
-    const at = this.ids.get(e.id);
-    if (!at) return false;
-    const m = this.mutable;
-    m.noteSeq(seq);
-    const patch = missing.length ? adoptFromJson({ json: e.metadataJson, values: e.values }, missing) : { json: e.metadataJson, values: e.values };
+  /**
+   * The upsert a metadata update amounts to, read from the current state: the record's vector
+   * with the new metadata (the patch, or the patch merged into the current metadata). Null when
+   * the id is absent. Logged as that upsert, so replay never depends on the row it replaced.
+   */
+  planUpdate(id: string, patch: SplitMetadata, merge: boolean): UpsertEntry | null {
+    const at = this.ids.get(id);
+    if (!at) return null;
     const next = merge ? mergeMetadata(this.currentMetadata(at.segment, at.ord), patch) : patch;
-    const vector = at.segment.vectorAt(at.ord);
-    at.segment.markDeleted(at.ord);
-    const ord = m.append(e.id, vector, inverseNorm(vector, this.schema.metric), next.json, next.values);
-    this.ids.set(e.id, m, ord);
-    return true;
+    return { id, vector: at.segment.vectorAt(at.ord), metadataJson: next.json, values: next.values };
   }
 
   /** A row's metadata split under the current schema (fields its segment lacks adopted from its JSON). */

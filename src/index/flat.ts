@@ -1,3 +1,4 @@
+import { QuiverError } from '../errors.js';
 import type { Kernels } from '../kernels/types.js';
 import { forEachSetBit } from '../util/bitset.js';
 import type { Metric } from '../collection/validate.js';
@@ -10,16 +11,21 @@ import type { VectorStore } from './vector-store.js';
  */
 export class FlatIndex implements VectorIndex {
   readonly description = 'Flat';
+  private released = false;
   constructor(readonly store: VectorStore, readonly metric: Metric) {}
   get count(): number { return this.store.count; }
   get memoryBytes(): number { return this.store.bytes; }
   search(q: SegmentQuery): SearchResultBatch {
+    if (this.released) throw new QuiverError('CLOSED', 'this FlatIndex was released', { reason: 'released' });
     const res = flatSearch(this.store, this.metric, q.queries, q.nq, q.k, q.excluded);
     const n = this.store.count;
     for (let i = 0; i < q.nq; i++) q.counters.scanned[i] += n;
     return res;
   }
-  release(): void { this.store.clear(); }
+  release(): void {
+    this.released = true;
+    this.store.clear();
+  }
 }
 
 /**

@@ -3,11 +3,12 @@ import { FIELD_TYPE_CODES, fieldTypeOfCode, NO_VALUES, type FieldType, type Fiel
 import { ByteReader, ByteWriter } from '../util/bytes.js';
 
 /**
- * Payloads of WAL records: one record per write call (upsert, delete, metadata update), so a
- * batch is atomic on replay (all of it or none of it).
+ * Payloads of WAL records: one record per write call (upsert, delete; a metadata update is logged
+ * as the upsert it amounts to, with the vector it keeps), so a batch is atomic on replay (all of
+ * it or none of it), and every record replays without reading the state it was applied to.
  *
  * Byte layout (little-endian), after the WAL framing:
- *   0  u8   type: 1 upsert (v1), 2 delete, 3 upsert (v2, with declared fields), 4 metadata update
+ *   0  u8   type: 1 upsert (v1), 2 delete, 3 upsert (v2, with declared fields)
  *   1  u64  sequence number (strictly increasing across the collection's life)
  *   9  u32  count
  *   type 1: 13 u32 dimension, then per record:
@@ -16,9 +17,6 @@ import { ByteReader, ByteWriter } from '../util/bytes.js';
  *   type 3: 13 u32 dimension, then the field table, then per record:
  *           u16 id byte length, id UTF-8, f32[dimension] vector, u32 JSON byte length, JSON
  *           (undeclared metadata), then per field of the table: the field value
- *   type 4: 13 u8 flags (bit 0: merge into the current metadata instead of replacing it),
- *           then the field table, then per record: u16 id byte length, id UTF-8, u32 JSON byte
- *           length, JSON, per field of the table: the field value
  *   field table: u16 F, per field: u16 name byte length, name UTF-8, u8 type code
  *           (src/fields/types.ts FIELD_TYPE_CODES). It names the declared fields the writer
  *           knew, so a record replays correctly after later fields are added.
@@ -29,7 +27,6 @@ import { ByteReader, ByteWriter } from '../util/bytes.js';
 export const RECORD_UPSERT_V1 = 1;
 export const RECORD_DELETE = 2;
 export const RECORD_UPSERT = 3;
-export const RECORD_UPDATE = 4;
 
 /** One record of an upsert: vector as f32, metadata split into declared values and JSON. */
 export interface UpsertEntry {
@@ -41,20 +38,12 @@ export interface UpsertEntry {
   values: FieldValues;
 }
 
-/** One record of a metadata update. */
-export interface UpdateEntry {
-  id: string;
-  metadataJson: string;
-  values: FieldValues;
-}
-
 /** A declared field as a record names it. */
 export interface RecordField { name: string; type: FieldType }
 
 export type WalOperation =
   | { type: 'upsert'; seq: number; entries: UpsertEntry[]; fields: readonly RecordField[] }
-  | { type: 'delete'; seq: number; ids: string[] }
-  | { type: 'update'; seq: number; merge: boolean; entries: UpdateEntry[]; fields: readonly RecordField[] };
+  | { type: 'delete'; seq: number; ids: string[] };
 
 const enc = new TextEncoder();
 const EMPTY = new Uint8Array(0);
@@ -114,18 +103,6 @@ export function encodeDelete(seq: number, ids: readonly string[]): Uint8Array {
   for (const id of ids) {
     const b = enc.encode(id);
     w.u16(b.length).bytes(b);
-  }
-  return w.finish();
-}
-
-export function encodeUpdate(seq: number, merge: boolean, entries: readonly UpdateEntry[], fields: readonly RecordField[]): Uint8Array {
-  const w = new ByteWriter(32 + entries.length * 64);
-  w.u8(RECORD_UPDATE).u64(seq).u32(entries.length).u8(merge ? 1 : 0);
-  writeFieldTable(w, fields);
-  for (const e of entries) {
-    const id = enc.encode(e.id), meta = e.metadataJson ? enc.encode(e.metadataJson) : EMPTY;
-    w.u16(id.length).bytes(id).u32(meta.length).bytes(meta);
-    for (const f of fields) writeValue(w, f.type, e.values[f.name]);
   }
   return w.finish();
 }
@@ -194,19 +171,6 @@ export function decodeOperation(payload: Uint8Array, dimension: number, file: st
       for (let i = 0; i < count; i++) ids.push(str('id'));
       done();
       return { type: 'delete', seq, ids };
-    }
-    if (type === RECORD_UPDATE) {
-      const flags = r.u8('flags');
-      if (flags > 1) r.fail(`unknown update flags ${flags}`);
-      const fields = fieldTable();
-      const entries: UpdateEntry[] = [];
-      for (let i = 0; i < count; i++) {
-        const id = str('id');
-        const metadataJson = json();
-        entries.push({ id, metadataJson, values: values(fields) });
-      }
-      done();
-      return { type: 'update', seq, merge: flags === 1, entries, fields };
     }
     return r.fail(`unknown record type ${type}`);
   } catch (e) {

@@ -21,7 +21,8 @@ const faults = faultPoint === '-' ? undefined : (point) => {
 };
 
 const col = await Collection.open(dir, {
-  schema: { dimension: 8, metric: 'cosine', index },
+  // a declared field: its column is written and read at every seal and merge
+  schema: { dimension: 8, metric: 'cosine', index, fields: { v: 'number' } },
   sealRows: Number(sealRowsS),
   // small segments get codes too, so that crashes hit the CODES path of compressed specs
   minQuantizedRows: 8,
@@ -37,6 +38,7 @@ const submit = (n) => {
   let p;
   if (op.kind === 'upsert') p = col.upsert(op.records.map((r) => ({ id: r.id, vector: vectorFor(r.id, r.version), metadata: { v: r.version } })));
   else if (op.kind === 'delete') p = col.delete(op.ids);
+  else if (op.kind === 'update') p = col.update(op.ids.map((id) => ({ id, metadata: { u: op.tag } })), { merge: true });
   else if (op.kind === 'flush') p = col.flush();
   else p = col.compact();
   return p.then(() => say(`ack ${n}`));

@@ -26,7 +26,8 @@ export function vectorFor(id, version) {
 
 /**
  * Operations of one child run: {kind: 'upsert', records: [{id, version}]} | {kind: 'delete', ids}
- * | {kind: 'flush'} | {kind: 'compact'}, plus `group`: how many ops to submit concurrently from here.
+ * | {kind: 'update', ids, tag} (metadata merge: sets u = tag, keeps the vector) | {kind: 'flush'}
+ * | {kind: 'compact'}, plus `group`: how many ops to submit concurrently from here.
  */
 export function makeOps(seed, count) {
   const r = rng(seed);
@@ -34,10 +35,13 @@ export function makeOps(seed, count) {
   for (let n = 0; n < count; n++) {
     const x = r();
     const group = r() < 0.25 ? 2 + Math.floor(r() * 4) : 1;
-    if (x < 0.62) {
+    if (x < 0.55) {
       const size = 1 + Math.floor(r() * 25);
       const records = Array.from({ length: size }, (_, i) => ({ id: `k${Math.floor(r() * UNIVERSE)}`, version: seed * 10000 + n * 100 + i }));
       ops.push({ kind: 'upsert', records, group });
+    } else if (x < 0.67) {
+      const ids = Array.from({ length: 1 + Math.floor(r() * 8) }, () => `k${Math.floor(r() * UNIVERSE)}`);
+      ops.push({ kind: 'update', ids, tag: seed * 10000 + n, group });
     } else if (x < 0.92) {
       const ids = Array.from({ length: 1 + Math.floor(r() * 10) }, () => `k${Math.floor(r() * UNIVERSE)}`);
       ops.push({ kind: 'delete', ids, group });
@@ -50,12 +54,13 @@ export function makeOps(seed, count) {
   return ops;
 }
 
-/** Applies ops[0..m) to a model Map(id -> version). */
+/** Applies ops[0..m) to a model Map(id -> {version, tag}) (tag: the last update's, or undefined). */
 export function applyOps(model, ops, m) {
   for (let n = 0; n < m; n++) {
     const op = ops[n];
-    if (op.kind === 'upsert') for (const rec of op.records) model.set(rec.id, rec.version);
+    if (op.kind === 'upsert') for (const rec of op.records) model.set(rec.id, { version: rec.version, tag: undefined });
     else if (op.kind === 'delete') for (const id of op.ids) model.delete(id);
+    else if (op.kind === 'update') for (const id of op.ids) { const cur = model.get(id); if (cur) model.set(id, { version: cur.version, tag: op.tag }); }
   }
   return model;
 }

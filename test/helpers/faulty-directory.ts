@@ -13,6 +13,13 @@ export class FaultyDirectory implements Directory {
   readonly durable = false;
   spaceLeft = Infinity;
   deny: RegExp | null = null;
+  /** Removals of matching files fail with EBUSY while `failRemovals` > 0 (each failure decrements it). */
+  failRemove: RegExp | null = null;
+  failRemovals = 0;
+  /** Names whose removal failed. */
+  readonly failedRemovals: string[] = [];
+  /** Called before each writeFile (e.g. to pause a manifest write); may return a promise to wait on. */
+  beforeWrite: ((name: string) => Promise<void> | void) | null = null;
 
   private enospc(name: string): QuiverError {
     return new QuiverError('IO_ERROR', `faulty/${name}: cannot write: no space left on device (disk full)`, { file: name, errno: 'ENOSPC' });
@@ -30,6 +37,7 @@ export class FaultyDirectory implements Directory {
   exists(name: string): Promise<boolean> { return this.inner.exists(name); }
   readFile(name: string): Promise<Uint8Array> { return this.inner.readFile(name); }
   async writeFile(name: string, chunks: readonly Uint8Array[]): Promise<void> {
+    await this.beforeWrite?.(name);
     if (this.deny?.test(name)) throw this.eacces(name);
     const total = chunks.reduce((a, c) => a + c.length, 0);
     if (this.take(name, total) < total) throw this.enospc(name);
@@ -53,7 +61,14 @@ export class FaultyDirectory implements Directory {
   }
   openRead(name: string): Promise<RandomAccessFile> { return this.inner.openRead(name); }
   rename(from: string, to: string): Promise<void> { return this.inner.rename(from, to); }
-  remove(name: string): Promise<void> { return this.inner.remove(name); }
+  async remove(name: string): Promise<void> {
+    if (this.failRemovals > 0 && this.failRemove?.test(name)) {
+      this.failRemovals--;
+      this.failedRemovals.push(name);
+      throw new QuiverError('IO_ERROR', `faulty/${name}: cannot remove: resource busy`, { file: name, errno: 'EBUSY' });
+    }
+    return this.inner.remove(name);
+  }
   syncDirectory(): Promise<void> { return this.inner.syncDirectory(); }
   lock(): Promise<DirectoryLock> { return this.inner.lock(); }
 }
