@@ -9,6 +9,7 @@ import { normalizeFields, normalizeSchema, publicSchema, type CollectionSchema, 
 import { scrollPage } from './scroll.js';
 import type { Segment } from './segment.js';
 import { checkId, checkMetadata, describe, norm, toVector, type Metric, type VectorLike } from './validate.js';
+import { transientFloats } from '../util/transient.js';
 
 export type { CollectionSchema, NormalizedSchema } from './schema.js';
 
@@ -312,6 +313,10 @@ export class Collection {
     }
     const fields = this.engine.schema.fields;
     const prepared: PreparedRecord[] = [];
+    const d = this.dimension;
+    // one buffer for the whole batch's vectors (copies: the caller may reuse its arrays, and the
+    // WAL must log exactly what is applied), rather than a small allocation per record
+    const vectors = transientFloats(records.length * d);
     for (let i = 0; i < records.length; i++) {
       const r = records[i] as unknown;
       if (typeof r !== 'object' || r === null) {
@@ -325,8 +330,7 @@ export class Collection {
       }
       const id = checkId(rec.id, { index: i });
       const where = { index: i, id };
-      // copy: the caller may reuse its array, and the WAL must log exactly what is applied
-      const vector = Float32Array.from(toVector(rec.vector, this.dimension, where));
+      const vector = toVector(rec.vector, d, where, vectors.subarray(i * d, (i + 1) * d));
       let invNorm = 1;
       if (this.metric === 'cosine') {
         const nv = norm(vector);

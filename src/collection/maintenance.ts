@@ -14,6 +14,7 @@ import { SealedSegment } from './sealed-segment.js';
 import type { Segment } from './segment.js';
 import { writeSegmentFile } from './segment-writer.js';
 import type { CollectionState } from './state.js';
+import { transientBytes, transientFloats } from '../util/transient.js';
 
 /** What maintenance needs of the engine. */
 export interface MaintenanceHost {
@@ -255,11 +256,17 @@ export class Maintenance {
 
 /**
  * The vectors of `rows` (live rows of `sources`, in source order) as chunks of ~4 MiB, read
- * with sequential range reads of each source rather than row by row.
+ * with sequential range reads of each source rather than row by row. One output buffer and one
+ * read buffer serve every chunk: the consumer (the segment writer) is done with a chunk before
+ * it asks for the next, and the import of a large collection does not leave a trail of
+ * multi-megabyte garbage behind (which the C allocator tends to keep as resident memory).
  */
 function* liveVectorChunks(sources: readonly Segment[], rows: readonly { seg: Segment; ord: number }[], d: number): Generator<Uint8Array> {
-  const rowsPerChunk = Math.max(1, Math.floor((4 << 20) / (d * 4)));
-  let out = new Float32Array(Math.min(rowsPerChunk, rows.length) * d);
+  const rowsPerChunk = Math.max(1, Math.min(rows.length, Math.floor((4 << 20) / (d * 4))));
+  const out = transientFloats(rowsPerChunk * d);
+  const outBytes = new Uint8Array(out.buffer, 0, rowsPerChunk * d * 4);
+  const read = transientBytes(rowsPerChunk * d * 4);
+  const block = new Float32Array(read.buffer, 0, rowsPerChunk * d);
   let filled = 0;
   let r = 0;
   for (const src of sources) {
@@ -267,20 +274,19 @@ function* liveVectorChunks(sources: readonly Segment[], rows: readonly { seg: Se
       if (rows[r].seg !== src) break;
       const n = Math.min(rowsPerChunk, src.count - s);
       if (rows[r].ord >= s + n) continue; // no wanted row in this range
-      const block = new Float32Array(src.vectorRange(s, n).buffer);
+      src.vectorRange(s, n, read);
       while (r < rows.length && rows[r].seg === src && rows[r].ord < s + n) {
         const i = rows[r].ord - s;
         out.set(block.subarray(i * d, (i + 1) * d), filled * d);
         r++;
-        if (++filled === out.length / d) {
-          yield new Uint8Array(out.buffer);
-          out = new Float32Array(Math.min(rowsPerChunk, rows.length - r || 1) * d);
+        if (++filled === rowsPerChunk) {
+          yield outBytes;
           filled = 0;
         }
       }
     }
   }
-  if (filled) yield new Uint8Array(out.buffer, 0, filled * d * 4);
+  if (filled) yield outBytes.subarray(0, filled * d * 4);
 }
 
 function asQuiverError(e: unknown): QuiverError {

@@ -74,11 +74,11 @@ export class MutableSegment extends SegmentBase implements Segment {
   fieldValuesAt(ord: number): FieldValues { return this.values[ord] ?? NO_VALUES; }
   vectorAt(ord: number, out?: Float32Array): Float32Array { return this.store.get(ord, out); }
 
-  vectorRange(from: number, n: number): Uint8Array {
+  vectorRange(from: number, n: number, out: Uint8Array = new Uint8Array(n * this.dimension * 4)): Uint8Array {
     const d = this.dimension;
-    const out = new Float32Array(n * d);
-    for (let i = 0; i < n; i++) this.store.get(from + i, out.subarray(i * d, (i + 1) * d));
-    return new Uint8Array(out.buffer);
+    const f = new Float32Array(out.buffer, out.byteOffset, n * d);
+    for (let i = 0; i < n; i++) this.store.get(from + i, f.subarray(i * d, (i + 1) * d));
+    return out.subarray(0, n * d * 4);
   }
 
   protected free(): void { this.store.clear(); }

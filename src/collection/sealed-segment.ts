@@ -144,11 +144,11 @@ export class SealedSegment extends SegmentBase implements Segment, ExactScorer {
    * Rows [from, from + n) as raw f32 bytes: from kernel memory, or one sequential file read
    * (merges stream segments through this rather than reading row by row).
    */
-  vectorRange(from: number, n: number): Uint8Array {
+  vectorRange(from: number, n: number, into?: Uint8Array): Uint8Array {
     const d = this.dimension;
-    const out = new Uint8Array(n * d * 4);
+    const out = into ? into.subarray(0, n * d * 4) : new Uint8Array(n * d * 4);
     if (this.flat) {
-      const f = new Float32Array(out.buffer);
+      const f = new Float32Array(out.buffer, out.byteOffset, n * d);
       for (let i = 0; i < n; i++) this.flat.store.get(from + i, f.subarray(i * d, (i + 1) * d));
     } else {
       this.file.file.readInto(this.vectorsOffset + from * d * 4, out);

@@ -6,6 +6,7 @@ import type { Kernels } from '../kernels/types.js';
 import type { Directory } from '../storage/directory.js';
 import { encodeStringColumn, SECTION, segmentFileName, SegmentWriter } from '../storage/segment-file.js';
 import type { Metric } from './validate.js';
+import { transientFloats } from '../util/transient.js';
 
 /** What a segment file is written from: rows in ordinal order. */
 export interface SegmentRows {
@@ -43,9 +44,9 @@ export async function writeSegmentFile(dir: Directory, rows: SegmentRows, fault?
   });
   try {
     const d = rows.dimension;
-    const norms = new Float32Array(rows.count);
+    const norms = transientFloats(rows.count);
     const plan = planIndex(rows.index.spec, d, rows.metric, rows.count, rows.index.minRows, rows.number, rows.index.kernels);
-    const sample = plan ? new Float32Array(plan.sampleRows * d) : null;
+    const sample = plan ? transientFloats(plan.sampleRows * d) : null;
     let sampled = 0;
     let row = 0;
     await w.beginSection(SECTION.VECTORS);
@@ -72,7 +73,7 @@ export async function writeSegmentFile(dir: Directory, rows: SegmentRows, fault?
       await plan.write(w, sample.subarray(0, sampled * d), rows.vectorChunks(), norms);
       fault?.('segment:after-codes');
     }
-    await w.section(SECTION.NORMS, [new Uint8Array(norms.buffer)]);
+    await w.section(SECTION.NORMS, [new Uint8Array(norms.buffer, 0, rows.count * 4)]);
     await w.section(SECTION.IDS, encodeStringColumn(rows.ids));
     fault?.('segment:before-metadata');
     await w.section(SECTION.METADATA, encodeStringColumn(rows.metadataJson));

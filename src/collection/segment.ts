@@ -38,8 +38,8 @@ export interface Segment {
   hasField(name: string): boolean;
   /** The stored vector of a row (a copy). */
   vectorAt(ord: number, out?: Float32Array): Float32Array;
-  /** Rows [from, from + n) as raw f32 bytes (a copy), read sequentially. */
-  vectorRange(from: number, n: number): Uint8Array;
+  /** Rows [from, from + n) as raw f32 bytes, read sequentially into `out` (at least n * dimension * 4 bytes) or a new array. */
+  vectorRange(from: number, n: number, out?: Uint8Array): Uint8Array;
   isDeleted(ord: number): boolean;
   /** Sets a tombstone; true if the row was live. */
   markDeleted(ord: number): boolean;

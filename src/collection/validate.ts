@@ -13,10 +13,11 @@ export const METRICS: readonly Metric[] = ['cosine', 'dot', 'l2'];
 export type VectorLike = readonly number[] | Float32Array | Float64Array;
 
 /**
- * Checks one vector's length and values; returns it as a Float32Array (a copy when the input
- * was not a Float32Array, else the input itself). `where` names it in errors (e.g. record id).
+ * Checks one vector's length and values; returns it as a Float32Array: written into `into`
+ * (f32[dimension]) when given, else a copy when the input was not a Float32Array, else the input
+ * itself. `where` names it in errors (e.g. record id).
  */
-export function toVector(v: unknown, dimension: number, where: Record<string, unknown>): Float32Array {
+export function toVector(v: unknown, dimension: number, where: Record<string, unknown>, into?: Float32Array): Float32Array {
   if (!(v instanceof Float32Array) && !(v instanceof Float64Array) && !Array.isArray(v)) {
     throw new QuiverError('INVALID_VECTOR', `vector must be an array of numbers or a Float32Array, got ${describe(v)}`, {
       ...where, expected: 'number[] | Float32Array', received: describe(v),
@@ -27,7 +28,7 @@ export function toVector(v: unknown, dimension: number, where: Record<string, un
       ...where, expected: dimension, received: v.length,
     });
   }
-  const out = v instanceof Float32Array ? v : new Float32Array(dimension);
+  const out = into ?? (v instanceof Float32Array ? v : new Float32Array(dimension));
   for (let i = 0; i < dimension; i++) {
     const x = (v as ArrayLike<unknown>)[i];
     if (typeof x !== 'number' || !Number.isFinite(x)) {

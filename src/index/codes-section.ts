@@ -4,7 +4,9 @@ import { deserializeQuantizer } from '../quant/registry.js';
 import type { Quantizer } from '../quant/types.js';
 import { SECTION, type SegmentFile, type SegmentWriter } from '../storage/segment-file.js';
 import { ByteReader, ByteWriter } from '../util/bytes.js';
+import { crc32c } from '../util/crc32c.js';
 import { FlatQuantizedIndex } from './flat-quantized.js';
+import { transientBytes, transientFloats } from '../util/transient.js';
 
 /**
  * The CODES section of a segment file: a trained quantizer and the code of every row, written
@@ -31,38 +33,74 @@ export async function writeCodesSection(
   await w.beginSection(SECTION.CODES);
   await w.writeChunk(head.slice());
   let row = 0;
+  // one scratch pair for every chunk (chunks may be views the caller reuses)
+  let f = new Float32Array(0), codes = new Uint8Array(0);
   for await (const chunk of chunks) {
     const n = chunk.length / (d * 4);
-    const f = new Float32Array(n * d);
-    new Uint8Array(f.buffer).set(chunk);
-    prepare(f, row, n);
-    const codes = new Uint8Array(n * q.codeSize);
-    q.encode(f, n, codes);
-    await w.writeChunk(codes);
+    if (f.length < n * d) { f = transientFloats(n * d); codes = transientBytes(n * q.codeSize); }
+    const rows = f.subarray(0, n * d);
+    new Uint8Array(rows.buffer, 0, n * d * 4).set(chunk);
+    prepare(rows, row, n);
+    const out = codes.subarray(0, n * q.codeSize);
+    q.encode(rows, n, out);
+    await w.writeChunk(out);
     row += n;
   }
   w.endSection();
   if (row !== count) throw new Error(`codes section: encoded ${row} rows, expected ${count}`);
 }
 
-/** Loads the CODES section into a FlatQuantizedIndex on `kernels` (INCOMPATIBLE_CODES / CORRUPT_FILE on mismatch). */
+/**
+ * Loads the CODES section into a FlatQuantizedIndex on `kernels` (INCOMPATIBLE_CODES /
+ * CORRUPT_FILE on mismatch). The codes are read in ~4 MiB pieces straight into the index (no
+ * copy of the whole section), the checksum verified at the end; on any failure the index is
+ * released.
+ */
 export function readCodesSection(file: SegmentFile, where: string, count: number, kernels: Kernels): FlatQuantizedIndex {
-  const r = new ByteReader(file.read(SECTION.CODES), where);
-  const version = r.u32('codes version');
-  if (version !== CODES_VERSION) throw new QuiverError('UNSUPPORTED_FORMAT', `${where}: codes section version ${version} is not supported (read: ${CODES_VERSION})`, { file: where, expected: CODES_VERSION, received: version });
-  const q = deserializeQuantizer(r.blob('quantizer').slice(), kernels, where);
-  const fingerprint = r.u32('fingerprint');
-  const codeSize = r.u32('code size');
-  const n = r.u32('code count');
-  if (n !== count || codeSize !== q.codeSize) r.fail(`codes section holds ${n} codes of ${codeSize} bytes, expected ${count} of ${q.codeSize}`);
-  const rows = r.bytesView(n * codeSize, 'codes');
-  if (r.remaining !== 0) r.fail(`${r.remaining} trailing bytes after the codes`);
-  const index = new FlatQuantizedIndex(q, n);
+  const sec = file.section(SECTION.CODES);
+  const head8 = new Uint8Array(Math.min(8, sec.length));
+  file.file.readInto(sec.offset, head8);
+  const blobLen = head8.length === 8 ? new DataView(head8.buffer).getUint32(4, true) : 0;
+  const headLen = 8 + blobLen + 12;
+  if (headLen > sec.length) {
+    file.readChunked(SECTION.CODES, 4 << 20, () => {}); // a damaged length: the checksum says so
+    throw new QuiverError('CORRUPT_FILE', `${where}: codes section of ${sec.length} bytes is too short for its header (${headLen} bytes)`, { file: where });
+  }
+  const head = new Uint8Array(headLen);
+  file.file.readInto(sec.offset, head);
+  let crc = crc32c(head);
+  const r = new ByteReader(head, where);
+  let index: FlatQuantizedIndex | null = null;
   try {
-    index.addCodes(rows, n, { spec: q.spec, fingerprint });
+    const version = r.u32('codes version');
+    if (version !== CODES_VERSION) throw new QuiverError('UNSUPPORTED_FORMAT', `${where}: codes section version ${version} is not supported (read: ${CODES_VERSION})`, { file: where, expected: CODES_VERSION, received: version });
+    const blob = r.blob('quantizer');
+    const q = deserializeQuantizer(blob.slice(), kernels, where);
+    const fingerprint = r.u32('fingerprint');
+    const codeSize = r.u32('code size');
+    const n = r.u32('code count');
+    if (n !== count || codeSize !== q.codeSize) r.fail(`codes section holds ${n} codes of ${codeSize} bytes, expected ${count} of ${q.codeSize}`);
+    if (sec.length !== headLen + n * codeSize) r.fail(`codes section is ${sec.length} bytes, expected ${headLen + n * codeSize}`);
+    index = new FlatQuantizedIndex(q, n);
+    const origin = { spec: q.spec, fingerprint };
+    const perPiece = Math.max(1, Math.floor((4 << 20) / Math.max(1, codeSize)));
+    const piece = transientBytes(Math.min(n, perPiece) * codeSize);
+    let at = sec.offset + headLen;
+    for (let done = 0; done < n;) {
+      const take = Math.min(perPiece, n - done);
+      const part = piece.subarray(0, take * codeSize);
+      file.file.readInto(at, part);
+      crc = crc32c(part, crc);
+      index.addCodes(part, take, done === 0 ? origin : undefined);
+      at += part.length;
+      done += take;
+    }
+    file.checkCrc(SECTION.CODES, crc);
+    return index;
   } catch (e) {
-    index.release();
+    index?.release();
+    // a damaged section is CORRUPT_FILE (its checksum), whatever part of it failed to parse
+    file.readChunked(SECTION.CODES, 4 << 20, () => {});
     throw e;
   }
-  return index;
 }

@@ -9,6 +9,7 @@ import { FlatIndex } from './flat.js';
 import { quantizerSpecOf, rerankRule, type IndexSpec } from './spec.js';
 import type { ExactScorer, VectorIndex } from './types.js';
 import { VectorStore } from './vector-store.js';
+import { transientBytes } from '../util/transient.js';
 
 /**
  * Which VectorIndex a segment gets, how it is written at seal/merge, and how it is loaded at open.
@@ -101,7 +102,7 @@ export async function loadIndex(file: SegmentFile, where: string, ctx: IndexLoad
     }
     const vec = file.section(SECTION.VECTORS);
     const step = Math.max(1, Math.floor((4 << 20) / (d * 4)));
-    const scratch = store ? null : new Uint8Array(Math.min(Math.max(count, 1), step) * d * 4);
+    const scratch = store ? null : transientBytes(Math.min(Math.max(count, 1), step) * d * 4);
     let at = vec.offset, crc = 0;
     const fill = (dest: Uint8Array) => {
       file.file.readInto(at, dest);

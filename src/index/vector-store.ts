@@ -73,19 +73,6 @@ export class VectorStore {
     }
   }
 
-  /**
-   * The rows [0, count) as raw bytes, one copy per chunk (copies: kernel memory may move while
-   * the caller awaits I/O between chunks).
-   */
-  *rawChunks(): Generator<Uint8Array> {
-    const rowBytes = this.dimension * 4;
-    for (let c = 0; c < this.chunks.length; c++) {
-      const rows = this.rowsIn(c);
-      if (rows <= 0) break;
-      yield this.kernels.memory.u8(this.chunks[c], rows * rowBytes).slice();
-    }
-  }
-
   /** Overwrites the vector at `ord`. */
   set(ord: number, v: Float32Array, invNorm = 1): void {
     const c = (ord / this.chunkRows) | 0, r = ord - c * this.chunkRows;

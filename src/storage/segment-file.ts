@@ -1,6 +1,7 @@
 import { QuiverError } from '../errors.js';
 import { crc32c } from '../util/crc32c.js';
 import type { AppendFile, Directory, RandomAccessFile } from './directory.js';
+import { transientBytes } from '../util/transient.js';
 
 /**
  * Immutable segment files, `seg-<number>.qseg`: everything a sealed segment holds, written once
@@ -343,21 +344,20 @@ export function sectionName(kind: number): string {
 /** Encodes strings as u32[count + 1] offsets + UTF-8 blob (IDS and METADATA sections). */
 export function encodeStringColumn(values: readonly string[]): Uint8Array[] {
   const enc = new TextEncoder();
-  const parts = values.map((s) => (s ? enc.encode(s) : EMPTY));
   const offsets = new Uint32Array(values.length + 1);
+  // one blob for all (at most 3 UTF-8 bytes per UTF-16 code unit), trimmed by the view returned
+  let bound = 0;
+  for (const v of values) bound += v.length * 3;
+  const blob = transientBytes(bound);
   let total = 0;
-  for (let i = 0; i < parts.length; i++) {
+  for (let i = 0; i < values.length; i++) {
     offsets[i] = total;
-    total += parts[i].length;
+    if (values[i]) total += enc.encodeInto(values[i], blob.subarray(total)).written;
   }
   offsets[values.length] = total;
-  const blob = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) { blob.set(p, at); at += p.length; }
-  return [new Uint8Array(offsets.buffer), blob];
+  return [new Uint8Array(offsets.buffer), blob.subarray(0, total)];
 }
 
-const EMPTY = new Uint8Array(0);
 
 /** A string column read back: value(i) decodes lazily. */
 export class StringColumn {

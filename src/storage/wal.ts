@@ -1,6 +1,7 @@
 import { QuiverError } from '../errors.js';
 import { crc32c } from '../util/crc32c.js';
 import type { AppendFile, Directory } from './directory.js';
+import { transientBytes } from '../util/transient.js';
 
 /**
  * The write-ahead log. One file per generation, `wal-<generation>.log`; a collection replays the
@@ -215,7 +216,7 @@ export class WalWriter {
     try {
       if (bytes <= 4 << 20) {
         // one write call for a group of small records
-        const all = new Uint8Array(bytes);
+        const all = transientBytes(bytes);
         let at = 0;
         for (const c of flat) { all.set(c, at); at += c.length; }
         await this.file.append(all);

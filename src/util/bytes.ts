@@ -1,4 +1,5 @@
 import { QuiverError } from '../errors.js';
+import { transientBytes } from './transient.js';
 
 /**
  * Little-endian binary writer/reader for QuiverDB's own formats (segments, manifests, serialized
@@ -11,7 +12,7 @@ export class ByteWriter {
   private n = 0;
 
   constructor(initial = 1024) {
-    this.buf = new Uint8Array(Math.max(16, initial));
+    this.buf = transientBytes(Math.max(16, initial));
     this.view = new DataView(this.buf.buffer);
   }
 
@@ -21,7 +22,7 @@ export class ByteWriter {
     if (this.n + extra <= this.buf.length) return;
     let cap = this.buf.length * 2;
     while (cap < this.n + extra) cap *= 2;
-    const next = new Uint8Array(cap);
+    const next = transientBytes(cap);
     next.set(this.buf.subarray(0, this.n));
     this.buf = next;
     this.view = new DataView(next.buffer);
