@@ -86,6 +86,23 @@ describe('an installed state is never undone', () => {
   });
 });
 
+describe('memory after an import', () => {
+  it('a sealed compressed segment gives its float32 vectors back: kernel memory holds the codes, not the vectors', async () => {
+    const d = 64, n = 20000;
+    const col = Collection.create({ dimension: d, metric: 'cosine', index: 'Flat,SQ8,Rerank' });
+    for (let s = 0; s < n; s += 5000) await col.upsert(Array.from({ length: 5000 }, (_, i) => ({ id: `m${s + i}`, vector: randomF32(d, s + i + 1) })));
+    const vectors = n * d * 4;
+    assert.ok(col.info().kernelMemoryBytes >= vectors, 'before sealing, the mutable segment holds the vectors');
+    await col.flush();
+    await col.idle();
+    const info = col.info();
+    assert.equal(info.segmentList.filter((s) => s.state === 'sealed').length, 1);
+    assert.ok(info.kernelMemoryBytes < vectors / 2, `kernel memory ${info.kernelMemoryBytes} B for ${vectors} B of vectors`);
+    assert.ok(info.kernelMemoryBytes >= n * d, 'it holds the SQ8 codes (1 byte per dimension)');
+    await col.close();
+  });
+});
+
 describe('one writer lane in memory too', () => {
   // In-memory collections applied writes at once, outside the lane, while a seal copied
   // tombstones and then awaited: deletes in that window were lost (the id came back in search).
