@@ -4,10 +4,10 @@ import type { IndexSearchParams } from '../index/types.js';
 import type { Kernels } from '../kernels/types.js';
 import type { Directory, DirectoryLock } from '../storage/directory.js';
 import { readManifest, writeManifest, type ManifestSchema, type ManifestSegment, type ManifestState } from '../storage/manifest.js';
-import { decodeOperation, encodeDelete, encodeUpsert, type RecordField, type UpsertEntry } from '../storage/records.js';
+import { encodeDelete, encodeUpsert, type RecordField, type UpsertEntry } from '../storage/records.js';
 import { adoptFromJson, type FieldValues } from '../fields/types.js';
-import { SegmentFile } from '../storage/segment-file.js';
-import { checkRecordSize, MAX_RECORD_BYTES, readWalBytes, walGeneration, type WalWriter } from '../storage/wal.js';
+import { checkRecordSize, MAX_RECORD_BYTES, type WalWriter } from '../storage/wal.js';
+import { verifyFiles, type VerifyReport } from './verify.js';
 import { CommitLane } from './commit-lane.js';
 import { isolateCallback, type EngineEvent } from './events.js';
 import { Maintenance, type MaintenanceHost } from './maintenance.js';
@@ -405,7 +405,7 @@ export class Engine implements MaintenanceHost {
     return new Snapshot(this.state.segments());
   }
 
-  /** Searches a snapshot taken now (released before returning unless `keep` is given the snapshot). */
+  /** Searches the segments of `snap` (the caller releases it). */
   search(snap: Snapshot, queries: Float32Array, nq: number, k: number, params: IndexSearchParams = {}): SnapshotSearchResult {
     this.checkOpen();
     return searchSnapshot(snap, queries, nq, k, params);
@@ -426,37 +426,9 @@ export class Engine implements MaintenanceHost {
   }
 
   /** Checks every checksum of every file (manifest, segments, WAL). */
-  async verify(): Promise<{ files: number; bytes: number; problems: { file: string; code: string; message: string }[] }> {
+  async verify(): Promise<VerifyReport> {
     this.checkOpen();
-    const problems: { file: string; code: string; message: string }[] = [];
-    let files = 0, bytes = 0;
-    const record = (file: string, e: unknown) => {
-      const q = e instanceof QuiverError ? e : new QuiverError('IO_ERROR', String(e));
-      problems.push({ file, code: q.code, message: q.message });
-    };
-    const m = this.state.manifest;
-    if (m.generation > 0) {
-      try {
-        await readManifest(this.dir);
-        files++;
-      } catch (e) { record('MANIFEST', e); }
-    }
-    for (const s of m.segments) {
-      try {
-        const f = await SegmentFile.open(this.dir, s.file);
-        try { bytes += f.verifyAll().bytes; } finally { await f.close(); }
-        files++;
-      } catch (e) { record(s.file, e); }
-    }
-    for (const name of (await this.dir.list()).filter((f) => walGeneration(f) >= m.walStart)) {
-      try {
-        const b = await this.dir.readFile(name);
-        readWalBytes(b, `${this.dir.description}/${name}`, walGeneration(name), (payload, off) => decodeOperation(payload, this.schema.dimension, name, off));
-        files++;
-        bytes += b.length;
-      } catch (e) { record(name, e); }
-    }
-    return { files, bytes, problems };
+    return verifyFiles(this.dir, this.state.manifest, this.schema.dimension);
   }
 
   get memoryBytes(): number {

@@ -72,16 +72,16 @@ function writeValue(w: ByteWriter, type: FieldType, v: FieldValue | undefined): 
 
 /** Encodes an upsert (type 3). `fields`: the declared fields of the schema the entries were split with. */
 export function encodeUpsert(seq: number, dimension: number, entries: readonly UpsertEntry[], fields: readonly RecordField[] = []): Uint8Array {
-  let size = 32;
-  const idBytes = entries.map((e) => enc.encode(e.id));
-  const metaBytes = entries.map((e) => (e.metadataJson ? enc.encode(e.metadataJson) : EMPTY));
-  for (let i = 0; i < entries.length; i++) size += 2 + idBytes[i].length + dimension * 4 + 4 + metaBytes[i].length + fields.length * 9;
+  // sized for the worst case (3 UTF-8 bytes per UTF-16 unit) so the writer never grows
+  let size = 32 + fields.length * 64;
+  for (const e of entries) size += 2 + e.id.length * 3 + dimension * 4 + 4 + (e.metadataJson.length * 3) + fields.length * 9;
   const w = new ByteWriter(size);
   w.u8(RECORD_UPSERT).u64(seq).u32(entries.length).u32(dimension);
   writeFieldTable(w, fields);
-  for (let i = 0; i < entries.length; i++) {
-    w.u16(idBytes[i].length).bytes(idBytes[i]).typed(entries[i].vector).u32(metaBytes[i].length).bytes(metaBytes[i]);
-    for (const f of fields) writeValue(w, f.type, entries[i].values[f.name]);
+  for (const e of entries) {
+    w.utf8u16(e.id).typed(e.vector);
+    if (e.metadataJson) w.string(e.metadataJson); else w.u32(0);
+    for (const f of fields) writeValue(w, f.type, e.values[f.name]);
   }
   return w.finish();
 }

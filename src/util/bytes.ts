@@ -6,6 +6,8 @@ import { transientBytes } from './transient.js';
  * quantizers). The reader bounds-checks every read and raises CORRUPT_FILE naming the source and
  * offset, so a truncated or garbled file never becomes a RangeError or a silent misread.
  */
+const ENCODER = new TextEncoder();
+
 export class ByteWriter {
   private buf: Uint8Array;
   private view: DataView;
@@ -43,8 +45,26 @@ export class ByteWriter {
   f32(v: number): this { this.reserve(4); this.view.setFloat32(this.n, v, true); this.n += 4; return this; }
   f64(v: number): this { this.reserve(8); this.view.setFloat64(this.n, v, true); this.n += 8; return this; }
   bytes(b: Uint8Array): this { this.reserve(b.length); this.buf.set(b, this.n); this.n += b.length; return this; }
+  /**
+   * u16 byte length, then the UTF-8 of `s` (encoded in place, no temporary array); throws if it
+   * takes more than 65,535 bytes.
+   */
+  utf8u16(s: string): this {
+    this.reserve(2 + s.length * 3);
+    const { written } = ENCODER.encodeInto(s, this.buf.subarray(this.n + 2));
+    if (written > 0xffff) throw new RangeError(`string of ${written} UTF-8 bytes does not fit a u16 length`);
+    this.view.setUint16(this.n, written, true);
+    this.n += 2 + written;
+    return this;
+  }
   /** u32 byte length, then UTF-8. */
-  string(s: string): this { const b = new TextEncoder().encode(s); this.u32(b.length); return this.bytes(b); }
+  string(s: string): this {
+    this.reserve(4 + s.length * 3);
+    const { written } = ENCODER.encodeInto(s, this.buf.subarray(this.n + 4));
+    this.view.setUint32(this.n, written, true);
+    this.n += 4 + written;
+    return this;
+  }
   /** u32 byte length, then the bytes. */
   blob(b: Uint8Array): this { this.u32(b.length); return this.bytes(b); }
   /** Raw little-endian contents of a typed array (no length prefix). */
