@@ -5,7 +5,7 @@
  * imported its data should not keep paying for the float32 vectors its compressed segments no
  * longer need in memory.
  *
- *   npm run build && node --import tsx bench/memory.ts [--specs "Flat,SQ8,Rerank;Flat"] [--repeat 3] [--limit 0] [--dist PATH] [--smoke]
+ *   npm run build && npm run bench:memory -- [--specs "Flat,SQ8,Rerank;Flat"] [--repeat 3] [--limit 0] [--dist PATH] [--smoke]
  *
  * Each measurement is a fresh child process (node --expose-gc) that first loads GloVe and holds
  * it (the baseline includes the input vectors), runs gc() until RSS settles, then either
@@ -38,7 +38,7 @@ interface ChildResult {
   seconds: number;
 }
 
-const USAGE = 'usage: node --import tsx bench/memory.ts [--specs "Flat,SQ8,Rerank;Flat"] [--repeat 3] [--limit 0] [--dist PATH] [--smoke]';
+const USAGE = 'usage: npm run bench:memory -- [--specs "Flat,SQ8,Rerank;Flat"] [--repeat 3] [--limit 0] [--dist PATH] [--smoke]';
 
 async function settle(): Promise<number> {
   const gc = (globalThis as { gc?: () => void }).gc;
