@@ -28,9 +28,13 @@ describe('quiver create / import / info / search / verify / compact', () => {
   const dir = join(tmp, 'sift');
 
   it('imports SIFT10K durably and finds the ground truth from the directory', async () => {
-    const c = await quiver('create', dir, '--dimension', '128', '--metric', 'l2', '--json');
+    const c = await quiver('create', dir, '--dimension', '128', '--metric', 'l2', '--field', 'label:keyword', '--field', 'tags:keyword[]', '--json');
     assert.equal(c.code, 0, c.stderr);
     assert.deepEqual(JSON.parse(c.stdout).dimension, 128);
+    assert.deepEqual(JSON.parse(c.stdout).fields, { label: 'keyword', tags: 'keyword[]' });
+    const bad = await quiver('create', join(tmp, 'bad'), '--dimension', '4', '--field', 'x:text');
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /INVALID_ARGUMENT/);
     const imp = await quiver('import', dir, dataFile('sift10k', 'base.fvecs'), '--batch', '2500', '--json');
     assert.equal(imp.code, 0, imp.stderr);
     const report = JSON.parse(imp.stdout);

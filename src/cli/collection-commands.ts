@@ -6,16 +6,23 @@ import { readVectorFile } from '../node/readers.js';
 import { formatBytes, formatCount, Progress } from './progress.js';
 
 /** `quiver create DIR`: a new, empty durable collection. */
-export async function runCreate(dir: string, o: { dimension: number; metric: Metric; index: string; json: boolean }, out = console.log): Promise<void> {
-  const col = await Collection.open(dir, { schema: { dimension: o.dimension, metric: o.metric, index: o.index } });
+export async function runCreate(dir: string, o: { dimension: number; metric: Metric; index: string; fields?: string[]; json: boolean }, out = console.log): Promise<void> {
+  const fields: Record<string, string> = {};
+  for (const f of o.fields ?? []) {
+    const m = /^([^:]+):(.+)$/.exec(f);
+    if (!m) throw new QuiverError('INVALID_ARGUMENT', `--field expects name:type (e.g. category:keyword), got "${f}"`, { received: f });
+    fields[m[1]] = m[2];
+  }
+  const col = await Collection.open(dir, { schema: { dimension: o.dimension, metric: o.metric, index: o.index, fields: fields as never } });
   if (col.size > 0) {
     await col.close();
     throw new QuiverError('INVALID_ARGUMENT', `${dir} already holds a collection of ${col.size} records`, { directory: dir });
   }
   const info = col.info();
+  const declared = col.schema.fields;
   await col.close();
-  if (o.json) out(JSON.stringify({ directory: info.directory, dimension: info.dimension, metric: info.metric, index: info.index }));
-  else out(`created ${info.directory}: dimension ${info.dimension}, metric ${info.metric}, index ${info.index}`);
+  if (o.json) out(JSON.stringify({ directory: info.directory, dimension: info.dimension, metric: info.metric, index: info.index, fields: declared }));
+  else out(`created ${info.directory}: dimension ${info.dimension}, metric ${info.metric}, index ${info.index}${Object.keys(declared).length ? `, fields ${Object.entries(declared).map(([n, t]) => `${n}:${t}`).join(' ')}` : ''}`);
 }
 
 export interface ImportOptions {

@@ -68,9 +68,10 @@ export function buildProgram(): Command {
     .requiredOption('-d, --dimension <n>', 'vector dimension', int('dimension', 1, 65536))
     .addOption(new Option('--metric <metric>', 'similarity').choices(['cosine', 'dot', 'l2']).default('cosine'))
     .option('--index <spec>', 'index spec', 'Flat')
+    .option('--field <name:type>', 'declare a metadata field (keyword, number, boolean, keyword[]); repeatable', (v: string, prev: string[] = []) => [...prev, v])
     .option('--json', 'print JSON')
     .action(async (dir: string, opts) => {
-      await runCreate(dir, { dimension: opts.dimension, metric: opts.metric, index: opts.index, json: !!opts.json });
+      await runCreate(dir, { dimension: opts.dimension, metric: opts.metric, index: opts.index, fields: opts.field, json: !!opts.json });
     });
 
   program
