@@ -93,6 +93,98 @@ describe('kernels: wasm-simd agrees with the js twin', () => {
     }
   });
 
+  // The WASM f16 scans convert with integer ops and correct lanes with exponent 0 (zero,
+  // subnormal) or 31 (Inf, NaN) separately, over four row streams in steps of about 4 KiB:
+  // these tests put every half value in every kind of lane position and cover the stream split.
+  function f16Scan(k: Kernels, op: 'dotManyF16' | 'l2ManyF16', q: Float32Array, base: Uint16Array, n: number, d: number): Float32Array {
+    const qp = put(k, q), bp = put(k, base), o = k.memory.alloc(n * 4);
+    k[op](qp, bp, n, d, o);
+    const res = k.memory.f32(o, n).slice();
+    for (const p of [qp, bp, o]) k.memory.release(p);
+    return res;
+  }
+
+  it('dotManyF16 converts every half value exactly in every lane position (one-hot query)', () => {
+    const r = rng(21);
+    const all = Uint16Array.from({ length: 65536 }, (_, h) => h);
+    for (const d of [1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 17, 31, 64, 67]) {
+      for (const j of new Set([0, d - 1, (d * 5) >> 3])) {
+        // row h holds half h at lane j; the other lanes hold random finite halves (subnormals and
+        // zeros included) that the one-hot query multiplies by 0
+        const base = randomHalfBits(65536 * d, r);
+        for (let h = 0; h < 65536; h++) base[h * d + j] = all[h];
+        const q = new Float32Array(d);
+        q[j] = 1;
+        const outs = [wasm, js].map((k) => f16Scan(k, 'dotManyF16', q, base, 65536, d));
+        for (let h = 0; h < 65536; h++) {
+          const want = Math.fround(decodeF16(h));
+          for (const [name, o] of [['wasm', outs[0]], ['js', outs[1]]] as const) {
+            if (Number.isNaN(want)) assert.ok(Number.isNaN(o[h]), `${name} d=${d} j=${j} h=0x${h.toString(16)}: ${o[h]} should be NaN`);
+            else assert.ok(o[h] === want, `${name} d=${d} j=${j} h=0x${h.toString(16)}: ${o[h]} !== ${want}`);
+          }
+        }
+      }
+    }
+  });
+
+  it('l2ManyF16 handles every half value in every lane position', () => {
+    for (const d of [1, 3, 4, 5, 8, 9, 16, 17, 67]) {
+      for (const j of new Set([0, d - 1, (d * 5) >> 3])) {
+        // the other lanes equal the query exactly (distance 0); lane j: query 0.75, base every half
+        const base = new Uint16Array(65536 * d).fill(0x3c00); // 1.0
+        for (let h = 0; h < 65536; h++) base[h * d + j] = h;
+        const q = new Float32Array(d).fill(1);
+        q[j] = 0.75;
+        const outs = [wasm, js].map((k) => f16Scan(k, 'l2ManyF16', q, base, 65536, d));
+        for (let h = 0; h < 65536; h++) {
+          const want = Math.fround((0.75 - decodeF16(h)) ** 2);
+          for (const [name, o] of [['wasm', outs[0]], ['js', outs[1]]] as const) {
+            if (Number.isNaN(want)) assert.ok(Number.isNaN(o[h]), `${name} d=${d} j=${j} h=0x${h.toString(16)} should be NaN`);
+            else if (!Number.isFinite(want)) assert.equal(o[h], want, `${name} d=${d} j=${j} h=0x${h.toString(16)}`);
+            else assert.ok(Math.abs(o[h] - want) <= 2 ** -22 * want + 2 ** -50, `${name} d=${d} j=${j} h=0x${h.toString(16)}: ${o[h]} vs ${want}`);
+          }
+        }
+      }
+    }
+  });
+
+  it('dotManyF16 and l2ManyF16 over the stream split, with zeros, subnormals, Inf and NaN anywhere', () => {
+    const r = rng(22);
+    // mostly ordinary halves; 4% subnormal, 2% +-0, 0.3% +-Inf, 0.3% NaN
+    const special = (n: number): Uint16Array => {
+      const h = randomHalfBits(n, r);
+      for (let i = 0; i < n; i++) {
+        const u = r();
+        if (u < 0.003) h[i] = (r() < 0.5 ? 0x8000 : 0) | 0x7c00;
+        else if (u < 0.006) h[i] = 0x7c00 | (1 + Math.floor(r() * 1023)) | (r() < 0.5 ? 0x8000 : 0);
+      }
+      return h;
+    };
+    const cases: [number, number][] = [];
+    for (const d of [...DIMS, 100, 512, 1000, 2048, 2500]) {
+      const R = Math.min(1024, Math.max(1, Math.floor(4096 / (2 * d)))); // rows per stream step (assembly/dense.ts)
+      for (const n of new Set([1, 5, 4 * R - 1, 4 * R, 4 * R + 5, 9 * R + 3])) cases.push([d, n]);
+    }
+    for (const [d, n] of cases) {
+      const q = Float32Array.from({ length: d }, () => (r() < 0.05 ? 0 : r() * 2 - 1));
+      const base = special(n * d);
+      for (const op of ['dotManyF16', 'l2ManyF16'] as const) {
+        const [w, j] = [wasm, js].map((k) => f16Scan(k, op, q, base, n, d));
+        for (let i = 0; i < n; i++) {
+          let scale = 0; // sum of |terms|: the natural bound of a float sum's error
+          for (let t = 0; t < d; t++) {
+            const x = decodeF16(base[i * d + t]);
+            scale += op === 'dotManyF16' ? Math.abs(q[t] * x) : (q[t] - x) ** 2;
+          }
+          const what = `${op} d=${d} n=${n} row ${i}: wasm ${w[i]} js ${j[i]}`;
+          if (Number.isNaN(j[i])) assert.ok(Number.isNaN(w[i]), what);
+          else if (!Number.isFinite(j[i])) assert.equal(w[i], j[i], what);
+          else assert.ok(Math.abs(w[i] - j[i]) <= 1e-5 * scale + 1e-30, what);
+        }
+      }
+    }
+  });
+
   it('i8DotMany is exact', () => {
     const r = rng(3);
     for (const d of DIMS) for (const n of BLOCKS) {
