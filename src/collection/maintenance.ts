@@ -97,12 +97,7 @@ export class Maintenance {
         appliedSeq: Math.max(st.manifest.appliedSeq, m.maxSeq),
         segments: [...st.sealed.map((s) => s.manifestEntry()), ...(seg ? [seg.manifestEntry()] : [])],
       };
-      try {
-        await writeManifest(h.dir, next, h.faults);
-      } catch (e) {
-        if (seg) await this.discard(seg);
-        throw e;
-      }
+      await this.replaceManifest(next, seg);
       // installed from here on: one synchronous step, then nothing is undone
       st.manifest = next;
       if (seg) st.sealed.push(seg);
@@ -156,12 +151,7 @@ export class Maintenance {
       const order = st.sealed.filter((s) => !sources.includes(s));
       if (seg) order.splice(Math.min(Math.min(...sources.map((s) => st.sealed.indexOf(s))), order.length), 0, seg);
       const next: ManifestState = { ...st.manifest, generation: st.manifest.generation + 1, nextSegment: st.nextSegment, segments: order.map((s) => s.manifestEntry()) };
-      try {
-        await writeManifest(h.dir, next, h.faults);
-      } catch (e) {
-        if (seg) await this.discard(seg);
-        throw e;
-      }
+      await this.replaceManifest(next, seg);
       // installed from here on
       st.manifest = next;
       st.sealed = order;
@@ -213,6 +203,19 @@ export class Maintenance {
       return { segment, rows, bytes };
     } catch (e) {
       await h.dir.remove(name).catch(() => {}); // referenced by nothing: safe to drop
+      throw e;
+    }
+  }
+
+  /**
+   * Writes the manifest that installs `seg` (atomic replace). If that fails, nothing was
+   * installed: the new segment is dropped and the error goes to the caller.
+   */
+  private async replaceManifest(next: ManifestState, seg: SealedSegment | null): Promise<void> {
+    try {
+      await writeManifest(this.host.dir, next, this.host.faults);
+    } catch (e) {
+      if (seg) await this.discard(seg);
       throw e;
     }
   }
