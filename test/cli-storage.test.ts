@@ -45,6 +45,7 @@ describe('quiver create / import / info / search / verify / compact', () => {
     assert.equal(info.code, 0, info.stderr);
     const i = JSON.parse(info.stdout);
     assert.equal(i.count, 10000);
+    assert.deepEqual(i.fields, { label: 'keyword', tags: 'keyword[]' });
     assert.ok(i.segmentList.some((s: { state: string; rows: number }) => s.state === 'sealed' && s.rows > 0));
     const s = await quiver('search', dir, '--queries', dataFile('sift10k', 'query.fvecs'), '--ground-truth', dataFile('sift10k', 'groundtruth.ivecs'), '--k', '10', '--json');
     assert.equal(s.code, 0, s.stderr);

@@ -101,10 +101,12 @@ export async function runImport(dir: string, file: string, o: ImportOptions, out
 export async function runInfo(dir: string, o: { json: boolean }, out = console.log): Promise<void> {
   const col = await Collection.open(dir, { readOnly: true });
   const info = col.info();
+  const fields = col.schema.fields;
   await col.close();
-  if (o.json) { out(JSON.stringify(info, null, 2)); return; }
+  if (o.json) { out(JSON.stringify({ ...info, fields }, null, 2)); return; }
   out(`${info.directory}`);
-  out(`  schema     dimension ${info.dimension}, metric ${info.metric}, index ${info.index}`);
+  const declared = Object.entries(fields).map(([n, t]) => `${n}:${t}`).join(' ');
+  out(`  schema     dimension ${info.dimension}, metric ${info.metric}, index ${info.index}${declared ? `, fields ${declared}` : ''}`);
   out(`  records    ${info.count.toLocaleString('en-US')} live`);
   const sealed = info.segmentList.filter((s) => s.state === 'sealed');
   const rows = info.segmentList.reduce((a, s) => a + s.rows, 0);
@@ -112,10 +114,11 @@ export async function runInfo(dir: string, o: { json: boolean }, out = console.l
   out(`  segments   ${sealed.length} sealed, ${rows.toLocaleString('en-US')} rows, ${deleted.toLocaleString('en-US')} deleted (tombstones), ${formatBytes(sealed.reduce((a, s) => a + s.fileBytes, 0))} on disk`);
   for (const s of info.segmentList) {
     if (s.state === 'mutable' && s.rows === 0) continue;
-    out(`    #${String(s.number).padEnd(6)} ${s.state.padEnd(8)} rows ${String(s.rows).padStart(9)}  deleted ${String(s.deleted).padStart(8)}  file ${formatBytes(s.fileBytes).padStart(10)}  memory ${formatBytes(s.memoryBytes).padStart(10)}`);
+    out(`    #${String(s.number).padEnd(6)} ${s.state.padEnd(8)} rows ${String(s.rows).padStart(9)}  deleted ${String(s.deleted).padStart(8)}  file ${formatBytes(s.fileBytes).padStart(10)}  memory ${formatBytes(s.memoryBytes).padStart(10)}  ${s.index}`);
   }
   out(`  wal        generation ${info.walGeneration ?? '-'} (replayed ${info.recovery.walRecords} records from ${info.recovery.walFiles} files at open${info.recovery.tornTail ? `; dropped a torn tail of ${info.recovery.tornTail.droppedBytes} bytes` : ''})`);
   out(`  manifest   generation ${info.manifestGeneration}`);
+  if (info.pendingCleanup.length) out(`  cleanup    ${info.pendingCleanup.length} file(s) the manifest no longer names could not be removed yet: ${info.pendingCleanup.join(', ')}`);
 }
 
 /** `quiver compact DIR`: flush, then merge everything into one segment without deleted rows. */
