@@ -47,6 +47,13 @@ export function round(x: number, digits: number): number {
   return Math.round(x * f) / f;
 }
 
+/** The median of `xs` (the mean of the middle two for an even count; NaN for none). */
+export function median(xs: ArrayLike<number>): number {
+  const s = Array.from(xs).sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length === 0 ? NaN : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
 /** The p-quantile of ascending `sorted` (0 for an empty list). */
 export function percentile(sorted: number[], p: number): number {
   return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];

@@ -20,7 +20,7 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL, fileURLToPath } from 'node:url';
-import { fail, machineInfo, ROOT, round, runMain, type Quiver } from './common.js';
+import { fail, machineInfo, median, ROOT, round, runMain, type Quiver } from './common.js';
 
 interface ChildResult {
   mode: 'import' | 'open';
@@ -99,7 +99,6 @@ function runChild(mode: 'import' | 'open', dir: string, spec: string, limit: num
   return JSON.parse(line) as ChildResult;
 }
 
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 const mb = (b: number) => round(b / 2 ** 20, 1);
 
 async function main(): Promise<void> {

@@ -49,7 +49,7 @@ import { loadWinkGlove } from '../src/node/readers.js';
 import { createQuantizer } from '../src/quant/registry.js';
 import type { Quantizer } from '../src/quant/types.js';
 import { Reranker } from '../src/query/rerank.js';
-import { BENCH_DIR, DATA_DIR, normaliseRows } from './common.js';
+import { BENCH_DIR, DATA_DIR, median, normaliseRows } from './common.js';
 
 const K = 10;
 const TRUTH_K = 100;
@@ -462,10 +462,6 @@ function ipRelativeError(q: Quantizer, rows: Uint8Array, ds: Dataset): number {
   return count ? sum / count : NaN;
 }
 
-function median(a: Float64Array): number {
-  const s = Float64Array.from(a).sort();
-  return s.length ? (s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN;
-}
 
 // ---- report -------------------------------------------------------------------------------------
 

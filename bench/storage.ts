@@ -39,7 +39,7 @@ import { createRequire } from 'node:module';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { AppendFile, Directory } from '../src/node.js';
-import { BENCH_DIR, fail, loadGlove, loadMsmarco, loadProduct, machineInfo, percentile, round, runMain, type Dataset, type Quiver } from './common.js';
+import { BENCH_DIR, fail, loadGlove, loadMsmarco, loadProduct, machineInfo, median, percentile, round, runMain, type Dataset, type Quiver } from './common.js';
 
 /** Below this recall@k against brute force an engine's import is not what it claims: exit 1. */
 const RECALL_FLOOR = 0.99;
@@ -480,12 +480,6 @@ async function runEngine(engine: StorageEngine, ds: Dataset, path: string, o: Ru
   if (stopped) res.stopped = stopped;
   o.log(`    ${rows} rows in ${res.importSeconds} s (${res.vectorsPerSecond} vectors/s), seal ${res.sealSeconds} s, ${(disk.bytes / 2 ** 20).toFixed(1)} MiB in ${disk.files} files, recall@${o.k} ${res.recall}; reopen + first search ${res.open!.totalMs} ms`);
   return res;
-}
-
-function median(xs: number[]): number {
-  const s = xs.slice().sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** Folds repeated runs of one engine into one result: median timings, worst recall, fastest/slowest run. */

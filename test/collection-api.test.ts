@@ -134,6 +134,17 @@ for (const impl of IMPLS) {
       await col.close();
     });
 
+    it('update: the same id twice in one batch merges cumulatively; a non-boolean merge option is INVALID_ARGUMENT', async () => {
+      let col = await impl.make({ dimension: 3, metric: 'l2', fields: { n: 'number' } });
+      await col.upsert([{ id: 'x', vector: [1, 2, 3], metadata: { n: 1, a: 'keep' } }]);
+      assert.equal(await col.update([{ id: 'x', metadata: { n: 2 } }, { id: 'x', metadata: { b: true } }], { merge: true }), 1);
+      assert.deepEqual(col.get('x').metadata, { n: 2, a: 'keep', b: true });
+      assert.equal(await code(col.update([{ id: 'x', metadata: {} }], { merge: 'yes' } as never)), 'INVALID_ARGUMENT');
+      if (impl.reopen) col = await impl.reopen(col);
+      assert.deepEqual(col.get('x'), { id: 'x', vector: Float32Array.from([1, 2, 3]), metadata: { n: 2, a: 'keep', b: true } });
+      await col.close();
+    });
+
     it('getMany, count, scroll pages and records() see every live record once, in id order', async () => {
       const col = await impl.make({ dimension: 3, metric: 'l2' });
       const r = rng(4);

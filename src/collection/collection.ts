@@ -1,6 +1,6 @@
 import { checkPositiveInt, QuiverError } from '../errors.js';
 import { joinMetadata, splitMetadata, type FieldSpec } from '../fields/types.js';
-import { createKernels, type KernelChoice } from '../kernels/index.js';
+import { kernelFactory, type KernelChoice } from '../kernels/index.js';
 import type { Kernels } from '../kernels/types.js';
 import { MemoryDirectory, type Directory } from '../storage/directory.js';
 import { parseIndexSpec } from '../index/spec.js';
@@ -360,11 +360,10 @@ export class Collection {
   async update(updates: readonly MetadataUpdate[], options: { merge?: boolean } = {}): Promise<number> {
     this.checkOpen();
     if (!Array.isArray(updates)) throw new QuiverError('INVALID_ARGUMENT', `update expects an array of {id, metadata}, got ${describe(updates)}`, { received: describe(updates) });
-    if (typeof options !== 'object' || options === null || Object.keys(options).some((k) => k !== 'merge')) {
-      throw new QuiverError('INVALID_ARGUMENT', 'update options must be { merge?: boolean }', { received: describe(options) });
+    if (typeof options !== 'object' || options === null || Object.keys(options).some((k) => k !== 'merge') || (options.merge !== undefined && typeof options.merge !== 'boolean')) {
+      throw new QuiverError('INVALID_ARGUMENT', `update options must be { merge?: boolean }, got ${describe(options)}`, { expected: '{ merge?: boolean }', received: describe(options) });
     }
     const fields = this.engine.schema.fields;
-    const recordFields = fields.map((f) => ({ name: f.name, type: f.type }));
     const entries = updates.map((u, i) => {
       if (typeof u !== 'object' || u === null) throw new QuiverError('INVALID_ARGUMENT', `update ${i} must be an object {id, metadata}, got ${describe(u)}`, { index: i });
       for (const key of Object.keys(u)) {
@@ -375,7 +374,7 @@ export class Collection {
       const metadata = checkMetadata(u.metadata, where);
       if (metadata === undefined) throw new QuiverError('INVALID_ARGUMENT', `update ${i} needs a metadata object`, { ...where, field: 'metadata' });
       const split = splitMetadata(metadata, fields, where);
-      return { id, metadataJson: split.json, values: split.values, fields: recordFields };
+      return { id, metadataJson: split.json, values: split.values };
     });
     if (entries.length === 0) return 0;
     return this.engine.update(entries, options.merge === true);
@@ -571,20 +570,6 @@ export class Collection {
   private checkOpen(): void {
     if (this.closed) throw new QuiverError('CLOSED', 'the collection is closed');
   }
-}
-
-/** Resolves the kernel choice once, then makes fresh kernels of that kind for each segment. */
-function kernelFactory(choice: KernelChoice = 'auto'): { newKernels: () => Kernels; name: Kernels['name'] } {
-  const first = createKernels(choice);
-  const resolved: KernelChoice = first.name === 'js' ? 'js' : 'wasm';
-  let spare: Kernels | null = first;
-  return {
-    name: first.name,
-    newKernels: () => {
-      if (spare) { const k = spare; spare = null; return k; }
-      return createKernels(resolved);
-    },
-  };
 }
 
 /** A batch is an array whose elements are vectors (not numbers); [] is an empty batch. */

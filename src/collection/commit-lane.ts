@@ -71,8 +71,6 @@ export class CommitLane {
     });
   }
 
-  get pending(): number { return this.queue.length + (this.committing ? 1 : 0); }
-
   private kick(): void {
     if (this.committing || this.queue.length === 0) return;
     this.committing = true;

@@ -70,12 +70,11 @@ export interface PreparedRecord extends UpsertEntry {
   invNorm: number;
 }
 
-/** A metadata update as validated by Collection: the patch split with the declared `fields` of its time. */
+/** A metadata update as validated by Collection: the patch split under the current schema. */
 export interface MetadataPatch {
   id: string;
   metadataJson: string;
   values: FieldValues;
-  fields: readonly RecordField[];
 }
 
 export interface SegmentInfo {
@@ -266,17 +265,20 @@ export class Engine implements MaintenanceHost {
    */
   update(entries: readonly MetadataPatch[], merge: boolean): Promise<number> {
     this.checkWritable();
+    const known = this.recordFields(); // the fields the patches were split with (same tick)
     const seq = this.state.nextSeq++; // reserved now: records carry increasing numbers in queue order
     return this.lane.submitLate(() => {
       const st = this.state;
       const fields = this.recordFields();
-      const missing = st.fieldsNotIn(entries.length ? entries[0].fields : []);
-      const upserts: UpsertEntry[] = [];
+      const missing = st.fieldsNotIn(known);
+      // by id: a later entry for the same id applies on top of the earlier one
+      const planned = new Map<string, UpsertEntry>();
       for (const e of entries) {
         const patch = missing.length ? adoptFromJson({ json: e.metadataJson, values: e.values }, missing) : { json: e.metadataJson, values: e.values };
-        const u = st.planUpdate(e.id, patch, merge);
-        if (u) upserts.push(u);
+        const u = st.planUpdate(e.id, patch, merge, planned.get(e.id));
+        if (u) planned.set(e.id, u);
       }
+      const upserts = [...planned.values()];
       if (upserts.length === 0) return { payload: null, apply: () => 0 };
       const payload = this.walEnabled ? encodeUpsert(seq, this.schema.dimension, upserts, fields) : null;
       if (payload) checkRecordSize(payload.length, this.walMaxRecordBytes);

@@ -88,9 +88,6 @@ export class IdMap {
     return this.segments().reduce((a, s) => a + s.live, 0);
   }
 
-  /** Bytes of the table (for info()). */
-  get bytes(): number { return this.hashes.byteLength + this.locs.byteLength; }
-
   has(id: string): boolean {
     this.ensureBuilt();
     return this.find(id, hashId(id)) >= 0;

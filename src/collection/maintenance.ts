@@ -178,9 +178,10 @@ export class Maintenance {
     const d = st.schema.dimension;
     const fields = st.fields;
     const ids: string[] = new Array(rows.length), meta: string[] = new Array(rows.length), values: FieldValues[] = new Array(rows.length);
+    const lacking = new Map(sources.map((s) => [s, st.lackingFields(s)]));
     rows.forEach((r, i) => {
       ids[i] = r.seg.idAt(r.ord);
-      const split = st.currentMetadata(r.seg, r.ord);
+      const split = st.currentMetadata(r.seg, r.ord, lacking.get(r.seg));
       meta[i] = split.json;
       values[i] = split.values;
     });
@@ -279,10 +280,14 @@ function* liveVectorChunks(sources: readonly Segment[], rows: readonly { seg: Se
       if (rows[r].ord >= s + n) continue; // no wanted row in this range
       src.vectorRange(s, n, read);
       while (r < rows.length && rows[r].seg === src && rows[r].ord < s + n) {
+        // a run of consecutive live rows is one copy
         const i = rows[r].ord - s;
-        out.set(block.subarray(i * d, (i + 1) * d), filled * d);
-        r++;
-        if (++filled === rowsPerChunk) {
+        let run = 1;
+        while (filled + run < rowsPerChunk && r + run < rows.length && rows[r + run].seg === src && rows[r + run].ord === rows[r].ord + run && i + run < n) run++;
+        out.set(block.subarray(i * d, (i + run) * d), filled * d);
+        r += run;
+        filled += run;
+        if (filled === rowsPerChunk) {
           yield outBytes;
           filled = 0;
         }

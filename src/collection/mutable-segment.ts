@@ -76,8 +76,7 @@ export class MutableSegment extends SegmentBase implements Segment {
 
   vectorRange(from: number, n: number, out: Uint8Array = new Uint8Array(n * this.dimension * 4)): Uint8Array {
     const d = this.dimension;
-    const f = new Float32Array(out.buffer, out.byteOffset, n * d);
-    for (let i = 0; i < n; i++) this.store.get(from + i, f.subarray(i * d, (i + 1) * d));
+    this.store.readRange(from, n, new Float32Array(out.buffer, out.byteOffset, n * d));
     return out.subarray(0, n * d * 4);
   }
 

@@ -119,8 +119,6 @@ export class SealedSegment extends SegmentBase implements Segment, ExactScorer {
     return this.index.memoryBytes + (this.norms ? this.norms.byteLength : 0) + this.fields.bytes;
   }
   get fileBytes(): number { return this.file.size; }
-  /** Spec of the quantizer whose codes this segment scans, or null when it scans full vectors. */
-  get quantizerSpec(): string | null { return this.flat ? null : this.index.description; }
 
   /** Takes the manifest's tombstones (a copy) for this segment's rows, replacing its own. */
   setTombstones(bits: Uint32Array, deleted: number): void {
@@ -148,8 +146,7 @@ export class SealedSegment extends SegmentBase implements Segment, ExactScorer {
     const d = this.dimension;
     const out = into ? into.subarray(0, n * d * 4) : new Uint8Array(n * d * 4);
     if (this.flat) {
-      const f = new Float32Array(out.buffer, out.byteOffset, n * d);
-      for (let i = 0; i < n; i++) this.flat.store.get(from + i, f.subarray(i * d, (i + 1) * d));
+      this.flat.store.readRange(from, n, new Float32Array(out.buffer, out.byteOffset, n * d));
     } else {
       this.file.file.readInto(this.vectorsOffset + from * d * 4, out);
     }

@@ -100,18 +100,30 @@ export class CollectionState {
    * with the new metadata (the patch, or the patch merged into the current metadata). Null when
    * the id is absent. Logged as that upsert, so replay never depends on the row it replaced.
    */
-  planUpdate(id: string, patch: SplitMetadata, merge: boolean): UpsertEntry | null {
+  planUpdate(id: string, patch: SplitMetadata, merge: boolean, planned?: UpsertEntry): UpsertEntry | null {
+    if (planned) {
+      // the same id earlier in the batch: build on what that entry will write
+      const next = merge ? mergeMetadata({ json: planned.metadataJson, values: planned.values }, patch) : patch;
+      return { id, vector: planned.vector, metadataJson: next.json, values: next.values };
+    }
     const at = this.ids.get(id);
     if (!at) return null;
     const next = merge ? mergeMetadata(this.currentMetadata(at.segment, at.ord), patch) : patch;
     return { id, vector: at.segment.vectorAt(at.ord), metadataJson: next.json, values: next.values };
   }
 
-  /** A row's metadata split under the current schema (fields its segment lacks adopted from its JSON). */
-  currentMetadata(seg: Segment, ord: number): SplitMetadata {
+  /**
+   * A row's metadata split under the current schema: fields its segment lacks (`lacking`, from
+   * lackingFields(seg)) adopted from its JSON.
+   */
+  currentMetadata(seg: Segment, ord: number, lacking: readonly FieldDef[] = this.lackingFields(seg)): SplitMetadata {
     const split = { json: seg.metadataJsonAt(ord), values: seg.fieldValuesAt(ord) };
-    const lacking = this.fields.filter((f) => !seg.hasField(f.name));
     return lacking.length ? adoptFromJson(split, lacking) : split;
+  }
+
+  /** Declared fields that `seg` has no column for (declared after it was written). */
+  lackingFields(seg: Segment): FieldDef[] {
+    return this.fields.filter((f) => !seg.hasField(f.name));
   }
 
   /**

@@ -82,6 +82,22 @@ export class VectorStore {
     if (this.withInvNorms) f32[(this.invNormChunks[c] >> 2) + r] = invNorm;
   }
 
+  /**
+   * Copies rows [from, from + n) into `out` (f32[n * dimension]): one copy per chunk the range
+   * touches, not one per row (seals and merges stream segments through this).
+   */
+  readRange(from: number, n: number, out: Float32Array): void {
+    const d = this.dimension, f32 = this.kernels.memory.views().f32;
+    for (let done = 0; done < n;) {
+      const ord = from + done;
+      const c = (ord / this.chunkRows) | 0, r = ord - c * this.chunkRows;
+      const take = Math.min(n - done, this.chunkRows - r);
+      const at = (this.chunks[c] >> 2) + r * d;
+      out.set(f32.subarray(at, at + take * d), done * d);
+      done += take;
+    }
+  }
+
   /** Copies the vector at `ord` into `out` (or a new array). */
   get(ord: number, out: Float32Array = new Float32Array(this.dimension)): Float32Array {
     const c = (ord / this.chunkRows) | 0, r = ord - c * this.chunkRows;

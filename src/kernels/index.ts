@@ -38,3 +38,20 @@ export function createKernels(choice: KernelChoice = 'auto'): Kernels {
   if (c === 'wasm') return createWasmKernels();
   return wasmSimdSupported() ? createWasmKernels() : new JsKernels();
 }
+
+/**
+ * Resolves a kernel choice once (probe, environment), then makes fresh kernels of that kind on
+ * each call: every segment gets its own instance and memory, released with the segment.
+ */
+export function kernelFactory(choice: KernelChoice = 'auto'): { newKernels: () => Kernels; name: Kernels['name'] } {
+  const first = createKernels(choice);
+  const resolved: KernelChoice = first.name === 'js' ? 'js' : 'wasm';
+  let spare: Kernels | null = first;
+  return {
+    name: first.name,
+    newKernels: () => {
+      if (spare) { const k = spare; spare = null; return k; }
+      return createKernels(resolved);
+    },
+  };
+}

@@ -4,17 +4,9 @@ import { QuiverError } from '../errors.js';
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
- * True when `s` is well-formed UTF-16 (no lone surrogates), i.e. it survives UTF-8 encoding
- * unchanged. TextEncoder turns every lone surrogate into U+FFFD, so two different ill-formed
- * strings could be stored as the same bytes.
- */
-export function isWellFormed(s: string): boolean {
-  return !LONE_SURROGATE.test(s);
-}
-
-/**
- * INVALID_ARGUMENT unless `s` is well-formed UTF-16. Every string that reaches a file as UTF-8
- * (ids, field names, keyword values) goes through this check.
+ * INVALID_ARGUMENT unless `s` is well-formed UTF-16 (no lone surrogates). Every string that
+ * reaches a file as UTF-8 (ids, keyword values) goes through this check: TextEncoder turns every
+ * lone surrogate into U+FFFD, so two different ill-formed strings would be stored as the same bytes.
  */
 export function checkWellFormed(s: string, what: string, where: Record<string, unknown> = {}): void {
   const m = LONE_SURROGATE.exec(s);
