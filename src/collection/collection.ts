@@ -4,6 +4,7 @@ import { kernelFactory, type KernelChoice } from '../kernels/index.js';
 import type { Kernels } from '../kernels/types.js';
 import { MemoryDirectory, type Directory } from '../storage/directory.js';
 import { parseIndexSpec } from '../index/spec.js';
+import type { IndexSearchParams } from '../index/types.js';
 import { Engine, type EngineEvent, type PreparedRecord, type RecoveryReport, type SegmentInfo } from './engine.js';
 import { normalizeFields, normalizeSchema, publicSchema, type CollectionSchema, type NormalizedSchema } from './schema.js';
 import { scrollPage } from './scroll.js';
@@ -119,6 +120,13 @@ export interface SearchOptions {
    * rule (an oversampling factor, 1..1000). Ignored by exact segments.
    */
   rerank?: number;
+  /**
+   * Graph (HNSW) segments: the beam width of the search (candidates kept), default the index's
+   * own (see docs); larger = better recall, slower. Ignored by other indexes. Clamped up to k.
+   */
+  ef?: number;
+  /** IVF segments: how many inverted lists each query scans. Ignored by other indexes. */
+  nprobe?: number;
   /** Resolve to `{ hits, stats }` instead of the hits alone. */
   withStats?: boolean;
 }
@@ -175,7 +183,7 @@ export interface CollectionInfo extends CollectionStats {
   callbackErrors: number;
 }
 
-const SEARCH_OPTION_KEYS = new Set(['k', 'includeMetadata', 'includeVector', 'rerank', 'withStats']);
+const SEARCH_OPTION_KEYS = new Set(['k', 'includeMetadata', 'includeVector', 'rerank', 'ef', 'nprobe', 'withStats']);
 const READ_OPTION_KEYS = new Set(['includeVector', 'includeMetadata']);
 const SCROLL_OPTION_KEYS = new Set(['includeVector', 'includeMetadata', 'limit', 'after']);
 const OPEN_OPTION_KEYS = new Set(['kernels', 'schema', 'readOnly', 'groupCommitMs', 'commitMode', 'sealRows', 'autoMerge', 'minQuantizedRows', 'mergePolicy', 'onEvent', 'faults']);
@@ -223,8 +231,9 @@ export class Collection {
     const s = normalizeSchema(schema);
     const { newKernels, name } = kernelFactory(options.kernels);
     // memory holds nothing durable: no WAL; an exact index never seals (one growing segment),
-    // a compressed one seals to train its quantizer and encode codes
-    const exact = parseIndexSpec(s.index).quantizer === null;
+    // a compressed or graph/IVF one seals to train its quantizer and build its index
+    const parsed = parseIndexSpec(s.index);
+    const exact = parsed.index === 'Flat' && parsed.quantizer === null;
     const engine = Engine.createInMemory(new MemoryDirectory(), s, { newKernels, wal: false, sealRows: exact ? Infinity : undefined });
     return new Collection(engine, name);
   }
@@ -466,7 +475,7 @@ export class Collection {
     const packed = this.packQueries(vectors);
     const snap = this.engine.snapshot();
     try {
-      const res = this.engine.search(snap, packed, vectors.length, o.k, o.rerank === undefined ? {} : { rerankFactor: o.rerank });
+      const res = this.engine.search(snap, packed, vectors.length, o.k, o.params);
       const hits = res.hits.map((list) => list.map(({ segment, ord, score }) => {
         const hit: Hit = { id: segment.idAt(ord), score };
         if (o.includeMetadata) {
@@ -602,12 +611,15 @@ function checkReadOptions(o: ReadOptions, allowed: Set<string>): { includeVector
   return { includeVector: o.includeVector ?? true, includeMetadata: o.includeMetadata ?? true };
 }
 
-function checkSearchOptions(o: SearchOptions): { k: number; includeMetadata: boolean; includeVector: boolean; rerank?: number; withStats: boolean } {
+function checkSearchOptions(o: SearchOptions): { k: number; includeMetadata: boolean; includeVector: boolean; params: IndexSearchParams; withStats: boolean } {
   if (typeof o !== 'object' || o === null) throw new QuiverError('INVALID_ARGUMENT', `search options must be an object, got ${describe(o)}`, {});
   for (const key of Object.keys(o)) {
     if (!SEARCH_OPTION_KEYS.has(key)) throw new QuiverError('INVALID_ARGUMENT', `unknown search option "${key}" (allowed: ${[...SEARCH_OPTION_KEYS].join(', ')})`, { field: key });
   }
   const k = o.k === undefined ? 10 : checkPositiveInt(o.k, 'k', 100_000);
-  const rerank = o.rerank === undefined ? undefined : checkPositiveInt(o.rerank, 'rerank', 1000);
-  return { k, includeMetadata: o.includeMetadata ?? true, includeVector: o.includeVector ?? false, rerank, withStats: o.withStats === true };
+  const params: { -readonly [K in keyof IndexSearchParams]: IndexSearchParams[K] } = {};
+  if (o.rerank !== undefined) params.rerankFactor = checkPositiveInt(o.rerank, 'rerank', 1000);
+  if (o.ef !== undefined) params.ef = checkPositiveInt(o.ef, 'ef', 100_000);
+  if (o.nprobe !== undefined) params.nprobe = checkPositiveInt(o.nprobe, 'nprobe', 1 << 20);
+  return { k, includeMetadata: o.includeMetadata ?? true, includeVector: o.includeVector ?? false, params, withStats: o.withStats === true };
 }

@@ -9,10 +9,15 @@ import { DEFAULT_RERANK_FACTOR, type RerankRule } from '../query/rerank.js';
  *   'Flat,SQ8'                  scan SQ8 codes; scores are the quantizer's estimates
  *   'Flat,RaBitQ4,Rerank'       scan codes, then rerank with full vectors
  *   'Flat,PCA128,SQ8,Rerank10'  transforms in front of the quantizer; rerank 10*k candidates
+ *   'HNSW32,SQ8,Rerank'         proximity graph (M = 32) traversed on SQ8 codes, reranked
+ *   'IVF1024,RaBitQ1,Rerank'    1024 inverted lists of RaBitQ codes, reranked by error bounds
+ *   'IVF,PQ25x4fs,Rerank10'     IVF with nlist chosen from each segment's size
  *
  * Grammar (parts separated by commas, no spaces in canonical form):
  *   <index> [,<transform>]... [,<quantizer>] [,Rerank[<factor>]]
- *   <index>      = Flat
+ *   <index>      = Flat | HNSW<M> | IVF[<nlist>]
+ *                  M: graph degree of the upper levels (level 0 keeps 2M), 4..128;
+ *                  nlist: lists per segment, 1..65536 (omitted = about 4 sqrt(rows) per segment)
  *   <transform>  = ROT | PCA<k> | LeanVec<k>        (only in front of a quantizer)
  *   <quantizer>  = any registered quantizer spec (F16, SQ8, SQ4, BIN, LVQ8, PQ16x4fs, RaBitQ4, ...)
  *   Rerank       = rerank with full vectors: bound-driven for bounded quantizers (RaBitQ),
@@ -21,7 +26,11 @@ import { DEFAULT_RERANK_FACTOR, type RerankRule } from '../query/rerank.js';
  */
 export interface IndexSpec {
   /** The search structure. */
-  index: 'Flat';
+  index: IndexKind;
+  /** HNSW: links per node on the upper levels (level 0 keeps 2M). */
+  m?: number;
+  /** IVF: lists per segment; null = chosen from each segment's row count. */
+  nlist?: number | null;
   /** Transform specs, in application order (empty without a quantizer). */
   transforms: string[];
   /** Quantizer spec without transforms, e.g. 'RaBitQ4'; null = full-precision vectors. */
@@ -30,11 +39,16 @@ export interface IndexSpec {
   rerank: { factor: number | null } | null;
 }
 
-const INDEX_KINDS = ['Flat'] as const;
+export type IndexKind = 'Flat' | 'HNSW' | 'IVF';
+const INDEX_GRAMMAR = 'Flat | HNSW<M> (M 4..128) | IVF[<nlist>] (nlist 1..65536)';
+/** Bounds of HNSW's M. */
+export const HNSW_M_RANGE = [4, 128] as const;
+/** Bounds of IVF's nlist. */
+export const IVF_NLIST_RANGE = [1, 65536] as const;
 
 /** The grammar shown in UNKNOWN_SPEC errors. */
 export function indexSpecGrammar(): string {
-  return `<index>[,<transform>]...[,<quantizer>][,Rerank[<factor>]] with <index> = ${INDEX_KINDS.join(' | ')}; `
+  return `<index>[,<transform>]...[,<quantizer>][,Rerank[<factor>]] with <index> = ${INDEX_GRAMMAR}; `
     + `<transform> = ${transformGrammar()}; <quantizer> = ${quantizerGrammars().join(' | ')}; <factor> = integer 1..1000`;
 }
 
@@ -48,8 +62,7 @@ function fail(text: unknown, reason: string, part?: string): never {
 export function parseIndexSpec(text: string): IndexSpec {
   if (typeof text !== 'string' || text.trim() === '') fail(text, 'an index spec must be a non-empty string');
   const parts = text.split(',').map((p) => p.trim());
-  const index = parts[0];
-  if (!(INDEX_KINDS as readonly string[]).includes(index)) fail(text, `unknown index "${index}" (the first part names the index)`, index);
+  const head = parseIndexPart(text, parts[0]);
   let rest = parts.slice(1);
   let rerank: IndexSpec['rerank'] = null;
   const last = rest[rest.length - 1];
@@ -74,13 +87,40 @@ export function parseIndexSpec(text: string): IndexSpec {
     if (!isQuantizerSpec(p)) fail(text, `unknown quantizer "${p}"`, p);
     quantizer = p;
   }
-  if (rerank && quantizer === null) fail(text, 'Rerank needs a quantizer (a full-precision index is exact already)', 'Rerank');
-  return { index: index as IndexSpec['index'], transforms, quantizer, rerank };
+  if (rerank && quantizer === null) fail(text, 'Rerank needs a quantizer (full-precision vectors are scored exactly already)', 'Rerank');
+  return { ...head, transforms, quantizer, rerank };
+}
+
+function parseIndexPart(text: string, part: string): Pick<IndexSpec, 'index' | 'm' | 'nlist'> {
+  if (part === 'Flat') return { index: 'Flat' };
+  let m = /^HNSW([0-9]{1,4})$/.exec(part);
+  if (m) {
+    const M = Number(m[1]);
+    if (M < HNSW_M_RANGE[0] || M > HNSW_M_RANGE[1]) fail(text, `HNSW degree M = ${M} is outside ${HNSW_M_RANGE[0]}..${HNSW_M_RANGE[1]}`, part);
+    return { index: 'HNSW', m: M };
+  }
+  if (/^HNSW/.test(part)) fail(text, `bad graph part "${part}" (HNSW<M>, e.g. HNSW32)`, part);
+  m = /^IVF([0-9]{1,6})?$/.exec(part);
+  if (m) {
+    if (m[1] === undefined) return { index: 'IVF', nlist: null };
+    const nlist = Number(m[1]);
+    if (nlist < IVF_NLIST_RANGE[0] || nlist > IVF_NLIST_RANGE[1]) fail(text, `IVF nlist = ${nlist} is outside ${IVF_NLIST_RANGE[0]}..${IVF_NLIST_RANGE[1]}`, part);
+    return { index: 'IVF', nlist };
+  }
+  if (/^IVF/.test(part)) fail(text, `bad IVF part "${part}" (IVF or IVF<nlist>, e.g. IVF1024)`, part);
+  return fail(text, `unknown index "${part}" (the first part names the index: ${INDEX_GRAMMAR})`, part);
+}
+
+/** The index part of a spec in canonical form: 'Flat', 'HNSW32', 'IVF1024' or 'IVF'. */
+export function formatIndexPart(spec: Pick<IndexSpec, 'index' | 'm' | 'nlist'>): string {
+  if (spec.index === 'HNSW') return `HNSW${spec.m}`;
+  if (spec.index === 'IVF') return spec.nlist == null ? 'IVF' : `IVF${spec.nlist}`;
+  return 'Flat';
 }
 
 /** Canonical text of a spec: parseIndexSpec(formatIndexSpec(s)) deep-equals s. */
 export function formatIndexSpec(spec: IndexSpec): string {
-  const parts: string[] = [spec.index, ...spec.transforms];
+  const parts: string[] = [formatIndexPart(spec), ...spec.transforms];
   if (spec.quantizer) parts.push(spec.quantizer);
   if (spec.rerank) parts.push(spec.rerank.factor === null ? 'Rerank' : `Rerank${spec.rerank.factor}`);
   return parts.join(',');

@@ -38,6 +38,10 @@ export interface IndexSearchParams {
    * the spec's rule; undefined = the spec's rule.
    */
   readonly rerankFactor?: number;
+  /** Graph indexes: beam width (candidates kept during the search); undefined = the index's default. */
+  readonly ef?: number;
+  /** IVF indexes: lists scanned per query; undefined = the index's default. */
+  readonly nprobe?: number;
 }
 
 /**
