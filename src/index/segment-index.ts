@@ -10,6 +10,8 @@ import { quantizerSpecOf, rerankRule, type IndexSpec } from './spec.js';
 import type { ExactScorer, VectorIndex } from './types.js';
 import { VectorStore } from './vector-store.js';
 import { transientBytes } from '../util/transient.js';
+import { loadGraphIndex, planGraphIndex } from './hnsw-segment.js';
+import { loadIvfIndex, planIvfIndex } from './ivf-segment.js';
 
 /**
  * Which VectorIndex a segment gets, how it is written at seal/merge, and how it is loaded at open.
@@ -41,6 +43,8 @@ export interface IndexPlan {
  * (the written codes are loaded later into the segment's own memory).
  */
 export function planIndex(spec: IndexSpec, dimension: number, metric: Metric, count: number, minRows: number, seed: number, kernels: Kernels): IndexPlan | null {
+  if (spec.index === 'HNSW') return planGraphIndex(spec, dimension, metric, count, minRows, seed, kernels);
+  if (spec.index === 'IVF') return planIvfIndex(spec, dimension, metric, count, minRows, seed, kernels);
   const quantSpec = quantizerSpecOf(spec);
   if (!quantSpec) return null;
   const q: Quantizer = createQuantizer(quantSpec, { dimension, metric: metric === 'l2' ? 'l2' : 'dot', kernels });
@@ -86,6 +90,8 @@ export interface IndexLoadContext {
  * loading a big segment in the background does not stall writes and searches.
  */
 export async function loadIndex(file: SegmentFile, where: string, ctx: IndexLoadContext): Promise<VectorIndex> {
+  if (file.has(SECTION.GRAPH)) return loadGraphIndex(file, where, ctx);
+  if (file.has(SECTION.IVF)) return loadIvfIndex(file, where, ctx);
   const { kernels, dimension: d } = ctx;
   const count = file.header.count;
   let store: VectorStore | null = null;
@@ -100,26 +106,42 @@ export async function loadIndex(file: SegmentFile, where: string, ctx: IndexLoad
       // sized to the segment: a small segment must not hold a default 4 MiB chunk
       store = new VectorStore(kernels, d, ctx.metric === 'cosine', Math.max(16, Math.min(defaultRows, Math.ceil(count / 16) * 16)));
     }
-    const vec = file.section(SECTION.VECTORS);
-    const step = Math.max(1, Math.floor((4 << 20) / (d * 4)));
-    const scratch = store ? null : transientBytes(Math.min(Math.max(count, 1), step) * d * 4);
-    let at = vec.offset, crc = 0;
-    const fill = (dest: Uint8Array) => {
-      file.file.readInto(at, dest);
-      crc = crc32c(dest, crc);
-      at += dest.length;
-    };
-    for (let row = 0; row < count; row += step) {
-      const take = Math.min(step, count - row);
-      if (store) store.appendFilled(take, fill, ctx.norms.subarray(row, row + take));
-      else fill(scratch!.subarray(0, take * d * 4));
-      if (row + take < count) await ctx.pause();
+    if (store) {
+      await readVectorsSection(file, ctx, (piece, first, rows) => {
+        let used = 0; // appendFilled may fill across a chunk boundary in two calls
+        store!.appendFilled(rows, (dest) => { dest.set(piece.subarray(used, used + dest.length)); used += dest.length; }, ctx.norms.subarray(first, first + rows));
+      });
+    } else {
+      await readVectorsSection(file, ctx);
     }
-    file.checkCrc(SECTION.VECTORS, crc);
     return index ?? new FlatIndex(store!, ctx.metric);
   } catch (e) {
     store?.clear();
     index?.release();
     throw e;
   }
+}
+
+/**
+ * Reads the VECTORS section in ~4 MiB pieces (whole rows), verifying its checksum at the end and
+ * pausing between pieces. `sink(piece, firstRow, rows)` receives each piece (raw f32 rows as bytes;
+ * the buffer is reused, copy what you keep); without a sink the section is only checked (indexes
+ * that rerank from the file trust its vectors after this one check).
+ */
+export async function readVectorsSection(file: SegmentFile, ctx: Pick<IndexLoadContext, 'dimension' | 'pause'>, sink?: (piece: Uint8Array, firstRow: number, rows: number) => void): Promise<void> {
+  const d = ctx.dimension, count = file.header.count;
+  const vec = file.section(SECTION.VECTORS);
+  const step = Math.max(1, Math.floor((4 << 20) / (d * 4)));
+  const scratch = transientBytes(Math.min(Math.max(count, 1), step) * d * 4);
+  let at = vec.offset, crc = 0;
+  for (let row = 0; row < count; row += step) {
+    const take = Math.min(step, count - row);
+    const piece = scratch.subarray(0, take * d * 4);
+    file.file.readInto(at, piece);
+    crc = crc32c(piece, crc);
+    at += piece.length;
+    sink?.(piece, row, take);
+    if (row + take < count) await ctx.pause();
+  }
+  file.checkCrc(SECTION.VECTORS, crc);
 }
