@@ -4,3 +4,4 @@ export * from './dense';
 export * from './scalar';
 export * from './pq';
 export * from './rabitq';
+export * from './graph';

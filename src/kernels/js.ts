@@ -1,4 +1,5 @@
 import { ArrayMemory, type KernelMemory } from './memory.js';
+import { graphTwin, type GraphKernels } from './graph.js';
 import { pqTwin, type PqKernels } from './pq.js';
 import { rabitqTwin, type RabitqKernels } from './rabitq.js';
 import { scalarTwin, type ScalarKernels } from './scalar.js';
@@ -23,7 +24,7 @@ export function decodeF16(h: number): number {
 
 // The family twins (scalar.ts, pq.ts, rabitq.ts) are mixed into JsKernels at construction.
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
-export interface JsKernels extends ScalarKernels, PqKernels, RabitqKernels {}
+export interface JsKernels extends ScalarKernels, PqKernels, RabitqKernels, GraphKernels {}
 
 /**
  * The reference twin of every kernel: plain loops over the same pointer-addressed memory.
@@ -44,7 +45,7 @@ export class JsKernels implements Kernels {
 
   constructor(memory: KernelMemory = new ArrayMemory()) {
     this.memory = memory;
-    Object.assign(this, scalarTwin(memory), pqTwin(memory), rabitqTwin(memory));
+    Object.assign(this, scalarTwin(memory), pqTwin(memory), rabitqTwin(memory), graphTwin(memory, () => this));
   }
 
   /** Names of every kernel (dense methods and family twins); the WASM module must export each. */

@@ -1,3 +1,4 @@
+import type { GraphKernels } from './graph.js';
 import type { KernelMemory } from './memory.js';
 import type { PqKernels } from './pq.js';
 import type { RabitqKernels } from './rabitq.js';
@@ -11,7 +12,7 @@ import type { ScalarKernels } from './scalar.js';
  * Two implementations exist: `wasm-simd` (assembly/, WASM SIMD) and `js` (src/kernels/js.ts,
  * the reference twin). Results agree up to float summation order.
  */
-export interface Kernels extends DenseKernels, ScalarKernels, PqKernels, RabitqKernels {
+export interface Kernels extends DenseKernels, ScalarKernels, PqKernels, RabitqKernels, GraphKernels {
   readonly name: 'wasm-simd' | 'js';
   readonly memory: KernelMemory;
 }

@@ -1,0 +1,222 @@
+import { QuiverError } from '../errors.js';
+import { GRAPH_HEADER_BYTES, GRAPH_WORDS, NO_NODE, SCORER_BYTES, SCORER_WORDS, SCORE_KIND, type RowScoring } from '../kernels/graph.js';
+import type { Kernels } from '../kernels/types.js';
+import { Rng } from '../math/rng.js';
+
+/**
+ * An HNSW graph in kernel memory (layout: src/kernels/graph.ts): built by insertion with the
+ * hnswInsert kernel over f32 rows, searched with hnswSearch, one kernel call per query.
+ *
+ * Levels are drawn up front (seeded, hnswlib's rule: floor(-ln U / ln M), at most MAX_LEVEL),
+ * so the sparse upper-level pool is sized once and insertion never allocates.
+ */
+export const MAX_LEVEL = 16;
+
+/** Persistent graph arrays as stored (GRAPH section, hnsw-section.ts) and held for search. */
+export interface GraphArrays {
+  m: number;
+  count: number;
+  entry: number;
+  maxLevel: number;
+  /** u8[count] top level per node. */
+  levels: Uint8Array;
+  /** u32[count] word offset into `upper` (0 for level-0 nodes). */
+  upperOff: Uint32Array;
+  /** Words in the upper pool. */
+  upperWords: number;
+}
+
+export class HnswGraph {
+  readonly m: number;
+  readonly m0: number;
+  readonly cap: number;
+  private readonly g: number;
+  private readonly blocks: number[] = [];
+  private persistentBytes = 0;
+  private released = false;
+
+  private constructor(readonly kernels: Kernels, cap: number, m: number, levels: Uint8Array, upperOff: Uint32Array, upperWords: number) {
+    this.m = m;
+    this.m0 = 2 * m;
+    this.cap = cap;
+    const mem = kernels.memory;
+    const alloc = (bytes: number, persistent: boolean) => {
+      const p = mem.alloc(bytes);
+      this.blocks.push(p);
+      if (persistent) this.persistentBytes += bytes;
+      return p;
+    };
+    try {
+      this.g = alloc(GRAPH_HEADER_BYTES, false);
+      const level0 = alloc(cap * (this.m0 + 1) * 4, true);
+      const lv = alloc(Math.max(4, cap), true);
+      const uo = alloc(Math.max(4, cap * 4), true);
+      const upper = alloc(Math.max(4, upperWords * 4), true);
+      const visited = alloc(Math.max(4, cap * 2), false);
+      const list = (n: number) => alloc(n * 4, false);
+      const ck = list(cap + 1), ci = list(cap + 1), rk = list(cap + 1), ri = list(cap + 1), tk = list(cap + 1), ti = list(cap + 1);
+      const sk = list(this.m0 + 2), si = list(this.m0 + 2);
+      mem.u8(lv, levels.length).set(levels);
+      mem.u32(uo, upperOff.length).set(upperOff);
+      const W = GRAPH_WORDS;
+      const h = mem.u32(this.g, GRAPH_HEADER_BYTES / 4);
+      h[W.COUNT] = 0; h[W.CAP] = cap; h[W.M] = m; h[W.M0] = this.m0; h[W.ENTRY] = NO_NODE; h[W.MAXLEVEL] = 0;
+      h[W.LEVEL0] = level0; h[W.LEVELS] = lv; h[W.UPPEROFF] = uo; h[W.UPPER] = upper; h[W.VISITED] = visited; h[W.EPOCH] = 0;
+      h[W.CKEYS] = ck; h[W.CIDS] = ci; h[W.RKEYS] = rk; h[W.RIDS] = ri; h[W.TKEYS] = tk; h[W.TIDS] = ti; h[W.SKEYS] = sk; h[W.SIDS] = si;
+    } catch (e) {
+      for (const p of this.blocks) mem.release(p);
+      throw e;
+    }
+  }
+
+  /** An empty graph for `cap` nodes with degree m (level 0: 2m); levels drawn from `seed`. */
+  static create(kernels: Kernels, cap: number, m: number, seed: number): HnswGraph {
+    const levels = drawLevels(cap, m, seed);
+    const upperOff = new Uint32Array(cap);
+    let words = 0;
+    for (let i = 0; i < cap; i++) {
+      if (levels[i] > 0) { upperOff[i] = words; words += levels[i] * (m + 1); }
+    }
+    return new HnswGraph(kernels, cap, m, levels, upperOff, words);
+  }
+
+  /**
+   * A graph restored from stored arrays; `fill(level0, upper)` copies the adjacency into the
+   * kernel memory views it is given (u32[count * (2m + 1)] and u32[upperWords]).
+   */
+  static restore(kernels: Kernels, a: GraphArrays, fill: (level0: () => Uint32Array, upper: () => Uint32Array) => void): HnswGraph {
+    const graph = new HnswGraph(kernels, a.count, a.m, a.levels, a.upperOff, a.upperWords);
+    try {
+      const mem = kernels.memory, W = GRAPH_WORDS;
+      const h = () => mem.u32(graph.g, GRAPH_HEADER_BYTES / 4);
+      fill(() => mem.u32(h()[W.LEVEL0], a.count * (graph.m0 + 1)), () => mem.u32(h()[W.UPPER], a.upperWords));
+      const hh = h();
+      hh[W.COUNT] = a.count; hh[W.ENTRY] = a.count === 0 ? NO_NODE : a.entry; hh[W.MAXLEVEL] = a.maxLevel;
+      graph.checkLinks();
+      return graph;
+    } catch (e) {
+      graph.release();
+      throw e;
+    }
+  }
+
+  private header(): Uint32Array { return this.kernels.memory.u32(this.g, GRAPH_HEADER_BYTES / 4); }
+
+  /** Nodes linked so far. */
+  get count(): number { return this.header()[GRAPH_WORDS.COUNT]; }
+  get entry(): number { return this.header()[GRAPH_WORDS.ENTRY]; }
+  get maxLevel(): number { return this.header()[GRAPH_WORDS.MAXLEVEL]; }
+  /** Codes scored by the last search or insert. */
+  get lastScored(): number { return this.header()[GRAPH_WORDS.SCORED]; }
+  /** Bytes of the adjacency (what the segment stores); scratch for searches is extra (scratchBytes). */
+  get bytes(): number { return this.persistentBytes; }
+  /** Bytes of search scratch: visited tags, heaps and work lists. */
+  get scratchBytes(): number { return this.cap * 2 + 6 * (this.cap + 1) * 4 + 2 * (this.m0 + 2) * 4 + GRAPH_HEADER_BYTES; }
+
+  /**
+   * Inserts nodes [from, to) whose f32 rows (unit for cosine) sit at `rows` in kernel memory,
+   * `d` floats each, scoring by `metric`. efConstruction: beam width of each insertion.
+   */
+  insert(rows: number, d: number, metric: 'dot' | 'l2', from: number, to: number, efConstruction: number): void {
+    this.checkLive();
+    if (from !== this.count || to > this.cap || to < from) {
+      throw new QuiverError('INVALID_ARGUMENT', `graph insert: nodes [${from}, ${to}) do not follow the ${this.count} linked (capacity ${this.cap})`, { expected: `from = ${this.count}, to <= ${this.cap}`, received: [from, to] });
+    }
+    const s = this.scorer({ kind: metric === 'l2' ? SCORE_KIND.F32_L2 : SCORE_KIND.F32_DOT, d, stride: d * 4, scale: 0, bias: 0, p0: rows, p1: 0 }, rows);
+    try {
+      this.kernels.hnswInsert(this.g, s, from, to, efConstruction);
+    } finally {
+      this.kernels.memory.release(s);
+    }
+  }
+
+  /**
+   * Searches one query: `scoring` (from a QueryScorer, or f32 rows for a full-precision graph)
+   * over rows at `rows`. `excluded`: bitset pointer in kernel memory (0 = none). Writes up to k
+   * hits best first at outIds (u32[k]) and outScores (f32[k]); returns the count.
+   */
+  search(scoring: RowScoring, rows: number, k: number, ef: number, excluded: number, outIds: number, outScores: number): number {
+    this.checkLive();
+    const s = this.scorer(scoring, rows);
+    try {
+      return this.kernels.hnswSearch(this.g, s, k, ef, excluded, outIds, outScores);
+    } finally {
+      this.kernels.memory.release(s);
+    }
+  }
+
+  private scorer(r: RowScoring, rows: number): number {
+    const mem = this.kernels.memory;
+    const s = mem.alloc(SCORER_BYTES);
+    const u = mem.u32(s, SCORER_BYTES / 4), f = mem.f32(s, SCORER_BYTES / 4), S = SCORER_WORDS;
+    u[S.KIND] = r.kind; u[S.D] = r.d; u[S.STRIDE] = r.stride; f[S.SCALE] = r.scale; f[S.BIAS] = r.bias;
+    u[S.P0] = r.p0; u[S.P1] = r.p1; u[S.CODES] = rows; u[S.OUT] = s + 40;
+    return s;
+  }
+
+  /** The stored form: header values, levels, upper offsets, and copies of the adjacency. */
+  arrays(): GraphArrays & { level0: Uint32Array; upper: Uint32Array } {
+    this.checkLive();
+    const h = this.header(), W = GRAPH_WORDS, mem = this.kernels.memory;
+    const n = h[W.COUNT];
+    const levels = mem.u8(h[W.LEVELS], n).slice();
+    const upperOff = mem.u32(h[W.UPPEROFF], n).slice();
+    let upperWords = 0;
+    for (let i = 0; i < n; i++) if (levels[i] > 0) upperWords = Math.max(upperWords, upperOff[i] + levels[i] * (this.m + 1));
+    return {
+      m: this.m, count: n, entry: h[W.ENTRY], maxLevel: h[W.MAXLEVEL], levels, upperOff, upperWords,
+      level0: mem.u32(h[W.LEVEL0], n * (this.m0 + 1)).slice(), upper: mem.u32(h[W.UPPER], upperWords).slice(),
+    };
+  }
+
+  /** CORRUPT-style check of restored links: degrees within bounds, ids below count. */
+  private checkLinks(): void {
+    const h = this.header(), W = GRAPH_WORDS, mem = this.kernels.memory;
+    const n = h[W.COUNT];
+    const bad = (what: string) => { throw new QuiverError('CORRUPT_FILE', `graph: ${what}`, { reason: what }); };
+    if (n > 0 && h[W.ENTRY] >= n) bad(`entry node ${h[W.ENTRY]} is outside [0, ${n})`);
+    const l0 = mem.u32(h[W.LEVEL0], n * (this.m0 + 1));
+    for (let i = 0; i < n; i++) {
+      const at = i * (this.m0 + 1), deg = l0[at];
+      if (deg > this.m0) bad(`node ${i} has ${deg} links on level 0 (at most ${this.m0})`);
+      for (let t = 1; t <= deg; t++) if (l0[at + t] >= n) bad(`node ${i} links to ${l0[at + t]}, outside [0, ${n})`);
+    }
+    const levels = mem.u8(h[W.LEVELS], n), uo = mem.u32(h[W.UPPEROFF], n);
+    const upperWords = this.upperWordsOf(levels, uo, n);
+    const up = mem.u32(h[W.UPPER], upperWords);
+    for (let i = 0; i < n; i++) {
+      if (levels[i] > h[W.MAXLEVEL]) bad(`node ${i} has level ${levels[i]} above the top level ${h[W.MAXLEVEL]}`);
+      for (let l = 1; l <= levels[i]; l++) {
+        const at = uo[i] + (l - 1) * (this.m + 1), deg = up[at];
+        if (deg > this.m) bad(`node ${i} has ${deg} links on level ${l} (at most ${this.m})`);
+        for (let t = 1; t <= deg; t++) if (up[at + t] >= n || levels[up[at + t]] < l) bad(`node ${i} links on level ${l} to ${up[at + t]}, not a node of that level`);
+      }
+    }
+  }
+
+  private upperWordsOf(levels: Uint8Array, uo: Uint32Array, n: number): number {
+    let w = 0;
+    for (let i = 0; i < n; i++) if (levels[i] > 0) w = Math.max(w, uo[i] + levels[i] * (this.m + 1));
+    return w;
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    for (const p of this.blocks) this.kernels.memory.release(p);
+    this.blocks.length = 0;
+  }
+
+  private checkLive(): void {
+    if (this.released) throw new QuiverError('CLOSED', 'this HNSW graph was released', { reason: 'released' });
+  }
+}
+
+/** Levels of `n` nodes: floor(-ln U * mL), mL = 1 / ln m, capped at MAX_LEVEL (hnswlib's rule). */
+export function drawLevels(n: number, m: number, seed: number): Uint8Array {
+  const rng = new Rng(seed ^ 0x48a5f00d);
+  const ml = 1 / Math.log(m);
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.min(MAX_LEVEL, Math.floor(-Math.log(1 - rng.next()) * ml));
+  return out;
+}
