@@ -195,7 +195,7 @@ export class Maintenance {
       }, h.faults);
       let segment: SealedSegment;
       const file = reuse ? await SegmentFile.open(h.dir, name) : null;
-      if (file && !file.has(SECTION.CODES)) {
+      if (file && !file.has(SECTION.CODES) && !file.has(SECTION.IVF) && !file.has(SECTION.GRAPH)) {
         segment = SealedSegment.fromFrozen(reuse!, file);
       } else {
         await file?.close();

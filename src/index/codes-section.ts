@@ -57,6 +57,31 @@ export async function writeCodesSection(
  * released.
  */
 export function readCodesSection(file: SegmentFile, where: string, count: number, kernels: Kernels): FlatQuantizedIndex {
+  let index: FlatQuantizedIndex | null = null;
+  let origin: { spec: string; fingerprint: number } | undefined;
+  try {
+    readCodes(file, where, count, kernels, (q, fingerprint) => {
+      index = new FlatQuantizedIndex(q, count);
+      origin = { spec: q.spec, fingerprint };
+    }, (part, rows, first) => index!.addCodes(part, rows, first === 0 ? origin : undefined));
+    return index!;
+  } catch (e) {
+    (index as FlatQuantizedIndex | null)?.release();
+    throw e;
+  }
+}
+
+/**
+ * Reads the CODES section: its quantizer (deserialized on `kernels`) goes to `begin` with the
+ * stored fingerprint, then the row codes in ~4 MiB pieces of whole rows to `piece(part, rows,
+ * firstRow)` (the buffer is reused: copy what you keep). The checksum is verified at the end;
+ * CORRUPT_FILE / UNSUPPORTED_FORMAT / INCOMPATIBLE_CODES on damage or mismatch (the caller frees
+ * what it built from the pieces).
+ */
+export function readCodes(
+  file: SegmentFile, where: string, count: number, kernels: Kernels,
+  begin: (q: Quantizer, fingerprint: number) => void, piece: (part: Uint8Array, rows: number, firstRow: number) => void,
+): Quantizer {
   const sec = file.section(SECTION.CODES);
   const head8 = new Uint8Array(Math.min(8, sec.length));
   file.file.readInto(sec.offset, head8);
@@ -70,7 +95,6 @@ export function readCodesSection(file: SegmentFile, where: string, count: number
   file.file.readInto(sec.offset, head);
   let crc = crc32c(head);
   const r = new ByteReader(head, where);
-  let index: FlatQuantizedIndex | null = null;
   try {
     const version = r.u32('codes version');
     if (version !== CODES_VERSION) throw new QuiverError('UNSUPPORTED_FORMAT', `${where}: codes section version ${version} is not supported (read: ${CODES_VERSION})`, { file: where, expected: CODES_VERSION, received: version });
@@ -81,24 +105,22 @@ export function readCodesSection(file: SegmentFile, where: string, count: number
     const n = r.u32('code count');
     if (n !== count || codeSize !== q.codeSize) r.fail(`codes section holds ${n} codes of ${codeSize} bytes, expected ${count} of ${q.codeSize}`);
     if (sec.length !== headLen + n * codeSize) r.fail(`codes section is ${sec.length} bytes, expected ${headLen + n * codeSize}`);
-    index = new FlatQuantizedIndex(q, n);
-    const origin = { spec: q.spec, fingerprint };
+    begin(q, fingerprint);
     const perPiece = Math.max(1, Math.floor((4 << 20) / Math.max(1, codeSize)));
-    const piece = transientBytes(Math.min(n, perPiece) * codeSize);
+    const buf = transientBytes(Math.min(n, perPiece) * codeSize);
     let at = sec.offset + headLen;
     for (let done = 0; done < n;) {
       const take = Math.min(perPiece, n - done);
-      const part = piece.subarray(0, take * codeSize);
+      const part = buf.subarray(0, take * codeSize);
       file.file.readInto(at, part);
       crc = crc32c(part, crc);
-      index.addCodes(part, take, done === 0 ? origin : undefined);
+      piece(part, take, done);
       at += part.length;
       done += take;
     }
     file.checkCrc(SECTION.CODES, crc);
-    return index;
+    return q;
   } catch (e) {
-    index?.release();
     // a damaged section is CORRUPT_FILE (its checksum), whatever part of it failed to parse
     file.readChunked(SECTION.CODES, 4 << 20, () => {});
     throw e;

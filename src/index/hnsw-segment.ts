@@ -1,16 +1,122 @@
-import { QuiverError } from '../errors.js';
 import type { Metric } from '../collection/validate.js';
 import type { Kernels } from '../kernels/types.js';
-import type { SegmentFile } from '../storage/segment-file.js';
-import type { IndexLoadContext, IndexPlan } from './segment-index.js';
-import type { IndexSpec } from './spec.js';
+import { createQuantizer } from '../quant/registry.js';
+import type { Quantizer } from '../quant/types.js';
+import { SECTION, type SegmentFile } from '../storage/segment-file.js';
+import { readCodes, writeCodesSection } from './codes-section.js';
+import { HnswGraph } from './hnsw-graph.js';
+import { readGraphSection, writeGraphSection } from './hnsw-section.js';
+import { HnswIndex } from './hnsw.js';
+import { MAX_TRAINING_SAMPLE, readVectorsSection, scaleRow, type IndexLoadContext, type IndexPlan } from './segment-index.js';
+import { quantizerSpecOf, rerankRule, type IndexSpec } from './spec.js';
 import type { VectorIndex } from './types.js';
 
-/** HNSW graph index: plan at seal/merge, load at open. */
-export function planGraphIndex(spec: IndexSpec, _dimension: number, _metric: Metric, _count: number, _minRows: number, _seed: number, _kernels: Kernels): IndexPlan | null {
-  throw new QuiverError('UNKNOWN_SPEC', `${spec.index} indexes are not built yet`, { received: spec.index });
+/**
+ * HNSW indexes of sealed segments: built when a segment is written (seal or merge), stored as a
+ * GRAPH section (hnsw-section.ts) beside the CODES it is traversed on (graph quantizers) or the
+ * segment's VECTORS (full precision), and restored at open without a rebuild.
+ *
+ * The graph is built on the full-precision rows (unit for cosine) whatever the quantizer, so its
+ * links are those of the true neighbourhoods; searches traverse it on the codes.
+ */
+
+/** Beam width of insertions (hnswlib's and the peers' usual 200; chosen a priori). */
+export const DEFAULT_EF_CONSTRUCTION = 200;
+/** Insertions between yields to the event loop while building (writes and searches run between). */
+const INSERT_SLICE_MS = 30;
+
+export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metric, count: number, minRows: number, seed: number, kernels: Kernels): IndexPlan | null {
+  const quantSpec = quantizerSpecOf(spec);
+  const q: Quantizer | null = quantSpec ? createQuantizer(quantSpec, { dimension, metric: metric === 'l2' ? 'l2' : 'dot', kernels }) : null;
+  if (count < Math.max(minRows, q?.minTrainingVectors ?? 0)) return null;
+  const stride = q ? Math.max(1, Math.ceil(count / MAX_TRAINING_SAMPLE)) : count;
+  const sampleRows = Math.ceil(count / stride);
+  const m = spec.m!;
+  return {
+    sampleStride: stride,
+    sampleRows,
+    async write(w, sample, chunks, norms) {
+      q?.train(sample, sampleRows, { seed });
+      const d = dimension, mem = kernels.memory;
+      const rows = mem.alloc(Math.max(4, count * d * 4));
+      let graph: HnswGraph | null = null;
+      try {
+        let row = 0;
+        for await (const chunk of chunks) {
+          const n = chunk.length / (d * 4);
+          const f = mem.f32(rows + row * d * 4, n * d);
+          new Uint8Array(f.buffer, f.byteOffset, f.byteLength).set(chunk);
+          if (metric === 'cosine') for (let i = 0; i < n; i++) scaleRow(f, i * d, d, norms[row + i]);
+          row += n;
+        }
+        if (row !== count) throw new Error(`graph index: read ${row} rows, expected ${count}`);
+        if (q) {
+          // codes of the unit rows, in pieces re-derived from kernel memory (encoding may grow it)
+          const piece = Math.max(1, Math.floor((4 << 20) / (d * 4)));
+          const rowChunks = function* () {
+            for (let r = 0; r < count; r += piece) {
+              const take = Math.min(piece, count - r);
+              yield mem.u8(rows + r * d * 4, take * d * 4).slice();
+            }
+          };
+          await writeCodesSection(w, q, count, rowChunks(), () => {});
+        }
+        graph = HnswGraph.create(kernels, count, m, seed);
+        await buildGraph(graph, rows, d, metric === 'l2' ? 'l2' : 'dot', DEFAULT_EF_CONSTRUCTION);
+        await writeGraphSection(w, graph, DEFAULT_EF_CONSTRUCTION);
+      } finally {
+        graph?.release();
+        mem.release(rows);
+      }
+    },
+  };
 }
 
-export async function loadGraphIndex(_file: SegmentFile, where: string, _ctx: IndexLoadContext): Promise<VectorIndex> {
-  throw new QuiverError('UNSUPPORTED_FORMAT', `${where}: HNSW graph index sections are not readable yet`, { file: where });
+/** Inserts every node, in slices of about INSERT_SLICE_MS with a yield to the event loop between. */
+export async function buildGraph(graph: HnswGraph, rows: number, d: number, metric: 'dot' | 'l2', efConstruction: number): Promise<void> {
+  let batch = 64;
+  for (let from = graph.count; from < graph.cap;) {
+    const to = Math.min(graph.cap, from + batch);
+    const t0 = performance.now();
+    graph.insert(rows, d, metric, from, to, efConstruction);
+    const ms = performance.now() - t0;
+    // aim each slice at INSERT_SLICE_MS: the cost per insert grows with the graph
+    batch = Math.max(16, Math.min(1 << 14, Math.round(((to - from) * INSERT_SLICE_MS) / Math.max(ms, 0.5))));
+    from = to;
+    if (from < graph.cap) await new Promise<void>((resolve) => setTimeout(resolve, 0));
+  }
+}
+
+/** Restores a segment's HNSW index: its rows (codes, or unit f32 vectors) and its graph. */
+export async function loadGraphIndex(file: SegmentFile, where: string, ctx: IndexLoadContext): Promise<VectorIndex> {
+  const { kernels, dimension: d } = ctx;
+  const count = file.header.count;
+  const mem = kernels.memory;
+  let rows = 0, rowBytes = 0;
+  let graph: HnswGraph | null = null;
+  let quantizer: Quantizer | null = null;
+  try {
+    if (file.has(SECTION.CODES)) {
+      quantizer = readCodes(file, where, count, kernels, (q) => {
+        rowBytes = q.codeSize;
+        rows = mem.alloc(Math.max(4, count * rowBytes));
+      }, (part, n, first) => mem.u8(rows + first * rowBytes, n * rowBytes).set(part));
+      await readVectorsSection(file, ctx); // reranking reads them: checked once here
+    } else {
+      rowBytes = d * 4;
+      rows = mem.alloc(Math.max(4, count * rowBytes));
+      await readVectorsSection(file, ctx, (piece, first, n) => {
+        const f = mem.f32(rows + first * rowBytes, n * d);
+        new Uint8Array(f.buffer, f.byteOffset, f.byteLength).set(piece);
+        if (ctx.metric === 'cosine') for (let i = 0; i < n; i++) scaleRow(f, i * d, d, ctx.norms[first + i]);
+      });
+    }
+    graph = readGraphSection(file, where, count, kernels).graph;
+    const rerank = quantizer ? rerankRule(ctx.spec, false) : null;
+    return new HnswIndex(graph, rows, rowBytes, { metric: ctx.metric, dimension: d, quantizer, rerank, exact: rerank ? ctx.exact : null });
+  } catch (e) {
+    graph?.release();
+    if (rows) mem.release(rows);
+    throw e;
+  }
 }

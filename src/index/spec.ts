@@ -41,6 +41,8 @@ export interface IndexSpec {
 
 export type IndexKind = 'Flat' | 'HNSW' | 'IVF';
 const INDEX_GRAMMAR = 'Flat | HNSW<M> (M 4..128) | IVF[<nlist>] (nlist 1..65536)';
+/** Quantizers whose codes a graph search scores inside its kernel (QueryScorer.rowScoring). */
+export const GRAPH_QUANTIZERS: readonly string[] = ['F16', 'SQ8', 'SQ4'];
 /** Bounds of HNSW's M. */
 export const HNSW_M_RANGE = [4, 128] as const;
 /** Bounds of IVF's nlist. */
@@ -86,6 +88,9 @@ export function parseIndexSpec(text: string): IndexSpec {
     if (i !== rest.length - 1) fail(text, `"${p}" is not a transform (only transforms may precede the quantizer)`, p);
     if (!isQuantizerSpec(p)) fail(text, `unknown quantizer "${p}"`, p);
     quantizer = p;
+  }
+  if (head.index === 'HNSW' && quantizer !== null && !GRAPH_QUANTIZERS.includes(quantizer)) {
+    fail(text, `HNSW traverses ${GRAPH_QUANTIZERS.join(', ')} codes or full-precision vectors; "${quantizer}" codes are scanned by Flat and IVF only`, quantizer);
   }
   if (rerank && quantizer === null) fail(text, 'Rerank needs a quantizer (full-precision vectors are scored exactly already)', 'Rerank');
   return { ...head, transforms, quantizer, rerank };

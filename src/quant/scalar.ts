@@ -1,4 +1,5 @@
 import { QuiverError } from '../errors.js';
+import { SCORE_KIND, type RowScoring } from '../kernels/graph.js';
 import { F16_TABLE } from '../kernels/js.js';
 import { quantizeQueryI16, splitQuery } from '../kernels/scalar.js';
 import { Rng } from '../math/rng.js';
@@ -137,13 +138,15 @@ export class ScalarQuantizer extends QuantizerBase {
       if (this.bits === 8) {
         const scale = quantizeQueryI16(qw, d, 255, qi);
         const qp = mem.i16(qi);
-        return scorer(mem, (codes, n, out) => k.sqDotU8(qp, scale, codes, n, d, stride, bias, out));
+        return scorer(mem, (codes, n, out) => k.sqDotU8(qp, scale, codes, n, d, stride, bias, out),
+          { kind: SCORE_KIND.SQ8_DOT, d, stride, scale, bias, p0: qp, p1: 0 });
       }
       const split = new Float32Array(2 * stride);
       splitQuery(qw, d, split);
       const scale = quantizeQueryI16(split, 2 * stride, 15, qi);
       const qp = mem.i16(qi);
-      return scorer(mem, (codes, n, out) => k.sqDotU4(qp, scale, codes, n, d, stride, bias, out));
+      return scorer(mem, (codes, n, out) => k.sqDotU4(qp, scale, codes, n, d, stride, bias, out),
+        { kind: SCORE_KIND.SQ4_DOT, d, stride, scale, bias, p0: qp, p1: 0 });
     }
     // -||q - x^||^2 = -sum step^2 ((q - lo)/step - c)^2; constant dimensions go to the bias
     let bias = 0;
@@ -154,13 +157,15 @@ export class ScalarQuantizer extends QuantizerBase {
     }
     if (this.bits === 8) {
       const qp = mem.f32(qs), wp = mem.f32(w);
-      return scorer(mem, (codes, n, out) => k.sqL2U8(qp, wp, codes, n, d, stride, bias, out));
+      return scorer(mem, (codes, n, out) => k.sqL2U8(qp, wp, codes, n, d, stride, bias, out),
+        { kind: SCORE_KIND.SQ8_L2, d, stride, scale: 0, bias, p0: qp, p1: wp });
     }
     const qsplit = new Float32Array(2 * stride), wsplit = new Float32Array(2 * stride);
     splitQuery(qs, d, qsplit);
     splitQuery(w, d, wsplit);
     const qp = mem.f32(qsplit), wp = mem.f32(wsplit);
-    return scorer(mem, (codes, n, out) => k.sqL2U4(qp, wp, codes, n, d, stride, bias, out));
+    return scorer(mem, (codes, n, out) => k.sqL2U4(qp, wp, codes, n, d, stride, bias, out),
+      { kind: SCORE_KIND.SQ4_L2, d, stride, scale: 0, bias, p0: qp, p1: wp });
   }
 
   protected writePayload(): Uint8Array {
@@ -226,9 +231,10 @@ function gridError(values: Float32Array, m: number, lo: number, step: number, le
   return err;
 }
 
-/** A QueryScorer over one kernel call per block; `run(codesPtr, n, outPtr)`. */
-export function scorer(mem: ScorerMemory, run: (codes: number, n: number, out: number) => void): QueryScorer {
+/** A QueryScorer over one kernel call per block; `run(codesPtr, n, outPtr)`; `rowScoring` for graph search. */
+export function scorer(mem: ScorerMemory, run: (codes: number, n: number, out: number) => void, rowScoring?: RowScoring): QueryScorer {
   return {
+    ...(rowScoring ? { rowScoring } : {}),
     scoreBlock(codesPtr: number, n: number, outPtr: number): void {
       mem.check();
       checkScoreArgs(n, 'scoreBlock');
@@ -311,8 +317,9 @@ export class F16Quantizer extends QuantizerBase {
     const mem = new ScorerMemory(this.kernels, this.spec);
     const qp = mem.f32(query);
     const k = this.kernels, d = this.dimension;
-    if (this.metric === 'dot') return scorer(mem, (codes, n, out) => k.dotManyF16(qp, codes, n, d, out));
-    return scorer(mem, (codes, n, out) => { k.l2ManyF16(qp, codes, n, d, out); k.affineInPlace(out, n, -1, 0); });
+    if (this.metric === 'dot') return scorer(mem, (codes, n, out) => k.dotManyF16(qp, codes, n, d, out), { kind: SCORE_KIND.F16_DOT, d, stride: 2 * d, scale: 0, bias: 0, p0: qp, p1: 0 });
+    return scorer(mem, (codes, n, out) => { k.l2ManyF16(qp, codes, n, d, out); k.affineInPlace(out, n, -1, 0); },
+      { kind: SCORE_KIND.F16_L2, d, stride: 2 * d, scale: 0, bias: 0, p0: qp, p1: 0 });
   }
 
   protected writePayload(): Uint8Array {

@@ -381,7 +381,10 @@ export class TransformedQuantizer extends QuantizerBase {
     const inner = this.inner.prepare(q);
     const kernels = this.kernels;
     const shift = Math.fround(offset);
+    // a graph search scores rows of the inner codes: the same scoring with the shift in its bias
+    const rowScoring = inner.rowScoring ? { ...inner.rowScoring, bias: Math.fround(inner.rowScoring.bias + shift) } : undefined;
     return {
+      ...(rowScoring ? { rowScoring } : {}),
       scoreBlock(codesPtr: number, n: number, outPtr: number, boundsPtr?: number): void {
         inner.scoreBlock(codesPtr, n, outPtr, boundsPtr);
         if (shift !== 0 && n > 0) kernels.affineInPlace(outPtr, n, 1, shift);

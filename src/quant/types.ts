@@ -1,3 +1,4 @@
+import type { RowScoring } from '../kernels/graph.js';
 import type { Kernels } from '../kernels/types.js';
 
 /**
@@ -51,6 +52,12 @@ export interface QueryScorer {
   scoreBlock(codesPtr: number, n: number, outPtr: number, boundsPtr?: number): void;
   /** Frees this scorer's kernel memory; it must not be used afterwards. */
   release(): void;
+  /**
+   * How to score one row of codes inside a graph search kernel (src/kernels/graph.ts), when
+   * this quantizer's codes can be scored there (F16, SQ8, SQ4); absent otherwise. Its pointers
+   * live in this scorer's memory.
+   */
+  readonly rowScoring?: RowScoring;
 }
 
 export interface Quantizer {

@@ -1,0 +1,141 @@
+import { QuiverError } from '../errors.js';
+import type { Metric } from '../collection/validate.js';
+import { SCORE_KIND, type RowScoring } from '../kernels/graph.js';
+import type { Kernels } from '../kernels/types.js';
+import type { Quantizer, QueryScorer } from '../quant/types.js';
+import { Reranker, type RerankRule } from '../query/rerank.js';
+import { drainHeaps, maskDeleted } from './flat.js';
+import type { HnswGraph } from './hnsw-graph.js';
+import type { ExactScorer, SearchResultBatch, SegmentQuery, VectorIndex } from './types.js';
+
+/** Beam width of a search when neither the query nor a recall target sets one (usearch's default; chosen a priori). */
+export const DEFAULT_EF_SEARCH = 64;
+
+export interface HnswIndexOptions {
+  metric: Metric;
+  dimension: number;
+  /** The quantizer whose codes are the rows (F16/SQ8/SQ4, with transforms); null = f32 rows. */
+  quantizer: Quantizer | null;
+  /** Reranking with full vectors (`{ factor }`: factor * k candidates); null = estimates only. */
+  rerank: RerankRule | null;
+  exact: ExactScorer | null;
+  defaultEf?: number;
+}
+
+/**
+ * A segment's HNSW index: the graph (hnsw-graph.ts) and the rows it is traversed on, both in the
+ * segment's kernel memory: codes of a graph quantizer, or f32 vectors (unit for cosine). One
+ * hnswSearch kernel call runs the whole search of one query (descent, beam search, visited set);
+ * excluded rows (deletes, filters) are passed through, never returned. With reranking, the
+ * factor*k best by code score are scored exactly (from the segment file) and the k best returned.
+ */
+export class HnswIndex implements VectorIndex {
+  readonly description: string;
+  private released = false;
+
+  /** rows: pointer to count rows of `rowBytes` each in kernels' memory, owned (freed) by the index. */
+  constructor(readonly graph: HnswGraph, private readonly rows: number, private readonly rowBytes: number, private readonly o: HnswIndexOptions) {
+    if (o.rerank && 'bounds' in o.rerank) throw new QuiverError('INVALID_ARGUMENT', 'HNSW reranks by oversampling ({ factor }), not by error bounds', { expected: '{ factor }', received: o.rerank });
+    if (o.rerank && !o.exact) throw new QuiverError('INVALID_ARGUMENT', 'reranking needs an ExactScorer', { name: 'exact', expected: 'ExactScorer' });
+    this.description = `HNSW${graph.m}${o.quantizer ? `,${o.quantizer.spec}` : ''}`;
+  }
+
+  get kernels(): Kernels { return this.graph.kernels; }
+  get count(): number { return this.graph.count; }
+  get memoryBytes(): number { return this.graph.bytes + this.graph.scratchBytes + this.graph.count * this.rowBytes; }
+  /** Bytes of the rows the graph is traversed on (codes or vectors). */
+  get rowsBytes(): number { return this.graph.count * this.rowBytes; }
+
+  search(q: SegmentQuery): SearchResultBatch {
+    if (this.released) throw new QuiverError('CLOSED', 'this HNSW index was released', { reason: 'released' });
+    const { nq, k } = q;
+    const d = this.o.dimension;
+    const factor = q.params.rerankFactor !== undefined && this.o.exact ? q.params.rerankFactor : this.o.rerank && 'factor' in this.o.rerank ? this.o.rerank.factor : null;
+    const cands = Math.max(1, Math.min(this.count, factor === null ? k : factor * k));
+    const ef = Math.max(q.params.ef ?? this.o.defaultEf ?? DEFAULT_EF_SEARCH, cands);
+    // a beam over half the graph costs more than scoring every row, and a scan reaches rows the
+    // graph may not (HNSW pruning can leave a few nodes unreachable): scan instead
+    const scan = ef * 2 >= this.count;
+    const mem = this.kernels.memory;
+    const out = { k, ords: new Uint32Array(nq * k), scores: new Float32Array(nq * k), counts: new Uint32Array(nq) };
+    const ptrs: number[] = [];
+    const alloc = (bytes: number) => { const p = mem.alloc(bytes); ptrs.push(p); return p; };
+    const reranker = factor !== null ? new Reranker(this.o.exact!) : null;
+    try {
+      const ids = alloc(cands * 4), scores = alloc(cands * 4);
+      const all = scan ? alloc(this.count * 4) : 0;
+      let excluded = 0;
+      if (q.excluded && !scan) {
+        const words = Math.ceil(this.count / 32);
+        excluded = alloc(words * 4);
+        mem.u32(excluded, words).set(q.excluded.subarray(0, words));
+      }
+      const qbuf = this.o.quantizer ? 0 : alloc(d * 4);
+      for (let qi = 0; qi < nq; qi++) {
+        const query = q.queries.subarray(qi * d, (qi + 1) * d);
+        let scorer: QueryScorer | null = null;
+        try {
+          let scoring: RowScoring;
+          if (this.o.quantizer) {
+            scorer = this.o.quantizer.prepare(query);
+            if (!scorer.rowScoring) throw new QuiverError('UNKNOWN_SPEC', `${this.o.quantizer.spec} codes cannot be traversed by a graph`, { received: this.o.quantizer.spec });
+            scoring = scorer.rowScoring;
+          } else {
+            mem.f32(qbuf, d).set(query);
+            scoring = { kind: this.o.metric === 'l2' ? SCORE_KIND.F32_L2 : SCORE_KIND.F32_DOT, d, stride: d * 4, scale: 0, bias: 0, p0: qbuf, p1: 0 };
+          }
+          let n: number;
+          if (scan) {
+            n = this.scanAll(scorer, qbuf, all, cands, q.excluded, ids, scores);
+            q.counters.scanned[qi] += this.count;
+          } else {
+            n = this.graph.search(scoring, this.rows, cands, ef, excluded, ids, scores);
+            q.counters.scanned[qi] += this.graph.lastScored;
+          }
+          const ords = mem.u32(ids, n).slice(), keys = mem.f32(scores, n).slice();
+          if (reranker) {
+            const res = reranker.rerankAll(query, { ords, keys, count: n }, k);
+            out.ords.set(res.ords.subarray(0, res.count), qi * k);
+            out.scores.set(res.scores.subarray(0, res.count), qi * k);
+            out.counts[qi] = res.count;
+            q.counters.reranked[qi] += res.reranked;
+          } else {
+            const m = Math.min(k, n);
+            out.ords.set(ords.subarray(0, m), qi * k);
+            out.scores.set(keys.subarray(0, m), qi * k);
+            out.counts[qi] = m;
+          }
+        } finally {
+          scorer?.release();
+        }
+      }
+      return out;
+    } finally {
+      for (const p of ptrs) mem.release(p);
+    }
+  }
+
+  /**
+   * Scores every row (one block kernel call), masks excluded rows, keeps the `cands` best at
+   * ids/scores (best first). Returns the count.
+   */
+  private scanAll(scorer: QueryScorer | null, qbuf: number, all: number, cands: number, excluded: Uint32Array | undefined, ids: number, scores: number): number {
+    const kern = this.kernels, mem = kern.memory, n = this.count, d = this.o.dimension;
+    if (scorer) scorer.scoreBlock(this.rows, n, all);
+    else if (this.o.metric === 'l2') { kern.l2Many(qbuf, this.rows, n, d, all); kern.affineInPlace(all, n, -1, 0); }
+    else kern.dotMany(qbuf, this.rows, n, d, all);
+    if (excluded) maskDeleted(mem.views().f32, all >> 2, excluded, 0, n);
+    const size = kern.topkPush(all, n, 0, 1, scores, ids, cands, 0);
+    const sorted = drainHeaps(mem.f32(scores, size).slice(), mem.u32(ids, size).slice(), Int32Array.of(size), 1, size);
+    mem.u32(ids, size).set(sorted.ords.subarray(0, sorted.counts[0]));
+    mem.f32(scores, size).set(sorted.scores.subarray(0, sorted.counts[0]));
+    return sorted.counts[0];
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.graph.release();
+    this.kernels.memory.release(this.rows);
+  }
+}
