@@ -87,15 +87,22 @@ describe('HNSW through the collection', () => {
     await col.close();
   });
 
-  it('merges rebuild the graph over the live rows (compact)', async () => {
+  it('a merge starts from its largest input\'s graph and inserts the other rows (compact)', async () => {
     const dir = join(root, `c${dirCount++}`);
-    const col = await Collection.open(dir, { schema: { dimension: D, metric: 'l2', index: 'HNSW16,SQ8,Rerank' }, autoMerge: false });
+    const merged: { graphFrom?: number; from: number[] }[] = [];
+    const col = await Collection.open(dir, {
+      schema: { dimension: D, metric: 'l2', index: 'HNSW16,SQ8,Rerank' }, autoMerge: false,
+      onEvent: (e) => { if (e.type === 'merged') merged.push(e); },
+    });
     for (let s = 0; s < N; s += 1250) { await col.upsert(records.slice(s, s + 1250)); await col.flush(); }
     assert.equal(col.info().segmentList.filter((s) => s.state === 'sealed').length, 4);
     await col.delete(['v1', 'v2', 'v3']);
     await col.compact();
     const sealed = col.info().segmentList.filter((s) => s.state === 'sealed');
     assert.deepEqual(sealed.map((s) => [s.rows, s.index]), [[N - 3, 'HNSW16,SQ8']]);
+    // the first segment lost 3 rows: a full one (the largest) lends its graph
+    assert.equal(merged.length, 1);
+    assert.ok(merged[0].graphFrom !== undefined && merged[0].from.includes(merged[0].graphFrom) && merged[0].graphFrom !== merged[0].from[0], JSON.stringify(merged));
     const r = recall(await col.search(queries, { k: 10, ef: 128 }), await truthOf(new Set(['v1', 'v2', 'v3'])));
     assert.ok(r >= 0.95, `recall after compact: ${r}`);
     await col.close();
@@ -142,5 +149,49 @@ describe('HNSW through the collection', () => {
       await assert.rejects(col.search([1, 2, 3, 4], { ef: ef as number }), (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT', String(ef));
     }
     await col.close();
+  });
+});
+
+describe('HnswGraph.seeded: a donor graph reused with dropped rows', () => {
+  it('keeps the donor links among live nodes, drops links to dropped ones, and inserts the rest', async () => {
+    const { HnswGraph } = await import('../src/index/hnsw-graph.js');
+    const { SCORE_KIND } = await import('../src/kernels/graph.js');
+    const k = createKernels('wasm');
+    const n = 3000, d = D;
+    const rows = k.memory.alloc(n * d * 4);
+    k.memory.f32(rows, n * d).set(sift.data.subarray(0, n * d));
+    const donor = HnswGraph.create(k, 2000, 12, 3);
+    donor.insert(rows, d, 'l2', 0, 2000, 100);
+    // drop every 10th donor row; the merged rows: donor's live rows first, then 1,200 others
+    const map = new Int32Array(2000).fill(-1);
+    let live = 0;
+    for (let i = 0; i < 2000; i++) if (i % 10 !== 0) map[i] = live++;
+    const merged = k.memory.alloc((live + 1000) * d * 4);
+    const mv = () => k.memory.f32(merged, (live + 1000) * d);
+    for (let i = 0; i < 2000; i++) if (map[i] !== -1) mv().set(sift.data.subarray(i * d, (i + 1) * d), map[i] * d);
+    mv().set(sift.data.subarray(2000 * d, 3000 * d), live * d);
+    const g = HnswGraph.seeded(k, live + 1000, donor, map, 9);
+    assert.equal(g.count, live);
+    const a = donor.arrays(), b = g.arrays();
+    for (let i = 1; i < 2000; i += 37) {
+      if (map[i] === -1) continue;
+      const want = [...a.level0.subarray(i * 25 + 1, i * 25 + 1 + a.level0[i * 25])].filter((x) => map[x] !== -1).map((x) => map[x]);
+      const got = [...b.level0.subarray(map[i] * 25 + 1, map[i] * 25 + 1 + b.level0[map[i] * 25])];
+      assert.deepEqual(got, want, `node ${i}`);
+    }
+    g.insert(merged, d, 'l2', live, live + 1000, 100);
+    assert.equal(g.count, live + 1000);
+    const ids = k.memory.alloc(40), sc = k.memory.alloc(40), qp = k.memory.alloc(d * 4);
+    let found = 0;
+    for (let q = 0; q < 20; q++) {
+      const query = siftQ.data.subarray(q * d, (q + 1) * d);
+      k.memory.f32(qp, d).set(query);
+      const c = g.search({ kind: SCORE_KIND.F32_L2, d, stride: d * 4, scale: 0, bias: 0, p0: qp, p1: 0 }, merged, 10, 64, 0, ids, sc);
+      const got = new Set(k.memory.u32(ids, c));
+      const all = mv();
+      const best = Array.from({ length: live + 1000 }, (_, i) => { let s = 0; for (let j = 0; j < d; j++) s += (query[j] - all[i * d + j]) ** 2; return [s, i]; }).sort((x, y) => x[0] - y[0]).slice(0, 10);
+      for (const [, i] of best) if (got.has(i)) found++;
+    }
+    assert.ok(found / 200 >= 0.95, `recall ${found / 200}`);
   });
 });

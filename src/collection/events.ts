@@ -5,7 +5,8 @@ export type EngineEvent =
   | { type: 'wal-torn-tail'; file: string; offset: number; droppedBytes: number; reason: string }
   | { type: 'orphan-removed'; file: string }
   | { type: 'sealed'; segment: number; rows: number; bytes: number; ms: number }
-  | { type: 'merged'; from: number[]; into: number; rows: number; ms: number }
+  /** graphFrom: the input whose HNSW graph the merged segment was built from (its other rows inserted), if any. */
+  | { type: 'merged'; from: number[]; into: number; rows: number; ms: number; graphFrom?: number }
   /** A file the manifest no longer names could not be removed; retried later, and at the next open. */
   | { type: 'cleanup-failed'; file: string; error: QuiverError }
   | { type: 'background-error'; error: QuiverError };

@@ -15,6 +15,8 @@ import type { Segment } from './segment.js';
 import { writeSegmentFile } from './segment-writer.js';
 import type { CollectionState } from './state.js';
 import { transientBytes, transientFloats } from '../util/transient.js';
+import { HnswIndex } from '../index/hnsw.js';
+import { MAX_DONOR_DROPPED, type GraphDonor } from '../index/hnsw-segment.js';
 
 /** What maintenance needs of the engine. */
 export interface MaintenanceHost {
@@ -133,17 +135,27 @@ export class Maintenance {
   }
 
   /** Rewrites `sources` (sealed segments) as one segment holding their live rows. */
-  async merge(sources: SealedSegment[]): Promise<void> {
+  async merge(inputs: SealedSegment[]): Promise<void> {
+    let sources = inputs;
     if (sources.length === 0) return;
     await this.retryCleanup();
     const h = this.host, st = this.state;
     const t0 = Date.now();
     const number = st.nextSegment++;
+    // a graph index reuses its largest input's graph: that input's rows go first
+    const donorSeg = graphDonorOf(sources);
+    if (donorSeg) sources = [donorSeg, ...sources.filter((s) => s !== donorSeg)];
     // rows live now; deletes that land while we write are carried over at install
     const rows: { seg: Segment; ord: number }[] = [];
     for (const seg of sources) for (let ord = 0; ord < seg.count; ord++) if (!seg.isDeleted(ord)) rows.push({ seg, ord });
+    let donor: GraphDonor | undefined;
+    if (donorSeg) {
+      const map = new Int32Array(donorSeg.count).fill(-1);
+      rows.forEach((r, i) => { if (r.seg === donorSeg) map[r.ord] = i; });
+      donor = { graph: (donorSeg.index as HnswIndex).graph, map };
+    }
     h.faults?.('merge:before-write');
-    const result = rows.length ? await this.writeAndLoad(number, sources, rows, 0, 0, null) : null;
+    const result = rows.length ? await this.writeAndLoad(number, sources, rows, 0, 0, null, donor) : null;
     h.faults?.('merge:after-write');
     await h.lane.run(async () => {
       const seg = result?.segment ?? null;
@@ -164,7 +176,7 @@ export class Maintenance {
         s.release();
       }
     });
-    h.emit({ type: 'merged', from: sources.map((s) => s.number), into: result ? number : -1, rows: rows.length, ms: Date.now() - t0 });
+    h.emit({ type: 'merged', from: inputs.map((s) => s.number), into: result ? number : -1, rows: rows.length, ms: Date.now() - t0, ...(donorSeg ? { graphFrom: donorSeg.number } : {}) });
     for (const s of sources) await this.removeFile(s.fileName);
   }
 
@@ -173,7 +185,7 @@ export class Maintenance {
    * `reuse`: a frozen mutable segment written whole with the same ordinals, whose memory the
    * sealed segment takes over when it stays exact.
    */
-  private async writeAndLoad(number: number, sources: readonly Segment[], rows: { seg: Segment; ord: number }[], minSeq: number, maxSeq: number, reuse: MutableSegment | null): Promise<{ segment: SealedSegment; rows: { seg: Segment; ord: number }[]; bytes: number }> {
+  private async writeAndLoad(number: number, sources: readonly Segment[], rows: { seg: Segment; ord: number }[], minSeq: number, maxSeq: number, reuse: MutableSegment | null, donor?: GraphDonor): Promise<{ segment: SealedSegment; rows: { seg: Segment; ord: number }[]; bytes: number }> {
     const h = this.host, st = this.state;
     const d = st.schema.dimension;
     const fields = st.fields;
@@ -191,7 +203,7 @@ export class Maintenance {
         number, dimension: d, metric: st.schema.metric, count: rows.length, minSeq, maxSeq,
         vectorChunks: () => liveVectorChunks(sources, rows, d),
         ids, metadataJson: meta, values, fields,
-        index: { spec: st.spec, kernels: h.newKernels(), minRows: h.minQuantizedRows },
+        index: { spec: st.spec, kernels: h.newKernels(), minRows: h.minQuantizedRows, donor },
       }, h.faults);
       let segment: SealedSegment;
       const file = reuse ? await SegmentFile.open(h.dir, name) : null;
@@ -265,6 +277,19 @@ export class Maintenance {
  * it asks for the next, and the import of a large collection does not leave a trail of
  * multi-megabyte garbage behind (which the C allocator tends to keep as resident memory).
  */
+/**
+ * The merge input whose HNSW graph the merged segment starts from: the largest with a graph of
+ * the collection's degree that drops at most MAX_DONOR_DROPPED of its rows; null if none.
+ */
+function graphDonorOf(sources: readonly SealedSegment[]): SealedSegment | null {
+  let best: SealedSegment | null = null;
+  for (const s of sources) {
+    if (!(s.index instanceof HnswIndex) || s.deleted > s.count * MAX_DONOR_DROPPED) continue;
+    if (!best || s.live > best.live) best = s;
+  }
+  return best;
+}
+
 function* liveVectorChunks(sources: readonly Segment[], rows: readonly { seg: Segment; ord: number }[], d: number): Generator<Uint8Array> {
   const rowsPerChunk = Math.max(1, Math.min(rows.length, Math.floor((4 << 20) / (d * 4))));
   const out = transientFloats(rowsPerChunk * d);

@@ -100,6 +100,66 @@ export class HnswGraph {
     }
   }
 
+  /**
+   * A graph for `cap` nodes whose first nodes are `donor`'s live nodes, links and levels kept
+   * (Lucene's merge habit: the largest input's graph is reused, the other rows inserted after).
+   * `map[i]` is donor node i's new ordinal, or -1 for a row the merge drops; live donor nodes
+   * must map, in order, onto 0..L-1. Links to dropped nodes are removed; if the entry node was
+   * dropped, a live node of the highest remaining level becomes the entry. Nodes L..cap-1 get
+   * fresh levels from `seed` and are inserted by insert(). m = the donor's.
+   */
+  static seeded(kernels: Kernels, cap: number, donor: HnswGraph, map: Int32Array, seed: number): HnswGraph {
+    const a = donor.arrays();
+    const m = a.m, m0 = 2 * m;
+    let live = 0;
+    for (let i = 0; i < a.count; i++) {
+      if (map[i] === -1) continue;
+      if (map[i] !== live) throw new QuiverError('INVALID_ARGUMENT', `graph reuse: donor node ${i} maps to ${map[i]}, expected ${live}`, { expected: live, received: map[i] });
+      live++;
+    }
+    if (live > cap) throw new QuiverError('INVALID_ARGUMENT', `graph reuse: ${live} donor nodes exceed the capacity ${cap}`, { expected: `<= ${cap}`, received: live });
+    const fresh = drawLevels(cap, m, seed);
+    const levels = new Uint8Array(cap);
+    for (let i = 0; i < a.count; i++) if (map[i] !== -1) levels[map[i]] = a.levels[i];
+    levels.set(fresh.subarray(live), live);
+    const upperOff = new Uint32Array(cap);
+    let words = 0;
+    for (let i = 0; i < cap; i++) if (levels[i] > 0) { upperOff[i] = words; words += levels[i] * (m + 1); }
+    const graph = new HnswGraph(kernels, cap, m, levels, upperOff, words);
+    try {
+      const mem = kernels.memory, W = GRAPH_WORDS;
+      const h = graph.header();
+      const l0 = mem.u32(h[W.LEVEL0], cap * (m0 + 1)), up = mem.u32(h[W.UPPER], words);
+      const copyList = (src: Uint32Array, from: number, dst: Uint32Array, to: number) => {
+        let kept = 0;
+        for (let t = 1; t <= src[from]; t++) {
+          const n = map[src[from + t]];
+          if (n !== -1) dst[to + 1 + kept++] = n;
+        }
+        dst[to] = kept;
+      };
+      let entry = -1, top = -1;
+      for (let i = 0; i < a.count; i++) {
+        const n = map[i];
+        if (n === -1) continue;
+        copyList(a.level0, i * (m0 + 1), l0, n * (m0 + 1));
+        for (let l = 1; l <= a.levels[i]; l++) copyList(a.upper, a.upperOff[i] + (l - 1) * (m + 1), up, upperOff[n] + (l - 1) * (m + 1));
+        if (a.levels[i] > top) { top = a.levels[i]; entry = n; }
+      }
+      const hh = graph.header();
+      hh[W.COUNT] = live;
+      if (live > 0) {
+        const kept = map[a.entry];
+        hh[W.ENTRY] = kept !== -1 && kept !== undefined ? kept : entry;
+        hh[W.MAXLEVEL] = kept !== -1 && kept !== undefined ? a.maxLevel : top;
+      }
+      return graph;
+    } catch (e) {
+      graph.release();
+      throw e;
+    }
+  }
+
   private header(): Uint32Array { return this.kernels.memory.u32(this.g, GRAPH_HEADER_BYTES / 4); }
 
   /** Nodes linked so far. */

@@ -25,7 +25,20 @@ export const DEFAULT_EF_CONSTRUCTION = 200;
 /** Insertions between yields to the event loop while building (writes and searches run between). */
 const INSERT_SLICE_MS = 30;
 
-export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metric, count: number, minRows: number, seed: number, kernels: Kernels): IndexPlan | null {
+/**
+ * A merge's reusable graph: the HNSW graph of its largest input and where that input's rows
+ * land in the merged segment (map[i] = new ordinal of old row i, -1 = dropped; the live rows
+ * come first, in order). See HnswGraph.seeded.
+ */
+export interface GraphDonor {
+  graph: HnswGraph;
+  map: Int32Array;
+}
+
+/** A merge reuses the largest input's graph unless more than this fraction of its rows is dropped. */
+export const MAX_DONOR_DROPPED = 0.1;
+
+export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metric, count: number, minRows: number, seed: number, kernels: Kernels, donor?: GraphDonor): IndexPlan | null {
   const quantSpec = quantizerSpecOf(spec);
   const q: Quantizer | null = quantSpec ? createQuantizer(quantSpec, { dimension, metric: metric === 'l2' ? 'l2' : 'dot', kernels }) : null;
   if (count < Math.max(minRows, q?.minTrainingVectors ?? 0)) return null;
@@ -35,6 +48,7 @@ export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metri
   return {
     sampleStride: stride,
     sampleRows,
+    reusedRows: donor && donor.graph.m === m ? donor.map.reduce((a, v) => a + (v === -1 ? 0 : 1), 0) : 0,
     async write(w, sample, chunks, norms) {
       q?.train(sample, sampleRows, { seed });
       const d = dimension, mem = kernels.memory;
@@ -61,7 +75,7 @@ export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metri
           };
           await writeCodesSection(w, q, count, rowChunks(), () => {});
         }
-        graph = HnswGraph.create(kernels, count, m, seed);
+        graph = donor && donor.graph.m === m ? HnswGraph.seeded(kernels, count, donor.graph, donor.map, seed) : HnswGraph.create(kernels, count, m, seed);
         await buildGraph(graph, rows, d, metric === 'l2' ? 'l2' : 'dot', DEFAULT_EF_CONSTRUCTION);
         await writeGraphSection(w, graph, DEFAULT_EF_CONSTRUCTION);
       } finally {

@@ -10,7 +10,7 @@ import { quantizerSpecOf, rerankRule, type IndexSpec } from './spec.js';
 import type { ExactScorer, VectorIndex } from './types.js';
 import { VectorStore } from './vector-store.js';
 import { transientBytes } from '../util/transient.js';
-import { loadGraphIndex, planGraphIndex } from './hnsw-segment.js';
+import { loadGraphIndex, planGraphIndex, type GraphDonor } from './hnsw-segment.js';
 import { loadIvfIndex, planIvfIndex } from './ivf-segment.js';
 
 /**
@@ -30,6 +30,8 @@ export interface IndexPlan {
   /** Rows whose ordinal is a multiple of this go into the training sample (unit for cosine). */
   readonly sampleStride: number;
   readonly sampleRows: number;
+  /** Rows whose index structure is taken over from a merge input instead of built (graph reuse). */
+  readonly reusedRows?: number;
   /**
    * Trains on `sample` (f32[sampleRows * dimension]) and writes the index's sections from a
    * second pass over the rows (`chunks`: raw f32 rows in ordinal order; norms: f32[count]).
@@ -42,8 +44,8 @@ export interface IndexPlan {
  * `minRows` or the quantizer needs). `kernels` are scratch kernels for training and encoding
  * (the written codes are loaded later into the segment's own memory).
  */
-export function planIndex(spec: IndexSpec, dimension: number, metric: Metric, count: number, minRows: number, seed: number, kernels: Kernels): IndexPlan | null {
-  if (spec.index === 'HNSW') return planGraphIndex(spec, dimension, metric, count, minRows, seed, kernels);
+export function planIndex(spec: IndexSpec, dimension: number, metric: Metric, count: number, minRows: number, seed: number, kernels: Kernels, donor?: GraphDonor): IndexPlan | null {
+  if (spec.index === 'HNSW') return planGraphIndex(spec, dimension, metric, count, minRows, seed, kernels, donor);
   if (spec.index === 'IVF') return planIvfIndex(spec, dimension, metric, count, minRows, seed, kernels);
   const quantSpec = quantizerSpecOf(spec);
   if (!quantSpec) return null;
