@@ -6,7 +6,7 @@ import { dotMany, l2Many, dotManyF16, l2ManyF16 } from './dense';
 import { sqDotU8, sqDotU4, sqL2U8, sqL2U4 } from './scalar';
 
 // graph header: byte offsets of its u32 words
-const G_COUNT: usize = 0; // nodes linked so far (0..count-1)
+const G_COUNT: usize = 0; // nodes inserted so far
 const G_CAP: usize = 4; // nodes the arrays hold
 const G_M: usize = 8; // links per node on upper levels
 const G_M0: usize = 12; // links per node on level 0
@@ -266,19 +266,21 @@ function addLink(g: usize, s: usize, nb: u32, node: u32, score: f32, level: i32)
 }
 
 /**
- * Inserts nodes [from, to) into the graph g (their levels and upper-level slots already set),
- * using the build scorer s: kind 1 (dot) or 2 (L2) over the f32 rows at S_CODES, one row per
- * node. efConstruction = beam width of the insertion searches.
+ * Inserts the n nodes listed at `nodes` (u32[n], in that order; not yet in the graph, their
+ * levels and upper-level slots already set) into the graph g, using the build scorer s: kind 1
+ * (dot) or 2 (L2) over the f32 rows at S_CODES, one row per node. Nodes not yet inserted have
+ * empty lists and are never linked to. efConstruction = beam width of the insertion searches.
  */
-export function hnswInsert(g: usize, s: usize, from: u32, to: u32, efConstruction: i32): void {
+export function hnswInsert(g: usize, s: usize, nodes: usize, n: u32, efConstruction: i32): void {
   const m = <i32>g32(g, G_M);
   const tk = gptr(g, G_TKEYS), ti = gptr(g, G_TIDS), sk = gptr(g, G_SKEYS), si = gptr(g, G_SIDS);
   const levels = gptr(g, G_LEVELS);
   const codes = load<u32>(s + S_CODES), stride = load<u32>(s + S_STRIDE);
-  for (let node = from; node < to; node++) {
+  for (let i: u32 = 0; i < n; i++) {
+    const node = load<u32>(nodes + (<usize>i << 2));
     const level = <i32>load<u8>(levels + <usize>node);
     for (let l = 0; l <= level; l++) store<u32>(linksOf(g, node, l), 0);
-    store<u32>(g + G_COUNT, node + 1);
+    store<u32>(g + G_COUNT, g32(g, G_COUNT) + 1);
     const entry = g32(g, G_ENTRY);
     if (entry == NONE) {
       store<u32>(g + G_ENTRY, node);

@@ -34,7 +34,7 @@ describe('index spec parser', () => {
 
   it('rejects bad text with UNKNOWN_SPEC, the offending part and the grammar', () => {
     const bad: Array<[unknown, string | undefined]> = [
-      ['', undefined], ['   ', undefined], [42, undefined], ['HNSW32,SQ8', 'HNSW32'], ['flat', 'flat'], ['Flat,SQ3', 'SQ3'],
+      ['', undefined], ['   ', undefined], [42, undefined], ['HNSW32,RaBitQ4', 'RaBitQ4'], ['HNSW2,SQ8', 'HNSW2'], ['IVF0', 'IVF0'], ['flat', 'flat'], ['Flat,SQ3', 'SQ3'],
       ['Flat,Rerank', 'Rerank'], ['Flat,SQ8,Rerank0', 'Rerank0'], ['Flat,SQ8,Rerank1001', 'Rerank1001'], ['Flat,SQ8,Reranked', 'Reranked'],
       ['Flat,Rerank,SQ8', 'Rerank'], ['Flat,SQ8,SQ4', 'SQ8'], ['Flat,PCA64', 'PCA64'], ['Flat,SQ8,ROT', 'SQ8'], ['Flat,,SQ8', undefined],
       ['Flat,PCA0,SQ8', 'PCA0'], ['Flat,SQ8,', undefined],
@@ -49,6 +49,20 @@ describe('index spec parser', () => {
         assert.match(e.message, /grammar/);
         return true;
       }, String(text));
+    }
+  });
+
+  it('parses IVF specs: nlist given or chosen per segment, with or without a quantizer', () => {
+    assert.deepEqual(parseIndexSpec('IVF'), { index: 'IVF', nlist: null, transforms: [], quantizer: null, rerank: null });
+    assert.deepEqual(parseIndexSpec('IVF256'), { index: 'IVF', nlist: 256, transforms: [], quantizer: null, rerank: null });
+    assert.deepEqual(parseIndexSpec('IVF1024,RaBitQ1,Rerank'), { index: 'IVF', nlist: 1024, transforms: [], quantizer: 'RaBitQ1', rerank: { factor: null } });
+    assert.deepEqual(parseIndexSpec('IVF,PCA64,PQ16x4fs,Rerank10'), { index: 'IVF', nlist: null, transforms: ['PCA64'], quantizer: 'PQ16x4fs', rerank: { factor: 10 } });
+    for (const text of ['IVF', 'IVF1', 'IVF65536', 'IVF256,SQ8', 'IVF,RaBitQ4,Rerank', 'IVF64,ROT,SQ4,Rerank3']) {
+      assert.equal(formatIndexSpec(parseIndexSpec(text)), text);
+    }
+    assert.equal(quantizerSpecOf(parseIndexSpec('IVF64,PCA64,SQ8,Rerank')), 'PCA64,SQ8');
+    for (const [text, part] of [['IVF0', 'IVF0'], ['IVF65537', 'IVF65537'], ['IVFx', 'IVFx'], ['IVF-1', 'IVF-1'], ['IVF64,Rerank', 'Rerank'], ['ivf64', 'ivf64']]) {
+      assert.throws(() => parseIndexSpec(text), (e: unknown) => e instanceof QuiverError && e.code === 'UNKNOWN_SPEC' && e.details.part === part, text);
     }
   });
 });

@@ -152,7 +152,8 @@ export class Maintenance {
     if (donorSeg) {
       const map = new Int32Array(donorSeg.count).fill(-1);
       rows.forEach((r, i) => { if (r.seg === donorSeg) map[r.ord] = i; });
-      donor = { graph: (donorSeg.index as HnswIndex).graph, map };
+      const donorIndex = donorSeg.index as HnswIndex;
+      donor = { graph: donorIndex.graph, map, calibration: donorIndex.calibration };
     }
     h.faults?.('merge:before-write');
     const result = rows.length ? await this.writeAndLoad(number, sources, rows, 0, 0, null, donor) : null;

@@ -34,6 +34,8 @@ export class HnswGraph {
   private readonly blocks: number[] = [];
   private persistentBytes = 0;
   private released = false;
+  /** Which nodes are in the graph (built lazily by insertNodes; a restored or seeded graph holds 0..count-1). */
+  private inserted: Uint8Array | null = null;
 
   private constructor(readonly kernels: Kernels, cap: number, m: number, levels: Uint8Array, upperOff: Uint32Array, upperWords: number) {
     this.m = m;
@@ -162,7 +164,7 @@ export class HnswGraph {
 
   private header(): Uint32Array { return this.kernels.memory.u32(this.g, GRAPH_HEADER_BYTES / 4); }
 
-  /** Nodes linked so far. */
+  /** Nodes inserted so far. */
   get count(): number { return this.header()[GRAPH_WORDS.COUNT]; }
   get entry(): number { return this.header()[GRAPH_WORDS.ENTRY]; }
   get maxLevel(): number { return this.header()[GRAPH_WORDS.MAXLEVEL]; }
@@ -178,15 +180,33 @@ export class HnswGraph {
    * `d` floats each, scoring by `metric`. efConstruction: beam width of each insertion.
    */
   insert(rows: number, d: number, metric: 'dot' | 'l2', from: number, to: number, efConstruction: number): void {
-    this.checkLive();
-    if (from !== this.count || to > this.cap || to < from) {
-      throw new QuiverError('INVALID_ARGUMENT', `graph insert: nodes [${from}, ${to}) do not follow the ${this.count} linked (capacity ${this.cap})`, { expected: `from = ${this.count}, to <= ${this.cap}`, received: [from, to] });
+    if (!(Number.isInteger(from) && Number.isInteger(to) && from >= 0 && from <= to)) {
+      throw new QuiverError('INVALID_ARGUMENT', `graph insert: [${from}, ${to}) is not a range of nodes`, { received: [from, to] });
     }
+    const nodes = new Uint32Array(to - from);
+    for (let i = 0; i < nodes.length; i++) nodes[i] = from + i;
+    this.insertNodes(rows, d, metric, nodes, efConstruction);
+  }
+
+  /** Inserts the listed nodes, in order (each below the capacity and not yet inserted). */
+  insertNodes(rows: number, d: number, metric: 'dot' | 'l2', nodes: Uint32Array, efConstruction: number): void {
+    this.checkLive();
+    if (!this.inserted) this.inserted = new Uint8Array(this.cap).fill(1, 0, this.count);
+    for (const n of nodes) {
+      if (!(n < this.cap) || this.inserted[n]) {
+        throw new QuiverError('INVALID_ARGUMENT', `graph insert: node ${n} is ${n < this.cap ? 'already in the graph' : `outside the capacity ${this.cap}`}`, { expected: `a new node < ${this.cap}`, received: n });
+      }
+    }
+    const mem = this.kernels.memory;
+    const list = mem.alloc(Math.max(4, nodes.length * 4));
     const s = this.scorer({ kind: metric === 'l2' ? SCORE_KIND.F32_L2 : SCORE_KIND.F32_DOT, d, stride: d * 4, scale: 0, bias: 0, p0: rows, p1: 0 }, rows);
     try {
-      this.kernels.hnswInsert(this.g, s, from, to, efConstruction);
+      mem.u32(list, nodes.length).set(nodes);
+      this.kernels.hnswInsert(this.g, s, list, nodes.length, efConstruction);
+      for (const n of nodes) this.inserted[n] = 1;
     } finally {
-      this.kernels.memory.release(s);
+      mem.release(s);
+      mem.release(list);
     }
   }
 
@@ -217,6 +237,9 @@ export class HnswGraph {
   /** The stored form: header values, levels, upper offsets, and copies of the adjacency. */
   arrays(): GraphArrays & { level0: Uint32Array; upper: Uint32Array } {
     this.checkLive();
+    // the stored form addresses nodes 0..count-1: they must be the ones inserted
+    const n0 = this.count;
+    if (this.inserted && this.inserted.subarray(0, n0).includes(0)) throw new QuiverError('INVALID_ARGUMENT', `graph arrays: the ${n0} nodes inserted are not nodes 0..${n0 - 1}`, { received: n0 });
     const h = this.header(), W = GRAPH_WORDS, mem = this.kernels.memory;
     const n = h[W.COUNT];
     const levels = mem.u8(h[W.LEVELS], n).slice();

@@ -7,6 +7,7 @@ import { readCodes, writeCodesSection } from './codes-section.js';
 import { HnswGraph } from './hnsw-graph.js';
 import { readGraphSection, writeGraphSection } from './hnsw-section.js';
 import { HnswIndex } from './hnsw.js';
+import { calibrate, calibrationSample, MemoryRows, readCalibrationSection, writeCalibrationSection, type Calibration } from './calibration.js';
 import { MAX_TRAINING_SAMPLE, readVectorsSection, scaleRow, type IndexLoadContext, type IndexPlan } from './segment-index.js';
 import { quantizerSpecOf, rerankRule, type IndexSpec } from './spec.js';
 import type { VectorIndex } from './types.js';
@@ -22,6 +23,10 @@ import type { VectorIndex } from './types.js';
 
 /** Beam width of insertions (hnswlib's and the peers' usual 200; chosen a priori). */
 export const DEFAULT_EF_CONSTRUCTION = 200;
+/** ef settings a calibration measures (recall targets choose among them). */
+export const EF_LADDER = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512];
+/** Rerank depths (x k) a calibration measures for specs that rerank. */
+export const RERANK_LADDER = [1, 2, 4, 8];
 /** Insertions between yields to the event loop while building (writes and searches run between). */
 const INSERT_SLICE_MS = 30;
 
@@ -33,6 +38,8 @@ const INSERT_SLICE_MS = 30;
 export interface GraphDonor {
   graph: HnswGraph;
   map: Int32Array;
+  /** The donor's calibration, kept when the merge adds too few rows to measure anew. */
+  calibration: Calibration | null;
 }
 
 /** A merge reuses the largest input's graph unless more than this fraction of its rows is dropped. */
@@ -76,8 +83,18 @@ export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metri
           await writeCodesSection(w, q, count, rowChunks(), () => {});
         }
         graph = donor && donor.graph.m === m ? HnswGraph.seeded(kernels, count, donor.graph, donor.map, seed) : HnswGraph.create(kernels, count, m, seed);
-        await buildGraph(graph, rows, d, metric === 'l2' ? 'l2' : 'dot', DEFAULT_EF_CONSTRUCTION);
+        // the calibration's sample rows go in last: measured while they are not in the graph
+        const pending = new Uint32Array(count - graph.count);
+        for (let i = 0; i < pending.length; i++) pending[i] = graph.count + i;
+        const sample = calibrationSample(count, seed, pending);
+        const inSample = new Uint8Array(count);
+        if (sample) for (const s of sample) inSample[s] = 1;
+        await buildGraph(graph, rows, d, metric === 'l2' ? 'l2' : 'dot', DEFAULT_EF_CONSTRUCTION, pending.filter((i) => !inSample[i]));
+        let cal: Calibration | null = donor?.calibration ?? null;
+        if (sample) cal = await calibrateGraph(graph, rows, count, d, metric, q, spec.rerank !== null, sample, kernels);
+        await buildGraph(graph, rows, d, metric === 'l2' ? 'l2' : 'dot', DEFAULT_EF_CONSTRUCTION, sample ?? new Uint32Array(0));
         await writeGraphSection(w, graph, DEFAULT_EF_CONSTRUCTION);
+        if (cal) await writeCalibrationSection(w, cal);
       } finally {
         graph?.release();
         mem.release(rows);
@@ -86,18 +103,52 @@ export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metri
   };
 }
 
-/** Inserts every node, in slices of about INSERT_SLICE_MS with a yield to the event loop between. */
-export async function buildGraph(graph: HnswGraph, rows: number, d: number, metric: 'dot' | 'l2', efConstruction: number): Promise<void> {
+/** Inserts `nodes` in order, in slices of about INSERT_SLICE_MS with a yield to the event loop between. */
+export async function buildGraph(graph: HnswGraph, rows: number, d: number, metric: 'dot' | 'l2', efConstruction: number, nodes: Uint32Array): Promise<void> {
   let batch = 64;
-  for (let from = graph.count; from < graph.cap;) {
-    const to = Math.min(graph.cap, from + batch);
+  for (let from = 0; from < nodes.length;) {
+    const to = Math.min(nodes.length, from + batch);
     const t0 = performance.now();
-    graph.insert(rows, d, metric, from, to, efConstruction);
+    graph.insertNodes(rows, d, metric, nodes.subarray(from, to), efConstruction);
     const ms = performance.now() - t0;
     // aim each slice at INSERT_SLICE_MS: the cost per insert grows with the graph
     batch = Math.max(16, Math.min(1 << 14, Math.round(((to - from) * INSERT_SLICE_MS) / Math.max(ms, 0.5))));
     from = to;
-    if (from < graph.cap) await new Promise<void>((resolve) => setTimeout(resolve, 0));
+    if (from < nodes.length) await yieldNow();
+  }
+}
+
+const yieldNow = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+/**
+ * Measures the graph (all rows but `sample` inserted) as it will be searched: traversed on the
+ * quantizer's codes (encoded here into scratch memory) or on the f32 rows, reranked exactly at
+ * each depth of RERANK_LADDER when the spec reranks; every ef of EF_LADDER.
+ */
+async function calibrateGraph(graph: HnswGraph, rows: number, count: number, d: number, metric: Metric, q: Quantizer | null, reranks: boolean, sample: Uint32Array, kernels: Kernels): Promise<Calibration> {
+  const mem = kernels.memory;
+  const exactRows = new MemoryRows(kernels, rows, count, d, metric);
+  let traversed = rows, rowBytes = d * 4;
+  if (q) {
+    rowBytes = q.codeSize;
+    traversed = mem.alloc(Math.max(4, count * rowBytes));
+    const piece = Math.max(1, Math.floor((4 << 20) / (d * 4)));
+    for (let r = 0; r < count; r += piece) {
+      const take = Math.min(piece, count - r);
+      const codes = new Uint8Array(take * rowBytes);
+      q.encode(mem.f32(rows + r * d * 4, take * d).slice(), take, codes);
+      mem.u8(traversed + r * rowBytes, take * rowBytes).set(codes);
+    }
+  }
+  const rerank = q !== null && reranks;
+  // the index borrows the graph (not released here) and owns only the scratch codes
+  const index = new HnswIndex(graph, traversed, rowBytes, { metric, dimension: d, quantizer: q, rerank: rerank ? { factor: 1 } : null, exact: rerank ? exactRows : null, ownsRows: false, ownsGraph: false });
+  try {
+    const settings = EF_LADDER.flatMap((ef) => (rerank ? RERANK_LADDER.map((rerankFactor) => ({ ef, rerankFactor })) : [{ ef }]));
+    return await calibrate(index, exactRows, sample, settings, yieldNow);
+  } finally {
+    index.release();
+    if (q) mem.release(traversed);
   }
 }
 
@@ -126,8 +177,9 @@ export async function loadGraphIndex(file: SegmentFile, where: string, ctx: Inde
       });
     }
     graph = readGraphSection(file, where, count, kernels).graph;
+    const calibration = readCalibrationSection(file, where);
     const rerank = quantizer ? rerankRule(ctx.spec, false) : null;
-    return new HnswIndex(graph, rows, rowBytes, { metric: ctx.metric, dimension: d, quantizer, rerank, exact: rerank ? ctx.exact : null });
+    return new HnswIndex(graph, rows, rowBytes, { metric: ctx.metric, dimension: d, quantizer, rerank, exact: rerank ? ctx.exact : null, calibration, ownsRows: true });
   } catch (e) {
     graph?.release();
     if (rows) mem.release(rows);

@@ -6,7 +6,8 @@ import type { Quantizer, QueryScorer } from '../quant/types.js';
 import { Reranker, type RerankRule } from '../query/rerank.js';
 import { drainHeaps, maskDeleted } from './flat.js';
 import type { HnswGraph } from './hnsw-graph.js';
-import type { ExactScorer, SearchResultBatch, SegmentQuery, VectorIndex } from './types.js';
+import { chooseSetting, type Calibration } from './calibration.js';
+import type { ExactScorer, IndexSearchParams, SearchResultBatch, SegmentQuery, VectorIndex } from './types.js';
 
 /** Beam width of a search when neither the query nor a recall target sets one (usearch's default; chosen a priori). */
 export const DEFAULT_EF_SEARCH = 64;
@@ -20,6 +21,12 @@ export interface HnswIndexOptions {
   rerank: RerankRule | null;
   exact: ExactScorer | null;
   defaultEf?: number;
+  /** Measured recall per setting (calibration.ts), for searches with a recall target; null = none. */
+  calibration?: Calibration | null;
+  /** Whether release() frees `rows` (false when they belong to someone else). */
+  ownsRows?: boolean;
+  /** Whether release() frees the graph (false when it is borrowed, e.g. while calibrating). */
+  ownsGraph?: boolean;
 }
 
 /**
@@ -42,6 +49,8 @@ export class HnswIndex implements VectorIndex {
 
   get kernels(): Kernels { return this.graph.kernels; }
   get count(): number { return this.graph.count; }
+  /** The recall this index measured on its own rows at build time, per setting (null: none). */
+  get calibration(): Calibration | null { return this.o.calibration ?? null; }
   get memoryBytes(): number { return this.graph.bytes + this.graph.scratchBytes + this.graph.count * this.rowBytes; }
   /** Bytes of the rows the graph is traversed on (codes or vectors). */
   get rowsBytes(): number { return this.graph.count * this.rowBytes; }
@@ -50,9 +59,10 @@ export class HnswIndex implements VectorIndex {
     if (this.released) throw new QuiverError('CLOSED', 'this HNSW index was released', { reason: 'released' });
     const { nq, k } = q;
     const d = this.o.dimension;
-    const factor = q.params.rerankFactor !== undefined && this.o.exact ? q.params.rerankFactor : this.o.rerank && 'factor' in this.o.rerank ? this.o.rerank.factor : null;
+    const p = this.settingFor(q.params, k);
+    const factor = p.rerankFactor !== undefined && this.o.exact ? p.rerankFactor : this.o.rerank && 'factor' in this.o.rerank ? this.o.rerank.factor : null;
     const cands = Math.max(1, Math.min(this.count, factor === null ? k : factor * k));
-    const ef = Math.max(q.params.ef ?? this.o.defaultEf ?? DEFAULT_EF_SEARCH, cands);
+    const ef = Math.max(p.ef ?? this.o.defaultEf ?? DEFAULT_EF_SEARCH, cands);
     // a beam over half the graph costs more than scoring every row, and a scan reaches rows the
     // graph may not (HNSW pruning can leave a few nodes unreachable): scan instead
     const scan = ef * 2 >= this.count;
@@ -116,6 +126,17 @@ export class HnswIndex implements VectorIndex {
   }
 
   /**
+   * The parameters of a search: explicit ef / rerankFactor win; a recall target fills the rest
+   * from the calibration; without a calibration (a segment too small to sample) a recall target
+   * gets an exhaustive scan.
+   */
+  private settingFor(params: IndexSearchParams, k: number): IndexSearchParams {
+    if (params.recall === undefined) return params;
+    const chosen = this.o.calibration ? chooseSetting(this.o.calibration, params.recall, k) : { ef: this.count };
+    return { ...chosen, ...(params.ef !== undefined ? { ef: params.ef } : {}), ...(params.rerankFactor !== undefined ? { rerankFactor: params.rerankFactor } : {}) };
+  }
+
+  /**
    * Scores every row (one block kernel call), masks excluded rows, keeps the `cands` best at
    * ids/scores (best first). Returns the count.
    */
@@ -135,7 +156,7 @@ export class HnswIndex implements VectorIndex {
   release(): void {
     if (this.released) return;
     this.released = true;
-    this.graph.release();
-    this.kernels.memory.release(this.rows);
+    if (this.o.ownsGraph !== false) this.graph.release();
+    if (this.o.ownsRows !== false) this.kernels.memory.release(this.rows);
   }
 }

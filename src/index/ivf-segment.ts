@@ -1,16 +1,200 @@
-import { QuiverError } from '../errors.js';
 import type { Metric } from '../collection/validate.js';
 import type { Kernels } from '../kernels/types.js';
+import { kmeans } from '../math/kmeans.js';
+import { createQuantizer } from '../quant/registry.js';
+import type { Quantizer } from '../quant/types.js';
 import type { SegmentFile } from '../storage/segment-file.js';
-import type { IndexLoadContext, IndexPlan } from './segment-index.js';
-import type { IndexSpec } from './spec.js';
+import { transientBytes, transientFloats } from '../util/transient.js';
+import { IvfIndex } from './ivf.js';
+import { readIvfSection, writeIvfSection } from './ivf-section.js';
+import { MAX_TRAINING_SAMPLE, readVectorsSection, scaleRow, type IndexLoadContext, type IndexPlan } from './segment-index.js';
+import { IVF_NLIST_RANGE, quantizerSpecOf, rerankRule, type IndexSpec } from './spec.js';
 import type { VectorIndex } from './types.js';
 
-/** IVF index: plan at seal/merge, load at open. */
-export function planIvfIndex(spec: IndexSpec, _dimension: number, _metric: Metric, _count: number, _minRows: number, _seed: number, _kernels: Kernels): IndexPlan | null {
-  throw new QuiverError('UNKNOWN_SPEC', `${spec.index} indexes are not built yet`, { received: spec.index });
+/**
+ * The IVF index of a segment: planned at seal/merge (k-means on the writer's sample, then a
+ * second pass over the rows assigns and encodes them), loaded at open from the IVF section
+ * (ivf-section.ts) without retraining. A merge plans afresh on the merged rows (new centroids,
+ * new quantizer): nothing is carried over from the sources.
+ *
+ * A-priori rules (none tuned on queries):
+ * - nlist, when the spec leaves it out ('IVF'): round(4 sqrt(rows)), clamped to [1, rows / 32],
+ *   i.e. lists of at least 32 rows on average (4 sqrt(n) keeps the centroid scan and the list scan
+ *   of a query of the same order at nprobe ~ sqrt(nlist)). An explicit nlist ('IVF1024') is kept
+ *   up to rows / 8: a segment too small for it gets fewer lists (description() says how many).
+ * - k-means: 10 Lloyd iterations (k-means++ init) on up to clamp(32 nlist, 16384, 65536) rows
+ *   sampled with a fixed stride (at least 2 nlist), squared L2; for cosine the centroids are then
+ *   normalised (spherical assignment).
+ * - assignment: each row goes to its nearest centroid by the collection metric (dot for cosine
+ *   and dot, squared L2 for l2: the same rule the query uses to pick lists), one nearestCentroids
+ *   kernel call per block of rows. A cap keeps lists from growing wildly unequal: a list holds at
+ *   most ceil(4 rows / nlist) rows, and a row whose nearest list is full goes to the nearest list
+ *   with room (rows are taken in ordinal order). On SIFT10K with k-means centroids the cap binds
+ *   rarely (the largest list is ~4.4x the mean at nlist = 312); it is a guard against
+ *   degenerate partitions (duplicates, dot-product centroids of large norm), not a balancer.
+ * - the quantizer (if any) trains on at most MAX_TRAINING_SAMPLE rows of the same sample and
+ *   encodes raw vectors (unit for cosine), not residuals, so codes do not depend on the list.
+ */
+
+/** Lists per segment when the spec gives none: lists average at least this many rows. */
+export const IVF_AUTO_MIN_ROWS_PER_LIST = 32;
+/** An explicit nlist is lowered so that lists average at least this many rows. */
+export const IVF_MIN_ROWS_PER_LIST = 8;
+/** Lloyd iterations of the coarse k-means. */
+export const IVF_KMEANS_ITERATIONS = 10;
+/** Largest coarse training sample. */
+export const IVF_MAX_KMEANS_SAMPLE = 65536;
+/** A list holds at most this many times the mean list size. */
+export const IVF_LIST_CAP = 4;
+/** Rows assigned per nearestCentroids call when writing. */
+const ASSIGN_BATCH = 4096;
+
+/** The number of lists of a segment of `rows` rows: `nlist` from the spec (null = automatic), see the rules above. */
+export function ivfListCount(nlist: number | null | undefined, rows: number): number {
+  if (nlist == null) return Math.max(1, Math.min(Math.round(4 * Math.sqrt(rows)), Math.floor(rows / IVF_AUTO_MIN_ROWS_PER_LIST), IVF_NLIST_RANGE[1]));
+  return Math.max(1, Math.min(nlist, Math.floor(rows / IVF_MIN_ROWS_PER_LIST)));
 }
 
-export async function loadIvfIndex(_file: SegmentFile, where: string, _ctx: IndexLoadContext): Promise<VectorIndex> {
-  throw new QuiverError('UNSUPPORTED_FORMAT', `${where}: IVF index sections are not readable yet`, { file: where });
+/** IVF index: the plan for a segment of `count` rows, null when it stays exact (fewer than minRows rows, or than the quantizer needs). */
+export function planIvfIndex(spec: IndexSpec, dimension: number, metric: Metric, count: number, minRows: number, seed: number, kernels: Kernels): IndexPlan | null {
+  const quantSpec = quantizerSpecOf(spec);
+  const q: Quantizer | null = quantSpec ? createQuantizer(quantSpec, { dimension, metric: metric === 'l2' ? 'l2' : 'dot', kernels }) : null;
+  if (count < Math.max(1, minRows, q?.minTrainingVectors ?? 0)) return null;
+  const nlist = ivfListCount(spec.nlist, count);
+  const target = Math.min(count, Math.max(MAX_TRAINING_SAMPLE, Math.min(32 * nlist, IVF_MAX_KMEANS_SAMPLE), 2 * nlist));
+  const stride = Math.max(1, Math.ceil(count / target));
+  const sampleRows = Math.ceil(count / stride);
+  return {
+    sampleStride: stride,
+    sampleRows,
+    async write(w, sample, chunks, norms) {
+      const d = dimension;
+      const n = Math.floor(sample.length / d);
+      const lists = Math.min(nlist, n);
+      const centroids = kmeans(kernels, sample, n, d, lists, { seed, maxIterations: IVF_KMEANS_ITERATIONS }).centroids;
+      if (metric === 'cosine') {
+        for (let c = 0; c < lists; c++) {
+          let s = 0;
+          for (let j = 0; j < d; j++) s += centroids[c * d + j] ** 2;
+          scaleRow(centroids, c * d, d, Math.sqrt(s));
+        }
+      }
+      if (q) {
+        // the quantizer sees at most MAX_TRAINING_SAMPLE rows of the coarse sample
+        const step = Math.ceil(n / MAX_TRAINING_SAMPLE), m = Math.ceil(n / step);
+        const sub = step === 1 ? sample.subarray(0, n * d) : new Float32Array(m * d);
+        if (step > 1) for (let i = 0; i < m; i++) sub.set(sample.subarray(i * step * d, (i * step + 1) * d), i * d);
+        q.train(sub, m, { seed });
+      }
+      const { list, codes } = await assignAndEncode(kernels, metric, d, count, centroids, lists, q, chunks, norms);
+      // group by list; ordinals ascending within a list (a counting sort in ordinal order)
+      const starts = new Uint32Array(lists + 1);
+      for (let i = 0; i < count; i++) starts[list[i] + 1]++;
+      for (let l = 0; l < lists; l++) starts[l + 1] += starts[l];
+      const fill = starts.slice(0, lists);
+      const ords = new Uint32Array(count);
+      for (let i = 0; i < count; i++) ords[fill[list[i]]++] = i;
+      await writeIvfSection(w, d, { nlist: lists, centroids, starts, ords }, q ? { quantizer: q, rows: codes! } : null);
+    },
+  };
+}
+
+/**
+ * The second pass of a write: the list of every row (u32[count], by ordinal) under the list cap,
+ * and, with a quantizer, the row codes by ordinal (u8[count * codeSize]). Rows arrive as raw f32
+ * bytes in ordinal order; for cosine they are made unit (norms: f32[count]) before assignment and
+ * encoding.
+ */
+async function assignAndEncode(
+  kernels: Kernels, metric: Metric, d: number, count: number, centroids: Float32Array, nlist: number, q: Quantizer | null,
+  chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>, norms: Float32Array,
+): Promise<{ list: Uint32Array; codes: Uint8Array | null }> {
+  const mem = kernels.memory;
+  const list = new Uint32Array(count), sizes = new Uint32Array(nlist);
+  const cap = Math.max(1, Math.ceil((IVF_LIST_CAP * count) / nlist));
+  const codes = q ? transientBytes(count * q.codeSize) : null;
+  const ptrs: number[] = [];
+  const alloc = (bytes: number): number => { const p = mem.alloc(bytes); ptrs.push(p); return p; };
+  try {
+    // nearestCentroids maximises <x, c> - halfNorms[c]: |c|^2 / 2 gives L2, zero gives the dot product
+    const centT = alloc(nlist * d * 4), halfNorms = alloc(nlist * 4), centRows = alloc(nlist * d * 4);
+    {
+      const ct = mem.f32(centT, nlist * d), hn = mem.f32(halfNorms, nlist);
+      for (let c = 0; c < nlist; c++) {
+        let s = 0;
+        for (let j = 0; j < d; j++) { const v = centroids[c * d + j]; ct[j * nlist + c] = v; s += v * v; }
+        hn[c] = metric === 'l2' ? s / 2 : 0;
+      }
+      mem.f32(centRows, nlist * d).set(centroids.subarray(0, nlist * d));
+    }
+    const points = alloc(ASSIGN_BATCH * d * 4), ids = alloc(ASSIGN_BATCH * 4), dists = alloc(ASSIGN_BATCH * 4), rowScores = alloc(nlist * 4);
+    let f = new Float32Array(0);
+    let row = 0;
+    for await (const chunk of chunks) {
+      const n = chunk.length / (d * 4);
+      if (f.length < n * d) f = transientFloats(n * d);
+      const rows = f.subarray(0, n * d);
+      new Uint8Array(rows.buffer, 0, n * d * 4).set(chunk);
+      if (metric === 'cosine') for (let i = 0; i < n; i++) scaleRow(rows, i * d, d, norms[row + i]);
+      for (let b = 0; b < n; b += ASSIGN_BATCH) {
+        const m = Math.min(ASSIGN_BATCH, n - b);
+        mem.f32(points, m * d).set(rows.subarray(b * d, (b + m) * d));
+        kernels.nearestCentroids(points, m, d, centT, nlist, halfNorms, ids, dists);
+        const got = mem.u32(ids, m).slice();
+        for (let i = 0; i < m; i++) {
+          let l = got[i];
+          if (sizes[l] >= cap) l = nearestWithRoom(kernels, metric, points + i * d * 4, centRows, nlist, d, rowScores, sizes, cap);
+          list[row + b + i] = l;
+          sizes[l]++;
+        }
+      }
+      if (q) q.encode(rows, n, codes!.subarray(row * q.codeSize, (row + n) * q.codeSize));
+      row += n;
+    }
+    if (row !== count) throw new Error(`IVF section: assigned ${row} rows, expected ${count}`);
+    return { list, codes };
+  } finally {
+    for (const p of ptrs) mem.release(p);
+  }
+}
+
+/** The closest list (by the metric) whose size is under `cap`: one kernel call over all centroids for the row at `rowPtr`. */
+function nearestWithRoom(kernels: Kernels, metric: Metric, rowPtr: number, centRows: number, nlist: number, d: number, scores: number, sizes: Uint32Array, cap: number): number {
+  if (metric === 'l2') kernels.l2Many(rowPtr, centRows, nlist, d, scores);
+  else kernels.dotMany(rowPtr, centRows, nlist, d, scores);
+  const s = kernels.memory.f32(scores, nlist);
+  const sign = metric === 'l2' ? -1 : 1;
+  let best = -1, bestKey = -Infinity;
+  for (let c = 0; c < nlist; c++) {
+    if (sizes[c] >= cap) continue;
+    const key = sign * s[c];
+    if (key > bestKey || best < 0) { best = c; bestKey = key; }
+  }
+  return best; // cap * nlist >= count, so some list always has room
+}
+
+/**
+ * Loads a segment's IVF index on the segment's kernels: the IVF section (no retraining), then
+ * the VECTORS section, checked, and for an uncompressed index copied into kernel memory in list
+ * order. A compressed index reranks with full vectors from the file (ctx.exact) by the spec's rule.
+ */
+export async function loadIvfIndex(file: SegmentFile, where: string, ctx: IndexLoadContext): Promise<VectorIndex> {
+  const index: IvfIndex = readIvfSection(file, where, ctx.kernels, ctx.dimension, ctx.metric);
+  try {
+    const q = index.quantizer;
+    if (q) {
+      index.setRerank(rerankRule(ctx.spec, q.bounded), ctx.exact);
+      await readVectorsSection(file, ctx);
+    } else {
+      const d = ctx.dimension, rowBytes = d * 4;
+      const posOf = index.positions();
+      await readVectorsSection(file, ctx, (piece, first, rows) => {
+        for (let i = 0; i < rows; i++) index.setVectorRow(posOf[first + i], piece.subarray(i * rowBytes, (i + 1) * rowBytes), ctx.norms[first + i]);
+      });
+    }
+    return index;
+  } catch (e) {
+    index.release();
+    throw e;
+  }
 }

@@ -42,6 +42,11 @@ export interface IndexSearchParams {
   readonly ef?: number;
   /** IVF indexes: lists scanned per query; undefined = the index's default. */
   readonly nprobe?: number;
+  /**
+   * Target recall@k in (0, 1]: approximate indexes choose ef / nprobe / rerank depth from their
+   * calibration (calibration.ts); explicit ef, nprobe or rerankFactor still win.
+   */
+  readonly recall?: number;
 }
 
 /**

@@ -61,10 +61,12 @@ export const NO_NODE = 0xffffffff;
 
 export interface GraphKernels {
   /**
-   * Inserts nodes [from, to) into graph g (levels and upper slots set beforehand) with the build
-   * scorer s: kind F32_DOT or F32_L2 over f32 rows, one per node. efConstruction: beam width.
+   * Inserts the n nodes listed at `nodes` (u32[n], in order, none yet in the graph; levels and
+   * upper slots set beforehand) into graph g with the build scorer s: kind F32_DOT or F32_L2 over
+   * f32 rows, one per node. Nodes not yet inserted have empty lists and are never linked to.
+   * efConstruction: beam width.
    */
-  hnswInsert(g: number, s: number, from: number, to: number, efConstruction: number): void;
+  hnswInsert(g: number, s: number, nodes: number, n: number, efConstruction: number): void;
   /**
    * The whole search of one query: descent through the upper levels, beam search of width
    * max(ef, k) on level 0 with scorer s; nodes with their bit set in `excluded` (u32 bitset
@@ -247,17 +249,18 @@ export function graphTwin(memory: KernelMemory, k: () => DenseKernels & ScalarKe
   }
 
   return {
-    hnswInsert(g, s, from, to, efConstruction) {
+    hnswInsert(g, s, nodes, count, efConstruction) {
       views();
       const G = g >> 2, sw = s >> 2;
       const m = U32[G + W.M];
       const tk = U32[G + W.TKEYS], ti = U32[G + W.TIDS], sk = U32[G + W.SKEYS], si = U32[G + W.SIDS];
       const levels = U32[G + W.LEVELS];
       const codes = U32[sw + S.CODES], stride = U32[sw + S.STRIDE];
-      for (let node = from; node < to; node++) {
+      for (let i = 0; i < count; i++) {
+        const node = U32[(nodes >> 2) + i];
         const level = U8[levels + node];
         for (let l = 0; l <= level; l++) U32[linksOf(g, node, l) >> 2] = 0;
-        U32[G + W.COUNT] = node + 1;
+        U32[G + W.COUNT]++;
         const entry = U32[G + W.ENTRY];
         if (entry === NO_NODE) { U32[G + W.ENTRY] = node; U32[G + W.MAXLEVEL] = level; continue; }
         U32[sw + S.P0] = codes + node * stride;

@@ -48,7 +48,7 @@ const FOOTER_BYTES = 20;
 const TABLE_ENTRY_BYTES = 32;
 const TABLE_ENTRY_BYTES_V1 = 24;
 
-export const SECTION = { VECTORS: 1, NORMS: 2, IDS: 3, METADATA: 4, CODES: 5, FIELDS: 6, COLUMN: 7, GRAPH: 8, IVF: 9 } as const;
+export const SECTION = { VECTORS: 1, NORMS: 2, IDS: 3, METADATA: 4, CODES: 5, FIELDS: 6, COLUMN: 7, GRAPH: 8, IVF: 9, CALIBRATION: 10 } as const;
 export type SectionKind = (typeof SECTION)[keyof typeof SECTION];
 
 export type MetricCode = 0 | 1 | 2;
