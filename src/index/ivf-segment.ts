@@ -5,7 +5,8 @@ import { createQuantizer } from '../quant/registry.js';
 import type { Quantizer } from '../quant/types.js';
 import type { SegmentFile } from '../storage/segment-file.js';
 import { transientBytes, transientFloats } from '../util/transient.js';
-import { IvfIndex } from './ivf.js';
+import { IvfIndex, type IvfLists } from './ivf.js';
+import { calibrate, calibrationSample, MemoryRows, readCalibrationSection, writeCalibrationSection, type Calibration } from './calibration.js';
 import { readIvfSection, writeIvfSection } from './ivf-section.js';
 import { MAX_TRAINING_SAMPLE, readVectorsSection, scaleRow, type IndexLoadContext, type IndexPlan } from './segment-index.js';
 import { IVF_NLIST_RANGE, quantizerSpecOf, rerankRule, type IndexSpec } from './spec.js';
@@ -86,15 +87,23 @@ export function planIvfIndex(spec: IndexSpec, dimension: number, metric: Metric,
         if (step > 1) for (let i = 0; i < m; i++) sub.set(sample.subarray(i * step * d, (i * step + 1) * d), i * d);
         q.train(sub, m, { seed });
       }
-      const { list, codes } = await assignAndEncode(kernels, metric, d, count, centroids, lists, q, chunks, norms);
-      // group by list; ordinals ascending within a list (a counting sort in ordinal order)
-      const starts = new Uint32Array(lists + 1);
-      for (let i = 0; i < count; i++) starts[list[i] + 1]++;
-      for (let l = 0; l < lists; l++) starts[l + 1] += starts[l];
-      const fill = starts.slice(0, lists);
-      const ords = new Uint32Array(count);
-      for (let i = 0; i < count; i++) ords[fill[list[i]]++] = i;
-      await writeIvfSection(w, d, { nlist: lists, centroids, starts, ords }, q ? { quantizer: q, rows: codes! } : null);
+      // every unit row stays in scratch kernel memory for the calibration (truth and reranking)
+      const allRows = kernels.memory.alloc(Math.max(4, count * d * 4));
+      try {
+        const { list, codes } = await assignAndEncode(kernels, metric, d, count, centroids, lists, q, chunks, norms, allRows);
+        // group by list; ordinals ascending within a list (a counting sort in ordinal order)
+        const starts = new Uint32Array(lists + 1);
+        for (let i = 0; i < count; i++) starts[list[i] + 1]++;
+        for (let l = 0; l < lists; l++) starts[l + 1] += starts[l];
+        const fill = starts.slice(0, lists);
+        const ords = new Uint32Array(count);
+        for (let i = 0; i < count; i++) ords[fill[list[i]]++] = i;
+        await writeIvfSection(w, d, { nlist: lists, centroids, starts, ords }, q ? { quantizer: q, rows: codes! } : null);
+        const cal = await calibrateIvf(kernels, d, metric, count, { nlist: lists, centroids, starts, ords }, q, codes, allRows, spec, seed);
+        if (cal) await writeCalibrationSection(w, cal);
+      } finally {
+        kernels.memory.release(allRows);
+      }
     },
   };
 }
@@ -107,7 +116,7 @@ export function planIvfIndex(spec: IndexSpec, dimension: number, metric: Metric,
  */
 async function assignAndEncode(
   kernels: Kernels, metric: Metric, d: number, count: number, centroids: Float32Array, nlist: number, q: Quantizer | null,
-  chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>, norms: Float32Array,
+  chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>, norms: Float32Array, allRows: number,
 ): Promise<{ list: Uint32Array; codes: Uint8Array | null }> {
   const mem = kernels.memory;
   const list = new Uint32Array(count), sizes = new Uint32Array(nlist);
@@ -149,6 +158,7 @@ async function assignAndEncode(
         }
       }
       if (q) q.encode(rows, n, codes!.subarray(row * q.codeSize, (row + n) * q.codeSize));
+      mem.f32(allRows + row * d * 4, n * d).set(rows);
       row += n;
     }
     if (row !== count) throw new Error(`IVF section: assigned ${row} rows, expected ${count}`);
@@ -173,6 +183,46 @@ function nearestWithRoom(kernels: Kernels, metric: Metric, rowPtr: number, centR
   return best; // cap * nlist >= count, so some list always has room
 }
 
+/** nprobe settings a calibration measures (those up to nlist). */
+export const NPROBE_LADDER = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512];
+/** Rerank depths (x k) a calibration measures for specs that rerank by oversampling. */
+export const IVF_RERANK_LADDER = [1, 2, 4, 8];
+
+/**
+ * Measures the freshly built IVF index on sample rows of its own (excluded from results and
+ * truth; an IVF scan gains nothing from a query's own row), over NPROBE_LADDER and, for specs
+ * that rerank by oversampling, IVF_RERANK_LADDER. Null for segments too small to sample.
+ */
+async function calibrateIvf(kernels: Kernels, d: number, metric: Metric, count: number, lists: IvfLists, q: Quantizer | null, codes: Uint8Array | null, allRows: number, spec: IndexSpec, seed: number): Promise<Calibration | null> {
+  const sample = calibrationSample(count, seed);
+  if (!sample) return null;
+  const index = new IvfIndex(kernels, d, metric, lists, q);
+  try {
+    const exactRows = new MemoryRows(kernels, allRows, count, d, metric);
+    if (q) {
+      const cs = q.codeSize;
+      const byPos = new Uint8Array(count * cs);
+      for (let p = 0; p < count; p++) byPos.set(codes!.subarray(lists.ords[p] * cs, (lists.ords[p] + 1) * cs), p * cs);
+      index.setCodeRows(byPos, 0, count);
+    } else {
+      const u8 = () => kernels.memory.u8(allRows, count * d * 4);
+      for (let p = 0; p < count; p++) {
+        const o = lists.ords[p];
+        // rows are unit for cosine already: norm 1
+        index.setVectorRow(p, u8().subarray(o * d * 4, (o + 1) * d * 4), 1);
+      }
+    }
+    const rule = q ? rerankRule(spec, q.bounded) : null;
+    if (rule) index.setRerank(rule, exactRows);
+    const byFactor = rule !== null && 'factor' in rule;
+    const probes = NPROBE_LADDER.filter((p) => p < lists.nlist).concat([lists.nlist]);
+    const settings = probes.flatMap((nprobe) => (byFactor ? IVF_RERANK_LADDER.map((rerankFactor) => ({ nprobe, rerankFactor })) : [{ nprobe }]));
+    return await calibrate(index, exactRows, sample, settings, () => new Promise<void>((resolve) => setTimeout(resolve, 0)));
+  } finally {
+    index.release();
+  }
+}
+
 /**
  * Loads a segment's IVF index on the segment's kernels: the IVF section (no retraining), then
  * the VECTORS section, checked, and for an uncompressed index copied into kernel memory in list
@@ -181,6 +231,7 @@ function nearestWithRoom(kernels: Kernels, metric: Metric, rowPtr: number, centR
 export async function loadIvfIndex(file: SegmentFile, where: string, ctx: IndexLoadContext): Promise<VectorIndex> {
   const index: IvfIndex = readIvfSection(file, where, ctx.kernels, ctx.dimension, ctx.metric);
   try {
+    index.calibration = readCalibrationSection(file, where);
     const q = index.quantizer;
     if (q) {
       index.setRerank(rerankRule(ctx.spec, q.bounded), ctx.exact);

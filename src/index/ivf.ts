@@ -1,9 +1,10 @@
 import { checkPositiveInt, QuiverError } from '../errors.js';
+import { chooseSetting, type Calibration } from './calibration.js';
 import type { Metric } from '../collection/validate.js';
 import type { Kernels } from '../kernels/types.js';
 import type { Quantizer } from '../quant/types.js';
 import { candidatesFor, checkRerankRule, Reranker, type RerankRule } from '../query/rerank.js';
-import type { ExactScorer, SearchResultBatch, SegmentQuery, VectorIndex } from './types.js';
+import type { ExactScorer, IndexSearchParams, SearchResultBatch, SegmentQuery, VectorIndex } from './types.js';
 
 /**
  * The inverted-file (IVF) index of a sealed segment: a coarse quantizer (nlist centroids from
@@ -195,6 +196,19 @@ export class IvfIndex implements VectorIndex {
     this.rerank = { rule: rule ? checkRerankRule(rule) : null, exact };
   }
 
+  /** The recall this index measured on its own rows when built (calibration.ts); null = none. */
+  calibration: Calibration | null = null;
+
+  /**
+   * Search parameters: explicit nprobe / rerankFactor win; a recall target fills the rest from
+   * the calibration; without one (a segment too small to sample), every list is probed.
+   */
+  private settingFor(params: IndexSearchParams, k: number): IndexSearchParams {
+    if (params.recall === undefined) return params;
+    const chosen = this.calibration ? chooseSetting(this.calibration, params.recall, k) : { nprobe: this.nlist };
+    return { ...chosen, ...(params.nprobe !== undefined ? { nprobe: params.nprobe } : {}), ...(params.rerankFactor !== undefined ? { rerankFactor: params.rerankFactor } : {}) };
+  }
+
   search(sq: SegmentQuery): SearchResultBatch {
     this.checkLive();
     const { nq, queries, excluded, counters } = sq;
@@ -203,13 +217,14 @@ export class IvfIndex implements VectorIndex {
     if (!(queries instanceof Float32Array) || queries.length < nq * d) {
       throw new QuiverError('DIMENSION_MISMATCH', `search: ${nq} queries of dimension ${d} need ${nq * d} floats`, { expected: nq * d, received: queries instanceof Float32Array ? queries.length : typeof queries });
     }
-    const nprobe = sq.params.nprobe === undefined ? this.defaultNprobe : Math.min(this.nlist, checkPositiveInt(sq.params.nprobe, 'nprobe', 1 << 20));
+    const params = this.settingFor(sq.params, k);
+    const nprobe = params.nprobe === undefined ? this.defaultNprobe : Math.min(this.nlist, checkPositiveInt(params.nprobe, 'nprobe', 1 << 20));
     const q = this.quantizer;
     let rule: RerankRule | null = null;
     const exact = this.rerank.exact;
     if (q) {
       rule = this.rerank.rule;
-      if (sq.params.rerankFactor !== undefined && exact) rule = checkRerankRule({ factor: sq.params.rerankFactor });
+      if (params.rerankFactor !== undefined && exact) rule = checkRerankRule({ factor: params.rerankFactor });
     }
     const byBounds = rule !== null && 'bounds' in rule;
     const cap = Math.max(1, Math.min(this.count, rule ? candidatesFor(rule, k, boundCandidates(k)) : k));
