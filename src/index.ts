@@ -4,10 +4,12 @@ export {
   Collection,
   type CollectionSchema, type NormalizedSchema, type CollectionOptions, type OpenOptions, type UpsertRecord, type StoredRecord,
   type MetadataUpdate, type ReadOptions, type ScrollOptions, type ScrollPage,
-  type SearchOptions, type SearchStats, type QueryBatch, type Hit, type CollectionStats, type CollectionInfo,
+  type SearchOptions, type SearchStats, type FilterStats, type QueryBatch, type Hit, type CollectionStats, type CollectionInfo,
 } from './collection/collection.js';
 export type { EngineEvent, RecoveryReport, SegmentInfo } from './collection/engine.js';
 export type { FieldType, FieldSpec } from './fields/types.js';
+export type { Filter, FieldCondition, FilterScalar } from './filter/types.js';
+export type { FilterPath } from './filter/plan.js';
 export { MemoryDirectory, type Directory, type AppendFile, type RandomAccessFile, type DirectoryLock } from './storage/directory.js';
 export type { Metric, VectorLike } from './collection/validate.js';
 export { createKernels, wasmSimdSupported, JsKernels, createWasmKernels, type Kernels, type KernelChoice } from './kernels/index.js';

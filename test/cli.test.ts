@@ -91,8 +91,23 @@ describe('quiver CLI', () => {
     assert.match(runs[1].stderr, /cosine, dot, l2/);
   });
 
-  it('demo over the 20,000 most frequent GloVe words: queen is near king, recall 1', async () => {
+  it('demo over the 20,000 most frequent GloVe words with the default HNSW index: queen is near king, recall at its target', async () => {
     const r = await quiver('demo', 'king', 'paris', '--limit', '20000', '--recall-queries', '100', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as {
+      vectors: number; index: string; recallTarget: number;
+      queries: { word: string; neighbours: { word: string; score: number }[] }[];
+      recall: { k: number; queries: number; recall: number; meanScanned: number; exactQps: number };
+    };
+    assert.deepEqual([report.vectors, report.index, report.recallTarget], [20000, 'HNSW16,SQ8,Rerank', 0.95]);
+    const king = report.queries.find((q) => q.word === 'king');
+    assert.ok(king?.neighbours.some((n) => n.word === 'queen'), JSON.stringify(king?.neighbours));
+    assert.ok(report.recall.recall >= 0.94, `recall ${report.recall.recall}`);
+    assert.ok(report.recall.meanScanned < 20000 && report.recall.exactQps > 0);
+  });
+
+  it('demo with the exact Flat index: recall 1', async () => {
+    const r = await quiver('demo', 'king', 'paris', '--index', 'Flat', '--limit', '20000', '--recall-queries', '100', '--json');
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout) as {
       vectors: number; dimension: number; index: string;

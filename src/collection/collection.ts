@@ -1,5 +1,8 @@
 import { checkPositiveInt, QuiverError } from '../errors.js';
 import { joinMetadata, splitMetadata, type FieldSpec } from '../fields/types.js';
+import { parseFilter } from '../filter/parse.js';
+import type { FilterPath } from '../filter/plan.js';
+import type { Filter } from '../filter/types.js';
 import { kernelFactory, type KernelChoice } from '../kernels/index.js';
 import type { Kernels } from '../kernels/types.js';
 import { MemoryDirectory, type Directory } from '../storage/directory.js';
@@ -127,6 +130,17 @@ export interface SearchOptions {
   ef?: number;
   /** IVF segments: how many inverted lists each query scans. Ignored by other indexes. */
   nprobe?: number;
+  /**
+   * Target recall@k in (0, 1] for approximate indexes (HNSW, IVF): each segment picks its ef or
+   * nprobe and rerank depth from the recall it measured on its own rows when it was built.
+   * Explicit `ef`, `nprobe` or `rerank` override its choice. Exact indexes ignore it.
+   */
+  recall?: number;
+  /**
+   * Only records whose declared fields match, e.g. `{ lang: 'en', year: { $gte: 2020 } }`
+   * (see "Filters" in the README; INVALID_ARGUMENT naming the path otherwise).
+   */
+  filter?: Filter;
   /** Resolve to `{ hits, stats }` instead of the hits alone. */
   withStats?: boolean;
 }
@@ -143,10 +157,29 @@ export interface Hit {
 export interface SearchStats {
   /** Segments searched (those with live rows). */
   segments: number;
-  /** Vectors or codes scored by the indexes. */
+  /** Vectors or codes scored: by the indexes, and (with a filter) the matching rows a segment scored exactly. */
   scanned: number;
   /** Full-precision vectors scored exactly after compressed scans. */
   reranked: number;
+  /** With a filter: what it matched and how each segment was searched. */
+  filter?: FilterStats;
+}
+
+/** What a filter matched and what the planner chose (the same for every query of a batch). */
+export interface FilterStats {
+  /** Live records the filter matched, over the segments searched. */
+  matched: number;
+  /** Live records of those segments. */
+  live: number;
+  /** matched / live (exact: counted on each segment's compiled filter; 0 when nothing is live). */
+  selectivity: number;
+  /**
+   * Segments by path: `exact` = the matching records scored exactly; `index` = the segment's index
+   * searched with the other records masked; `none` = nothing matched, not searched.
+   */
+  paths: Record<FilterPath, number>;
+  /** Per segment (oldest first): its number, live and matched records, and path. */
+  segments: { segment: number; live: number; matched: number; path: FilterPath }[];
 }
 
 /** A batch of queries: an array of vectors (number[] or typed arrays). */
@@ -183,7 +216,7 @@ export interface CollectionInfo extends CollectionStats {
   callbackErrors: number;
 }
 
-const SEARCH_OPTION_KEYS = new Set(['k', 'includeMetadata', 'includeVector', 'rerank', 'ef', 'nprobe', 'withStats']);
+const SEARCH_OPTION_KEYS = new Set(['k', 'includeMetadata', 'includeVector', 'rerank', 'ef', 'nprobe', 'recall', 'filter', 'withStats']);
 const READ_OPTION_KEYS = new Set(['includeVector', 'includeMetadata']);
 const SCROLL_OPTION_KEYS = new Set(['includeVector', 'includeMetadata', 'limit', 'after']);
 const OPEN_OPTION_KEYS = new Set(['kernels', 'schema', 'readOnly', 'groupCommitMs', 'commitMode', 'sealRows', 'autoMerge', 'minQuantizedRows', 'mergePolicy', 'onEvent', 'faults']);
@@ -473,9 +506,11 @@ export class Collection {
     const batch = isBatch(query);
     const vectors = batch ? (query as QueryBatch) : [query as VectorLike];
     const packed = this.packQueries(vectors);
+    // parsed once against the schema in force; compiled per segment by the searcher
+    const filter = o.filter === undefined ? undefined : parseFilter(o.filter, this.engine.schema.fields);
     const snap = this.engine.snapshot();
     try {
-      const res = this.engine.search(snap, packed, vectors.length, o.k, o.params);
+      const res = this.engine.search(snap, packed, vectors.length, o.k, o.params, filter);
       const hits = res.hits.map((list) => list.map(({ segment, ord, score }) => {
         const hit: Hit = { id: segment.idAt(ord), score };
         if (o.includeMetadata) {
@@ -486,7 +521,11 @@ export class Collection {
         return hit;
       }));
       if (!o.withStats) return batch ? hits : hits[0];
-      const stats: SearchStats[] = hits.map((_, q) => ({ segments: res.segmentsSearched, scanned: res.counters.scanned[q], reranked: res.counters.reranked[q] }));
+      const stats: SearchStats[] = hits.map((_, q) => {
+        const st: SearchStats = { segments: res.segmentsSearched, scanned: res.counters.scanned[q], reranked: res.counters.reranked[q] };
+        if (res.filter) st.filter = filterStats(res.filter);
+        return st;
+      });
       return batch ? { hits, stats } : { hits: hits[0], stats: stats[0] };
     } finally {
       snap.release();
@@ -611,7 +650,15 @@ function checkReadOptions(o: ReadOptions, allowed: Set<string>): { includeVector
   return { includeVector: o.includeVector ?? true, includeMetadata: o.includeMetadata ?? true };
 }
 
-function checkSearchOptions(o: SearchOptions): { k: number; includeMetadata: boolean; includeVector: boolean; params: IndexSearchParams; withStats: boolean } {
+/** Totals of the planner's per-segment reports (a fresh object per query). */
+function filterStats(reports: readonly { segment: number; live: number; matched: number; path: FilterPath }[]): FilterStats {
+  const paths: Record<FilterPath, number> = { exact: 0, index: 0, none: 0 };
+  let matched = 0, live = 0;
+  for (const r of reports) { paths[r.path]++; matched += r.matched; live += r.live; }
+  return { matched, live, selectivity: live > 0 ? matched / live : 0, paths, segments: reports.map((r) => ({ ...r })) };
+}
+
+function checkSearchOptions(o: SearchOptions): { k: number; includeMetadata: boolean; includeVector: boolean; params: IndexSearchParams; filter: unknown; withStats: boolean } {
   if (typeof o !== 'object' || o === null) throw new QuiverError('INVALID_ARGUMENT', `search options must be an object, got ${describe(o)}`, {});
   for (const key of Object.keys(o)) {
     if (!SEARCH_OPTION_KEYS.has(key)) throw new QuiverError('INVALID_ARGUMENT', `unknown search option "${key}" (allowed: ${[...SEARCH_OPTION_KEYS].join(', ')})`, { field: key });
@@ -621,5 +668,11 @@ function checkSearchOptions(o: SearchOptions): { k: number; includeMetadata: boo
   if (o.rerank !== undefined) params.rerankFactor = checkPositiveInt(o.rerank, 'rerank', 1000);
   if (o.ef !== undefined) params.ef = checkPositiveInt(o.ef, 'ef', 100_000);
   if (o.nprobe !== undefined) params.nprobe = checkPositiveInt(o.nprobe, 'nprobe', 1 << 20);
-  return { k, includeMetadata: o.includeMetadata ?? true, includeVector: o.includeVector ?? false, params, withStats: o.withStats === true };
+  if (o.recall !== undefined) {
+    if (typeof o.recall !== 'number' || !(o.recall > 0 && o.recall <= 1)) {
+      throw new QuiverError('INVALID_ARGUMENT', `recall must be a number in (0, 1], got ${describe(o.recall)}`, { name: 'recall', expected: '(0, 1]', received: o.recall });
+    }
+    params.recall = o.recall;
+  }
+  return { k, includeMetadata: o.includeMetadata ?? true, includeVector: o.includeVector ?? false, params, filter: o.filter, withStats: o.withStats === true };
 }

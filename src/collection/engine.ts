@@ -15,6 +15,7 @@ import type { MergePolicy } from './merge-policy.js';
 import { recover, type RecoveryReport } from './recovery.js';
 import { SealedSegment } from './sealed-segment.js';
 import { searchSnapshot, Snapshot, type SnapshotSearchResult } from './searcher.js';
+import type { ParsedFilter } from '../filter/types.js';
 import type { Segment } from './segment.js';
 import { MIN_QUANTIZED_ROWS } from '../index/segment-index.js';
 import { CollectionState, inverseNorm } from './state.js';
@@ -408,9 +409,9 @@ export class Engine implements MaintenanceHost {
   }
 
   /** Searches the segments of `snap` (the caller releases it). */
-  search(snap: Snapshot, queries: Float32Array, nq: number, k: number, params: IndexSearchParams = {}): SnapshotSearchResult {
+  search(snap: Snapshot, queries: Float32Array, nq: number, k: number, params: IndexSearchParams = {}, filter?: ParsedFilter): SnapshotSearchResult {
     this.checkOpen();
-    return searchSnapshot(snap, queries, nq, k, params);
+    return searchSnapshot(snap, queries, nq, k, params, filter);
   }
 
   info(): { segments: SegmentInfo[]; manifestGeneration: number; walGeneration: number | null; walBytes: number; nextSeq: number; pendingCleanup: string[]; kernelMemoryBytes: number; callbackErrors: number } {

@@ -5,6 +5,11 @@ export type EngineEvent =
   | { type: 'wal-torn-tail'; file: string; offset: number; droppedBytes: number; reason: string }
   | { type: 'orphan-removed'; file: string }
   | { type: 'sealed'; segment: number; rows: number; bytes: number; ms: number }
+  /**
+   * Progress of building a segment's index (seal or merge): `phase` 'graph' (HNSW insertion),
+   * 'calibration' (measuring recall for recall targets); done of total units. At most ~10 per second.
+   */
+  | { type: 'index-progress'; segment: number; phase: 'graph' | 'calibration'; done: number; total: number }
   /** graphFrom: the input whose HNSW graph the merged segment was built from (its other rows inserted), if any. */
   | { type: 'merged'; from: number[]; into: number; rows: number; ms: number; graphFrom?: number }
   /** A file the manifest no longer names could not be removed; retried later, and at the next open. */

@@ -17,6 +17,7 @@ import type { CollectionState } from './state.js';
 import { transientBytes, transientFloats } from '../util/transient.js';
 import { HnswIndex } from '../index/hnsw.js';
 import { MAX_DONOR_DROPPED, type GraphDonor } from '../index/hnsw-segment.js';
+import type { IndexProgress } from '../index/segment-index.js';
 
 /** What maintenance needs of the engine. */
 export interface MaintenanceHost {
@@ -204,7 +205,7 @@ export class Maintenance {
         number, dimension: d, metric: st.schema.metric, count: rows.length, minSeq, maxSeq,
         vectorChunks: () => liveVectorChunks(sources, rows, d),
         ids, metadataJson: meta, values, fields,
-        index: { spec: st.spec, kernels: h.newKernels(), minRows: h.minQuantizedRows, donor },
+        index: { spec: st.spec, kernels: h.newKernels(), minRows: h.minQuantizedRows, donor, progress: throttledProgress((phase, done, total) => h.emit({ type: 'index-progress', segment: number, phase, done, total })) },
       }, h.faults);
       let segment: SealedSegment;
       const file = reuse ? await SegmentFile.open(h.dir, name) : null;
@@ -278,6 +279,17 @@ export class Maintenance {
  * it asks for the next, and the import of a large collection does not leave a trail of
  * multi-megabyte garbage behind (which the C allocator tends to keep as resident memory).
  */
+/** `report`, called at most every 100 ms (and always for a phase's last unit). */
+function throttledProgress(report: IndexProgress): IndexProgress {
+  let last = 0;
+  return (phase, done, total) => {
+    const now = Date.now();
+    if (done < total && now - last < 100) return;
+    last = now;
+    report(phase, done, total);
+  };
+}
+
 /**
  * The merge input whose HNSW graph the merged segment starts from: the largest with a graph of
  * the collection's degree that drops at most MAX_DONOR_DROPPED of its rows; null if none.

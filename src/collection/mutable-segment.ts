@@ -1,5 +1,8 @@
+import type { ColumnData } from '../fields/columns.js';
 import { NO_VALUES, type FieldValues } from '../fields/types.js';
 import { FlatIndex } from '../index/flat.js';
+import { searchGathered } from '../index/gathered.js';
+import type { SearchResultBatch } from '../index/types.js';
 import { VectorStore } from '../index/vector-store.js';
 import type { Kernels } from '../kernels/types.js';
 import { growBitset } from '../util/bitset.js';
@@ -73,6 +76,13 @@ export class MutableSegment extends SegmentBase implements Segment {
   metadataJsonAt(ord: number): string { return this.metadataJson[ord]; }
   fieldValuesAt(ord: number): FieldValues { return this.values[ord] ?? NO_VALUES; }
   vectorAt(ord: number, out?: Float32Array): Float32Array { return this.store.get(ord, out); }
+  /** Rows change as they arrive: no decoded columns (filters read fieldValuesAt). */
+  columnData(): ColumnData | null { return null; }
+
+  searchRows(queries: Float32Array, nq: number, k: number, ords: Uint32Array, n: number): SearchResultBatch {
+    const store = this.store;
+    return searchGathered(this.kernels, this.dimension, this.metric, queries, nq, k, ords, n, (vec, inv, from, m) => store.gather(ords, from, m, vec, inv));
+  }
 
   vectorRange(from: number, n: number, out: Uint8Array = new Uint8Array(n * this.dimension * 4)): Uint8Array {
     const d = this.dimension;

@@ -1,10 +1,11 @@
 import { QuiverError } from '../errors.js';
-import { decodeColumn, type ColumnReader } from '../fields/columns.js';
+import { decodeColumn, type ColumnData, type ColumnReader } from '../fields/columns.js';
 import { NO_VALUES, type FieldDef, type FieldValue, type FieldValues } from '../fields/types.js';
 import { FlatIndex } from '../index/flat.js';
+import { searchGathered } from '../index/gathered.js';
 import { loadIndex } from '../index/segment-index.js';
 import type { IndexSpec } from '../index/spec.js';
-import type { ExactScorer, VectorIndex } from '../index/types.js';
+import type { ExactScorer, SearchResultBatch, VectorIndex } from '../index/types.js';
 import type { Kernels } from '../kernels/types.js';
 import type { Directory } from '../storage/directory.js';
 import type { ManifestSegment } from '../storage/manifest.js';
@@ -72,7 +73,7 @@ export class SealedSegment extends SegmentBase implements Segment, ExactScorer {
     const ids = m.ids, meta = m.metadataJson;
     // the vectors stay m's: the sealed segment holds a reference to m, released when it is freed
     m.retain();
-    const fields: RowFields = { has: (name) => m.hasField(name), valuesAt: (i) => m.fieldValuesAt(i), bytes: 0 };
+    const fields: RowFields = { has: (name) => m.hasField(name), valuesAt: (i) => m.fieldValuesAt(i), data: () => null, bytes: 0 };
     return new SealedSegment(m.number, file, file.name, m.count, m.dimension, m.metric, m.kernels, m.index, null,
       { value: (i) => ids[i] }, { value: (i) => meta[i] }, fields, growBitset(m.tombstones, m.count).slice(), m.deleted, m);
   }
@@ -130,6 +131,7 @@ export class SealedSegment extends SegmentBase implements Segment, ExactScorer {
   metadataJsonAt(ord: number): string { return this.metadata.value(ord); }
   hasField(name: string): boolean { return this.fields.has(name); }
   fieldValuesAt(ord: number): FieldValues { return this.fields.valuesAt(ord); }
+  columnData(name: string): ColumnData | null { return this.fields.data(name); }
 
   vectorAt(ord: number, out: Float32Array = new Float32Array(this.dimension)): Float32Array {
     if (this.flat) return this.flat.store.get(ord, out);
@@ -151,6 +153,31 @@ export class SealedSegment extends SegmentBase implements Segment, ExactScorer {
       this.file.file.readInto(this.vectorsOffset + from * d * 4, out);
     }
     return out;
+  }
+
+  /**
+   * Exact top-k among rows `ords` (increasing): gathered from kernel memory (exact index) or read
+   * from the file, one read per run of consecutive rows, straight into kernel memory.
+   */
+  searchRows(queries: Float32Array, nq: number, k: number, ords: Uint32Array, n: number): SearchResultBatch {
+    if (this.flat) {
+      const store = this.flat.store;
+      return searchGathered(this.kernels, this.dimension, this.metric, queries, nq, k, ords, n, (vec, inv, from, m) => store.gather(ords, from, m, vec, inv));
+    }
+    const rowBytes = this.dimension * 4, file = this.file.file, base = this.vectorsOffset, norms = this.norms;
+    const mem = this.kernels.memory;
+    return searchGathered(this.kernels, this.dimension, this.metric, queries, nq, k, ords, n, (vec, inv, from, m) => {
+      for (let i = 0; i < m;) {
+        let run = 1;
+        while (i + run < m && ords[from + i + run] === ords[from + i] + run) run++;
+        file.readInto(base + ords[from + i] * rowBytes, mem.u8(vec + i * rowBytes, run * rowBytes));
+        i += run;
+      }
+      if (inv) {
+        const out = mem.f32(inv, m);
+        for (let i = 0; i < m; i++) { const nv = norms![ords[from + i]]; out[i] = nv > 0 ? 1 / nv : 0; }
+      }
+    });
   }
 
   /** ExactScorer over the file: exact scores of full vectors read by position, for reranking. */
@@ -185,15 +212,18 @@ export class SealedSegment extends SegmentBase implements Segment, ExactScorer {
 interface RowFields {
   has(name: string): boolean;
   valuesAt(ord: number): FieldValues;
+  /** The decoded column of a field, or null. */
+  data(name: string): ColumnData | null;
   /** Bytes held in memory. */
   readonly bytes: number;
 }
 
 function columnFields(columns: Map<string, ColumnReader> | null): RowFields {
-  if (!columns || columns.size === 0) return { has: () => false, valuesAt: () => NO_VALUES, bytes: 0 };
+  if (!columns || columns.size === 0) return { has: () => false, valuesAt: () => NO_VALUES, data: () => null, bytes: 0 };
   const list = [...columns];
   return {
     has: (name) => columns.has(name),
+    data: (name) => columns.get(name)?.data ?? null,
     valuesAt: (ord) => {
       let out: Record<string, FieldValue> | null = null;
       for (const [name, col] of list) {

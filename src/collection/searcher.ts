@@ -1,5 +1,9 @@
+import { compileFilter } from '../filter/compile.js';
+import { planSegment, type FilterPath } from '../filter/plan.js';
+import type { ParsedFilter } from '../filter/types.js';
 import type { IndexSearchParams, SearchResultBatch } from '../index/types.js';
 import { newCounters, type QueryCounters } from '../index/types.js';
+import { bitsetWords } from '../util/bitset.js';
 import type { Segment } from './segment.js';
 
 /**
@@ -29,28 +33,85 @@ export interface SnapshotSearchResult {
   counters: QueryCounters;
   /** Segments searched (those with live rows). */
   segmentsSearched: number;
+  /** With a filter: what the planner saw and chose for each segment with live rows (the same for every query). */
+  filter?: SegmentFilterReport[];
+}
+
+/** The planner's work on one segment. */
+export interface SegmentFilterReport {
+  segment: number;
+  /** Live rows of the segment. */
+  live: number;
+  /** Live rows the filter matches (counted exactly on the compiled bitset). */
+  matched: number;
+  path: FilterPath;
 }
 
 /**
  * The k best live rows for each prepared query (f32[nq * dimension]) across the snapshot's
  * segments, each searched through its VectorIndex with its tombstones as the exclusion mask,
  * merged best first. Ties order by segment age, then ordinal (older first).
+ *
+ * With a filter (parsed once for the search), each segment compiles it to the bitset of its live
+ * matching rows and the planner (src/filter/plan.ts) picks, per segment, an exact scan of those
+ * rows or the index search with every other row masked.
  */
-export function searchSnapshot(snap: Snapshot, queries: Float32Array, nq: number, k: number, params: IndexSearchParams): SnapshotSearchResult {
+export function searchSnapshot(snap: Snapshot, queries: Float32Array, nq: number, k: number, params: IndexSearchParams, filter?: ParsedFilter): SnapshotSearchResult {
   const segs = snap.segments.filter((s) => s.live > 0);
   const counters = newCounters(nq);
-  const per: SearchResultBatch[] = segs.map((s) => s.index.search({
-    queries, nq, k: Math.min(k, s.live), excluded: s.deleted > 0 ? s.tombstones : undefined, params, counters,
-  }));
+  const per: { seg: Segment; res: SearchResultBatch }[] = [];
+  const reports: SegmentFilterReport[] = [];
+  for (const s of segs) {
+    if (!filter) {
+      per.push({ seg: s, res: s.index.search({ queries, nq, k: Math.min(k, s.live), excluded: s.deleted > 0 ? s.tombstones : undefined, params, counters }) });
+      continue;
+    }
+    const { bits, matched } = compileFilter(filter, s);
+    const path = planSegment(s, matched, k);
+    reports.push({ segment: s.number, live: s.live, matched, path });
+    if (path === 'none') continue;
+    const kk = Math.min(k, matched);
+    if (path === 'exact') {
+      const ords = setBits(bits, matched);
+      per.push({ seg: s, res: s.searchRows(queries, nq, kk, ords, matched) });
+      for (let q = 0; q < nq; q++) counters.scanned[q] += matched;
+    } else {
+      // every live row matches: only the deletes are masked
+      const excluded = matched === s.live ? (s.deleted > 0 ? s.tombstones : undefined) : complement(bits, s.count);
+      per.push({ seg: s, res: s.index.search({ queries, nq, k: kk, excluded, params, counters }) });
+    }
+  }
   const hits: SnapshotHit[][] = [];
   for (let q = 0; q < nq; q++) {
     const list: (SnapshotHit & { si: number })[] = [];
-    per.forEach((r, si) => {
+    per.forEach(({ seg, res: r }, si) => {
       // + 0: an L2 distance of 0 negated is -0
-      for (let i = 0; i < r.counts[q]; i++) list.push({ segment: segs[si], ord: r.ords[q * r.k + i], score: r.scores[q * r.k + i] + 0, si });
+      for (let i = 0; i < r.counts[q]; i++) list.push({ segment: seg, ord: r.ords[q * r.k + i], score: r.scores[q * r.k + i] + 0, si });
     });
     if (per.length > 1) list.sort((a, b) => b.score - a.score || a.si - b.si || a.ord - b.ord);
     hits.push(list.slice(0, k).map(({ segment, ord, score }) => ({ segment, ord, score })));
   }
-  return { hits, counters, segmentsSearched: segs.length };
+  return { hits, counters, segmentsSearched: segs.length, ...(filter ? { filter: reports } : {}) };
+}
+
+/** The set bits of a bitset in increasing order: u32[count]. */
+function setBits(bits: Uint32Array, count: number): Uint32Array {
+  const out = new Uint32Array(count);
+  let at = 0;
+  for (let w = 0; w < bits.length; w++) {
+    let word = bits[w] | 0;
+    while (word !== 0) {
+      const t = word & -word;
+      out[at++] = (w << 5) + 31 - Math.clz32(t);
+      word ^= t;
+    }
+  }
+  return out;
+}
+
+/** The rows a filtered index search must skip: NOT(matching) over n rows (tail bits set too). */
+function complement(bits: Uint32Array, n: number): Uint32Array {
+  const out = new Uint32Array(bitsetWords(n));
+  for (let w = 0; w < out.length; w++) out[w] = ~bits[w];
+  return out;
 }

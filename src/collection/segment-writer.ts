@@ -1,6 +1,6 @@
 import { encodeColumn } from '../fields/columns.js';
 import type { FieldDef, FieldValues } from '../fields/types.js';
-import { planIndex, scaleRow } from '../index/segment-index.js';
+import { planIndex, scaleRow, type IndexProgress } from '../index/segment-index.js';
 import type { IndexSpec } from '../index/spec.js';
 import type { GraphDonor } from '../index/hnsw-segment.js';
 import type { Kernels } from '../kernels/types.js';
@@ -30,7 +30,7 @@ export interface SegmentRows {
    * The collection's index spec: a compressed spec trains a quantizer (on scratch `kernels`) and
    * writes a CODES section when the segment has at least `minRows` rows.
    */
-  index: { spec: IndexSpec; kernels: Kernels; minRows: number; donor?: GraphDonor };
+  index: { spec: IndexSpec; kernels: Kernels; minRows: number; donor?: GraphDonor; progress?: IndexProgress };
 }
 
 /**
@@ -71,7 +71,7 @@ export async function writeSegmentFile(dir: Directory, rows: SegmentRows, fault?
     w.endSection();
     if (row !== rows.count) throw new Error(`segment ${rows.number}: wrote ${row} vectors, expected ${rows.count}`);
     if (plan && sample) {
-      await plan.write(w, sample.subarray(0, sampled * d), rows.vectorChunks(), norms);
+      await plan.write(w, sample.subarray(0, sampled * d), rows.vectorChunks(), norms, rows.index.progress);
       fault?.('segment:after-codes');
     }
     await w.section(SECTION.NORMS, [new Uint8Array(norms.buffer, 0, rows.count * 4)]);

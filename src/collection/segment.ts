@@ -1,5 +1,6 @@
+import type { ColumnData } from '../fields/columns.js';
 import type { FieldValues } from '../fields/types.js';
-import type { VectorIndex } from '../index/types.js';
+import type { SearchResultBatch, VectorIndex } from '../index/types.js';
 import type { Kernels } from '../kernels/types.js';
 import { setBit, testBit } from '../util/bitset.js';
 
@@ -36,6 +37,19 @@ export interface Segment {
   fieldValuesAt(ord: number): FieldValues;
   /** Whether the segment stores declared field `name` as a column (else its values may still be in the JSON). */
   hasField(name: string): boolean;
+  /**
+   * The decoded column of declared field `name` when the segment holds one in that form (sealed
+   * segments read from a file); null otherwise (the mutable segment: per-row values, see
+   * fieldValuesAt; filters build their own arrays from them, src/filter/rows.ts).
+   */
+  columnData(name: string): ColumnData | null;
+  /**
+   * Exact top-k among the given rows for each query (a filtered search's exact path): full
+   * vectors gathered from kernel memory or read from the file, scored with the scan kernels.
+   * queries: f32[nq * dimension], prepared (unit for cosine); ords: u32[n] row ordinals in
+   * increasing order; results are ordinals of this segment, best first, k = min(k, n).
+   */
+  searchRows(queries: Float32Array, nq: number, k: number, ords: Uint32Array, n: number): SearchResultBatch;
   /** The stored vector of a row (a copy). */
   vectorAt(ord: number, out?: Float32Array): Float32Array;
   /** Rows [from, from + n) as raw f32 bytes, read sequentially into `out` (at least n * dimension * 4 bytes) or a new array. */

@@ -23,7 +23,9 @@ import { FIELD_TYPE_CODES, fieldTypeOfCode, type FieldType, type FieldValue } fr
  * without decoding strings.
  */
 export const COLUMN_VERSION = 1;
-const ABSENT = 0xffffffff;
+/** Term ordinal of a row without a value (keyword columns). */
+export const ABSENT_TERM = 0xffffffff;
+const ABSENT = ABSENT_TERM;
 
 /** Encodes one column from its values by ordinal (undefined = absent). */
 export function encodeColumn(type: FieldType, n: number, valueAt: (ord: number) => FieldValue | undefined): Uint8Array[] {
@@ -83,8 +85,64 @@ export function encodeColumn(type: FieldType, n: number, valueAt: (ord: number) 
 export interface ColumnReader {
   readonly type: FieldType;
   value(ord: number): FieldValue | undefined;
+  /** The decoded arrays, for filters (read-only views; valid while the segment lives). */
+  readonly data: ColumnData;
   /** Bytes held in memory. */
   readonly bytes: number;
+}
+
+/**
+ * The distinct terms of a keyword or keyword[] column, addressed by term ordinal 0..size-1.
+ * Column sections keep them sorted by UTF-16 code units (so a range of terms is a range of
+ * ordinals); dictionaries built in memory from rows (src/filter/rows.ts) are in arrival order.
+ */
+export interface TermDictionary {
+  readonly size: number;
+  /** True when ordinals follow code-unit order of the terms. */
+  readonly sorted: boolean;
+  term(ord: number): string;
+  /** The ordinal of `term`, or -1 when the column never holds it. */
+  find(term: string): number;
+  /** Sorted dictionaries only: the first ordinal whose term is >= `term` (size if none). */
+  lowerBound(term: string): number;
+}
+
+/**
+ * A column's values as typed arrays over rows 0..n-1 (n = the segment's rows; arrays may be
+ * longer), what filters compile against without materialising a value per row.
+ * Bitsets as in src/util/bitset.ts (bit i = row i).
+ *   keyword    ords: u32[n] term ordinal per row, ABSENT_TERM when absent
+ *   keyword[]  present: bitset; row i's terms are list[starts[i] .. ends[i]) (term ordinals)
+ *   number     present: bitset; values: f64[n] (0 where absent)
+ *   boolean    present: bitset; values: bitset (bit set = true)
+ */
+export type ColumnData =
+  | { readonly type: 'keyword'; readonly terms: TermDictionary; readonly ords: Uint32Array }
+  | { readonly type: 'keyword[]'; readonly terms: TermDictionary; readonly present: Uint32Array; readonly starts: Uint32Array; readonly ends: Uint32Array; readonly list: Uint32Array }
+  | { readonly type: 'number'; readonly present: Uint32Array; readonly values: Float64Array }
+  | { readonly type: 'boolean'; readonly present: Uint32Array; readonly values: Uint32Array };
+
+/** A stored (sorted) dictionary: lookups by binary search, decoding log2(size) terms. */
+function sortedDictionary(terms: StringColumn, size: number): TermDictionary {
+  const lowerBound = (t: string): number => {
+    let lo = 0, hi = size;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (terms.value(mid) < t) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  return {
+    size,
+    sorted: true,
+    term: (i) => terms.value(i),
+    lowerBound,
+    find: (t) => {
+      const i = lowerBound(t);
+      return i < size && terms.value(i) === t ? i : -1;
+    },
+  };
 }
 
 /** Parses a COLUMN section; CORRUPT_FILE naming `where` on any inconsistency. */
@@ -105,13 +163,13 @@ export function decodeColumn(bytes: Uint8Array, count: number, where: string, fi
     const nums = new Float64Array(n);
     new Uint8Array(nums.buffer).set(b);
     end(r, field);
-    return { type, bytes: present.byteLength + nums.byteLength, value: (i) => (testBit(present, i) ? nums[i] : undefined) };
+    return { type, bytes: present.byteLength + nums.byteLength, data: { type, present, values: nums }, value: (i) => (testBit(present, i) ? nums[i] : undefined) };
   }
   if (type === 'boolean') {
     const present = r.u32Array(words, 'presence');
     const vals = r.u32Array(words, 'values');
     end(r, field);
-    return { type, bytes: present.byteLength * 2, value: (i) => (testBit(present, i) ? testBit(vals, i) : undefined) };
+    return { type, bytes: present.byteLength * 2, data: { type, present, values: vals }, value: (i) => (testBit(present, i) ? testBit(vals, i) : undefined) };
   }
   const present = type === 'keyword[]' ? r.u32Array(words, 'presence') : null;
   const nTerms = r.u32('term count');
@@ -127,7 +185,10 @@ export function decodeColumn(bytes: Uint8Array, count: number, where: string, fi
     const ords = r.u32Array(n, 'term ordinals');
     for (let i = 0; i < n; i++) if (ords[i] !== ABSENT && ords[i] >= nTerms) r.fail(`column "${field}" row ${i} names term ${ords[i]} of ${nTerms}`);
     end(r, field);
-    return { type, bytes: terms.bytes + ords.byteLength, value: (i) => (ords[i] === ABSENT ? undefined : terms.value(ords[i])) };
+    return {
+      type, bytes: terms.bytes + ords.byteLength, data: { type, terms: sortedDictionary(terms, nTerms), ords },
+      value: (i) => (ords[i] === ABSENT ? undefined : terms.value(ords[i])),
+    };
   }
   const offsets = r.u32Array(n + 1, 'list offsets');
   const total = r.u32('list length');
@@ -139,6 +200,7 @@ export function decodeColumn(bytes: Uint8Array, count: number, where: string, fi
   return {
     type,
     bytes: terms.bytes + present!.byteLength + offsets.byteLength + list.byteLength,
+    data: { type, terms: sortedDictionary(terms, nTerms), present: present!, starts: offsets.subarray(0, n), ends: offsets.subarray(1), list },
     value: (i) => {
       if (!testBit(present!, i)) return undefined;
       const out: string[] = [];

@@ -112,7 +112,7 @@ export const MIN_SAMPLE = 50;
  * query that sits in the graph finds its neighbours through its own links, which overstates
  * recall); they are excluded from results and from the exact truth alike.
  */
-export async function calibrate(index: VectorIndex, rows: MemoryRows, sample: Uint32Array, settings: readonly CalibrationPoint['params'][], pause: () => Promise<void>): Promise<Calibration> {
+export async function calibrate(index: VectorIndex, rows: MemoryRows, sample: Uint32Array, settings: readonly CalibrationPoint['params'][], pause: () => Promise<void>, progress?: (done: number, total: number) => void): Promise<Calibration> {
   const n = rows.count, d = rows.dimension, k = CALIBRATION_K;
   const nq = sample.length;
   const excluded = new Uint32Array(bitsetWords(n));
@@ -132,7 +132,7 @@ export async function calibrate(index: VectorIndex, rows: MemoryRows, sample: Ui
       const size = rows.kernels.topkPush(scores, n, 0, 1, hk, hi, k, 0);
       const top = drainHeaps(mem.f32(hk, size).slice(), mem.u32(hi, size).slice(), Int32Array.of(size), 1, size);
       truth.push(new Set(top.ords.subarray(0, top.counts[0])));
-      if (i % 16 === 15) await pause();
+      if (i % 16 === 15) { progress?.(i + 1, nq + settings.length); await pause(); }
     }
   } finally {
     mem.release(scores); mem.release(q); mem.release(hk); mem.release(hi);
@@ -147,6 +147,7 @@ export async function calibrate(index: VectorIndex, rows: MemoryRows, sample: Ui
       cost += counters.scanned[i] + RERANK_COST * counters.reranked[i];
     }
     points.push({ params, recall: found / (nq * k), cost: cost / nq });
+    progress?.(nq + points.length, nq + settings.length);
     await pause();
   }
   return { k, queries: nq, points };

@@ -1,6 +1,5 @@
 import { QuiverError } from '../errors.js';
 import type { Kernels } from '../kernels/types.js';
-import { forEachSetBit } from '../util/bitset.js';
 import type { Metric } from '../collection/validate.js';
 import type { SearchResultBatch, SegmentQuery, VectorIndex } from './types.js';
 import type { VectorStore } from './vector-store.js';
@@ -79,7 +78,26 @@ export function flatSearch(store: VectorStore, metric: Metric, queries: Float32A
  * float index (pointer >> 2). Words without a set bit cost one comparison.
  */
 export function maskDeleted(f32: Float32Array, at: number, deleted: Uint32Array, firstOrd: number, n: number): void {
-  forEachSetBit(deleted, firstOrd, firstOrd + n, (i) => { f32[at + i - firstOrd] = NaN; });
+  if (n <= 0) return;
+  const end = firstOrd + n, base = at - firstOrd;
+  const last = Math.min((end - 1) >>> 5, deleted.length - 1);
+  for (let w = firstOrd >>> 5; w <= last; w++) {
+    let word = deleted[w] | 0; // as int32: a full word is -1
+    if (word === 0) continue;
+    const w0 = w << 5;
+    if (w0 < firstOrd) word &= -1 << (firstOrd - w0); // clip to [firstOrd, end)
+    if (end - w0 < 32) word &= (1 << (end - w0)) - 1;
+    if (word === -1) {
+      // filters make dense masks (most rows excluded): a full word is one fill
+      f32.fill(NaN, base + w0, base + w0 + 32);
+      continue;
+    }
+    while (word !== 0) {
+      const t = word & -word;
+      f32[base + w0 + 31 - Math.clz32(t)] = NaN;
+      word ^= t;
+    }
+  }
 }
 
 /** Sorts each query's heap best-first (ties by ordinal); the heap keys are the scores (larger = closer). */

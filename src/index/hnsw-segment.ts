@@ -8,7 +8,7 @@ import { HnswGraph } from './hnsw-graph.js';
 import { readGraphSection, writeGraphSection } from './hnsw-section.js';
 import { HnswIndex } from './hnsw.js';
 import { calibrate, calibrationSample, MemoryRows, readCalibrationSection, writeCalibrationSection, type Calibration } from './calibration.js';
-import { MAX_TRAINING_SAMPLE, readVectorsSection, scaleRow, type IndexLoadContext, type IndexPlan } from './segment-index.js';
+import { MAX_TRAINING_SAMPLE, readVectorsSection, scaleRow, type IndexLoadContext, type IndexPlan, type IndexProgress } from './segment-index.js';
 import { quantizerSpecOf, rerankRule, type IndexSpec } from './spec.js';
 import type { VectorIndex } from './types.js';
 
@@ -56,7 +56,7 @@ export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metri
     sampleStride: stride,
     sampleRows,
     reusedRows: donor && donor.graph.m === m ? donor.map.reduce((a, v) => a + (v === -1 ? 0 : 1), 0) : 0,
-    async write(w, sample, chunks, norms) {
+    async write(w, sample, chunks, norms, progress) {
       q?.train(sample, sampleRows, { seed });
       const d = dimension, mem = kernels.memory;
       const rows = mem.alloc(Math.max(4, count * d * 4));
@@ -89,10 +89,13 @@ export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metri
         const sample = calibrationSample(count, seed, pending);
         const inSample = new Uint8Array(count);
         if (sample) for (const s of sample) inSample[s] = 1;
-        await buildGraph(graph, rows, d, metric === 'l2' ? 'l2' : 'dot', DEFAULT_EF_CONSTRUCTION, pending.filter((i) => !inSample[i]));
+        const first = graph.count;
+        const graphProgress = progress ? (done: number) => progress('graph', done, count - first) : undefined;
+        const main = pending.filter((i) => !inSample[i]);
+        await buildGraph(graph, rows, d, metric === 'l2' ? 'l2' : 'dot', DEFAULT_EF_CONSTRUCTION, main, graphProgress);
         let cal: Calibration | null = donor?.calibration ?? null;
-        if (sample) cal = await calibrateGraph(graph, rows, count, d, metric, q, spec.rerank !== null, sample, kernels);
-        await buildGraph(graph, rows, d, metric === 'l2' ? 'l2' : 'dot', DEFAULT_EF_CONSTRUCTION, sample ?? new Uint32Array(0));
+        if (sample) cal = await calibrateGraph(graph, rows, count, d, metric, q, spec.rerank !== null, sample, kernels, progress);
+        await buildGraph(graph, rows, d, metric === 'l2' ? 'l2' : 'dot', DEFAULT_EF_CONSTRUCTION, sample ?? new Uint32Array(0), graphProgress && ((done) => graphProgress(main.length + done)));
         await writeGraphSection(w, graph, DEFAULT_EF_CONSTRUCTION);
         if (cal) await writeCalibrationSection(w, cal);
       } finally {
@@ -104,7 +107,7 @@ export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metri
 }
 
 /** Inserts `nodes` in order, in slices of about INSERT_SLICE_MS with a yield to the event loop between. */
-export async function buildGraph(graph: HnswGraph, rows: number, d: number, metric: 'dot' | 'l2', efConstruction: number, nodes: Uint32Array): Promise<void> {
+export async function buildGraph(graph: HnswGraph, rows: number, d: number, metric: 'dot' | 'l2', efConstruction: number, nodes: Uint32Array, progress?: (done: number) => void): Promise<void> {
   let batch = 64;
   for (let from = 0; from < nodes.length;) {
     const to = Math.min(nodes.length, from + batch);
@@ -114,6 +117,7 @@ export async function buildGraph(graph: HnswGraph, rows: number, d: number, metr
     // aim each slice at INSERT_SLICE_MS: the cost per insert grows with the graph
     batch = Math.max(16, Math.min(1 << 14, Math.round(((to - from) * INSERT_SLICE_MS) / Math.max(ms, 0.5))));
     from = to;
+    progress?.(from);
     if (from < nodes.length) await yieldNow();
   }
 }
@@ -125,7 +129,7 @@ const yieldNow = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
  * quantizer's codes (encoded here into scratch memory) or on the f32 rows, reranked exactly at
  * each depth of RERANK_LADDER when the spec reranks; every ef of EF_LADDER.
  */
-async function calibrateGraph(graph: HnswGraph, rows: number, count: number, d: number, metric: Metric, q: Quantizer | null, reranks: boolean, sample: Uint32Array, kernels: Kernels): Promise<Calibration> {
+async function calibrateGraph(graph: HnswGraph, rows: number, count: number, d: number, metric: Metric, q: Quantizer | null, reranks: boolean, sample: Uint32Array, kernels: Kernels, progress?: IndexProgress): Promise<Calibration> {
   const mem = kernels.memory;
   const exactRows = new MemoryRows(kernels, rows, count, d, metric);
   let traversed = rows, rowBytes = d * 4;
@@ -145,7 +149,7 @@ async function calibrateGraph(graph: HnswGraph, rows: number, count: number, d: 
   const index = new HnswIndex(graph, traversed, rowBytes, { metric, dimension: d, quantizer: q, rerank: rerank ? { factor: 1 } : null, exact: rerank ? exactRows : null, ownsRows: false, ownsGraph: false });
   try {
     const settings = EF_LADDER.flatMap((ef) => (rerank ? RERANK_LADDER.map((rerankFactor) => ({ ef, rerankFactor })) : [{ ef }]));
-    return await calibrate(index, exactRows, sample, settings, yieldNow);
+    return await calibrate(index, exactRows, sample, settings, yieldNow, progress && ((done, total) => progress('calibration', done, total)));
   } finally {
     index.release();
     if (q) mem.release(traversed);

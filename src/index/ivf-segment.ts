@@ -8,7 +8,7 @@ import { transientBytes, transientFloats } from '../util/transient.js';
 import { IvfIndex, type IvfLists } from './ivf.js';
 import { calibrate, calibrationSample, MemoryRows, readCalibrationSection, writeCalibrationSection, type Calibration } from './calibration.js';
 import { readIvfSection, writeIvfSection } from './ivf-section.js';
-import { MAX_TRAINING_SAMPLE, readVectorsSection, scaleRow, type IndexLoadContext, type IndexPlan } from './segment-index.js';
+import { MAX_TRAINING_SAMPLE, readVectorsSection, scaleRow, type IndexLoadContext, type IndexPlan, type IndexProgress } from './segment-index.js';
 import { IVF_NLIST_RANGE, quantizerSpecOf, rerankRule, type IndexSpec } from './spec.js';
 import type { VectorIndex } from './types.js';
 
@@ -68,7 +68,7 @@ export function planIvfIndex(spec: IndexSpec, dimension: number, metric: Metric,
   return {
     sampleStride: stride,
     sampleRows,
-    async write(w, sample, chunks, norms) {
+    async write(w, sample, chunks, norms, progress) {
       const d = dimension;
       const n = Math.floor(sample.length / d);
       const lists = Math.min(nlist, n);
@@ -99,7 +99,7 @@ export function planIvfIndex(spec: IndexSpec, dimension: number, metric: Metric,
         const ords = new Uint32Array(count);
         for (let i = 0; i < count; i++) ords[fill[list[i]]++] = i;
         await writeIvfSection(w, d, { nlist: lists, centroids, starts, ords }, q ? { quantizer: q, rows: codes! } : null);
-        const cal = await calibrateIvf(kernels, d, metric, count, { nlist: lists, centroids, starts, ords }, q, codes, allRows, spec, seed);
+        const cal = await calibrateIvf(kernels, d, metric, count, { nlist: lists, centroids, starts, ords }, q, codes, allRows, spec, seed, progress);
         if (cal) await writeCalibrationSection(w, cal);
       } finally {
         kernels.memory.release(allRows);
@@ -193,7 +193,7 @@ export const IVF_RERANK_LADDER = [1, 2, 4, 8];
  * truth; an IVF scan gains nothing from a query's own row), over NPROBE_LADDER and, for specs
  * that rerank by oversampling, IVF_RERANK_LADDER. Null for segments too small to sample.
  */
-async function calibrateIvf(kernels: Kernels, d: number, metric: Metric, count: number, lists: IvfLists, q: Quantizer | null, codes: Uint8Array | null, allRows: number, spec: IndexSpec, seed: number): Promise<Calibration | null> {
+async function calibrateIvf(kernels: Kernels, d: number, metric: Metric, count: number, lists: IvfLists, q: Quantizer | null, codes: Uint8Array | null, allRows: number, spec: IndexSpec, seed: number, progress?: IndexProgress): Promise<Calibration | null> {
   const sample = calibrationSample(count, seed);
   if (!sample) return null;
   const index = new IvfIndex(kernels, d, metric, lists, q);
@@ -217,7 +217,7 @@ async function calibrateIvf(kernels: Kernels, d: number, metric: Metric, count: 
     const byFactor = rule !== null && 'factor' in rule;
     const probes = NPROBE_LADDER.filter((p) => p < lists.nlist).concat([lists.nlist]);
     const settings = probes.flatMap((nprobe) => (byFactor ? IVF_RERANK_LADDER.map((rerankFactor) => ({ nprobe, rerankFactor })) : [{ nprobe }]));
-    return await calibrate(index, exactRows, sample, settings, () => new Promise<void>((resolve) => setTimeout(resolve, 0)));
+    return await calibrate(index, exactRows, sample, settings, () => new Promise<void>((resolve) => setTimeout(resolve, 0)), progress && ((done, total) => progress('calibration', done, total)));
   } finally {
     index.release();
   }

@@ -25,6 +25,9 @@ export const MAX_TRAINING_SAMPLE = 16384;
 /** Default: segments smaller than this stay exact (a full scan of them is cheap). */
 export const MIN_QUANTIZED_ROWS = 256;
 
+/** Reports progress of a long index build: phase, units done, units in all. */
+export type IndexProgress = (phase: 'graph' | 'calibration', done: number, total: number) => void;
+
 /** What a segment writer must do for the index: collect a training sample, then write sections. */
 export interface IndexPlan {
   /** Rows whose ordinal is a multiple of this go into the training sample (unit for cosine). */
@@ -36,7 +39,7 @@ export interface IndexPlan {
    * Trains on `sample` (f32[sampleRows * dimension]) and writes the index's sections from a
    * second pass over the rows (`chunks`: raw f32 rows in ordinal order; norms: f32[count]).
    */
-  write(w: SegmentWriter, sample: Float32Array, chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>, norms: Float32Array): Promise<void>;
+  write(w: SegmentWriter, sample: Float32Array, chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>, norms: Float32Array, progress?: IndexProgress): Promise<void>;
 }
 
 /**

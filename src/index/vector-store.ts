@@ -98,6 +98,23 @@ export class VectorStore {
     }
   }
 
+  /**
+   * Copies rows ords[from .. from + n) within kernel memory to `vecPtr` (f32[n * dimension]) and,
+   * when `invPtr` is not 0 (a store with inverse norms), their inverse norms to `invPtr` (f32[n]):
+   * the gather step of an exact search over a list of rows (src/index/gathered.ts).
+   */
+  gather(ords: Uint32Array, from: number, n: number, vecPtr: number, invPtr: number): void {
+    const d = this.dimension, f32 = this.kernels.memory.views().f32;
+    const dst = vecPtr >> 2, invDst = invPtr >> 2;
+    for (let i = 0; i < n; i++) {
+      const ord = ords[from + i];
+      const c = (ord / this.chunkRows) | 0, r = ord - c * this.chunkRows;
+      const at = (this.chunks[c] >> 2) + r * d;
+      f32.copyWithin(dst + i * d, at, at + d);
+      if (invPtr) f32[invDst + i] = f32[(this.invNormChunks[c] >> 2) + r];
+    }
+  }
+
   /** Copies the vector at `ord` into `out` (or a new array). */
   get(ord: number, out: Float32Array = new Float32Array(this.dimension)): Float32Array {
     const c = (ord / this.chunkRows) | 0, r = ord - c * this.chunkRows;
