@@ -75,6 +75,16 @@ describe('HNSW through the collection', () => {
     });
   }
 
+  it('exact: true scores every live row exactly instead of searching the graph', async () => {
+    const { col } = await built('HNSW16,SQ8');
+    await col.delete(['v0', 'v1']);
+    const res = await col.search(queries, { k: 10, exact: true, withStats: true });
+    const t = await truthOf(new Set(['v0', 'v1']));
+    assert.equal(recall(res.hits, t), 1);
+    assert.ok(res.stats.every((s) => s.scanned === N - 2 && s.filter === undefined), JSON.stringify(res.stats[0]));
+    await col.close();
+  });
+
   it('deletes after the seal are passed through, never returned; recall holds on what remains', async () => {
     const { col } = await built('HNSW16,SQ8,Rerank');
     const gone = new Set<string>();

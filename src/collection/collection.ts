@@ -137,6 +137,11 @@ export interface SearchOptions {
    */
   recall?: number;
   /**
+   * Score every live (and, with a filter, matching) record exactly with its full vector instead
+   * of searching the indexes: exact results at the cost of a scan. Default false.
+   */
+  exact?: boolean;
+  /**
    * Only records whose declared fields match, e.g. `{ lang: 'en', year: { $gte: 2020 } }`
    * (see "Filters" in the README; INVALID_ARGUMENT naming the path otherwise).
    */
@@ -216,7 +221,7 @@ export interface CollectionInfo extends CollectionStats {
   callbackErrors: number;
 }
 
-const SEARCH_OPTION_KEYS = new Set(['k', 'includeMetadata', 'includeVector', 'rerank', 'ef', 'nprobe', 'recall', 'filter', 'withStats']);
+const SEARCH_OPTION_KEYS = new Set(['k', 'includeMetadata', 'includeVector', 'rerank', 'ef', 'nprobe', 'recall', 'exact', 'filter', 'withStats']);
 const READ_OPTION_KEYS = new Set(['includeVector', 'includeMetadata']);
 const SCROLL_OPTION_KEYS = new Set(['includeVector', 'includeMetadata', 'limit', 'after']);
 const OPEN_OPTION_KEYS = new Set(['kernels', 'schema', 'readOnly', 'groupCommitMs', 'commitMode', 'sealRows', 'autoMerge', 'minQuantizedRows', 'mergePolicy', 'onEvent', 'faults']);
@@ -668,6 +673,10 @@ function checkSearchOptions(o: SearchOptions): { k: number; includeMetadata: boo
   if (o.rerank !== undefined) params.rerankFactor = checkPositiveInt(o.rerank, 'rerank', 1000);
   if (o.ef !== undefined) params.ef = checkPositiveInt(o.ef, 'ef', 100_000);
   if (o.nprobe !== undefined) params.nprobe = checkPositiveInt(o.nprobe, 'nprobe', 1 << 20);
+  if (o.exact !== undefined) {
+    if (typeof o.exact !== 'boolean') throw new QuiverError('INVALID_ARGUMENT', `exact must be a boolean, got ${describe(o.exact)}`, { name: 'exact', expected: 'boolean', received: o.exact });
+    if (o.exact) params.exact = true;
+  }
   if (o.recall !== undefined) {
     if (typeof o.recall !== 'number' || !(o.recall > 0 && o.recall <= 1)) {
       throw new QuiverError('INVALID_ARGUMENT', `recall must be a number in (0, 1], got ${describe(o.recall)}`, { name: 'recall', expected: '(0, 1]', received: o.recall });

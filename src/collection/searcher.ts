@@ -62,12 +62,12 @@ export function searchSnapshot(snap: Snapshot, queries: Float32Array, nq: number
   const per: { seg: Segment; res: SearchResultBatch }[] = [];
   const reports: SegmentFilterReport[] = [];
   for (const s of segs) {
-    if (!filter) {
+    if (!filter && !params.exact) {
       per.push({ seg: s, res: s.index.search({ queries, nq, k: Math.min(k, s.live), excluded: s.deleted > 0 ? s.tombstones : undefined, params, counters }) });
       continue;
     }
-    const { bits, matched } = compileFilter(filter, s);
-    const path = planSegment(s, matched, k);
+    const { bits, matched } = filter ? compileFilter(filter, s) : liveRows(s);
+    const path = matched === 0 ? 'none' : params.exact ? 'exact' : planSegment(s, matched, k);
     reports.push({ segment: s.number, live: s.live, matched, path });
     if (path === 'none') continue;
     const kk = Math.min(k, matched);
@@ -78,7 +78,8 @@ export function searchSnapshot(snap: Snapshot, queries: Float32Array, nq: number
     } else {
       // every live row matches: only the deletes are masked
       const excluded = matched === s.live ? (s.deleted > 0 ? s.tombstones : undefined) : complement(bits, s.count);
-      per.push({ seg: s, res: s.index.search({ queries, nq, k: kk, excluded, params, counters }) });
+      const filtered = matched < s.live ? { ...params, eligible: matched / s.live } : params;
+      per.push({ seg: s, res: s.index.search({ queries, nq, k: kk, excluded, params: filtered, counters }) });
     }
   }
   const hits: SnapshotHit[][] = [];
@@ -114,4 +115,15 @@ function complement(bits: Uint32Array, n: number): Uint32Array {
   const out = new Uint32Array(bitsetWords(n));
   for (let w = 0; w < out.length; w++) out[w] = ~bits[w];
   return out;
+}
+
+/** Every live row of `s` as a bitset (an exact search without a filter). */
+function liveRows(s: Segment): { bits: Uint32Array; matched: number } {
+  const words = Math.ceil(s.count / 32);
+  const bits = new Uint32Array(words);
+  for (let w = 0; w < words; w++) {
+    const valid = w === words - 1 && s.count % 32 ? (1 << (s.count % 32)) - 1 : -1;
+    bits[w] = ~(s.tombstones[w] ?? 0) & valid;
+  }
+  return { bits, matched: s.live };
 }

@@ -218,7 +218,9 @@ export class IvfIndex implements VectorIndex {
       throw new QuiverError('DIMENSION_MISMATCH', `search: ${nq} queries of dimension ${d} need ${nq * d} floats`, { expected: nq * d, received: queries instanceof Float32Array ? queries.length : typeof queries });
     }
     const params = this.settingFor(sq.params, k);
-    const nprobe = params.nprobe === undefined ? this.defaultNprobe : Math.min(this.nlist, checkPositiveInt(params.nprobe, 'nprobe', 1 << 20));
+    let nprobe = params.nprobe === undefined ? this.defaultNprobe : Math.min(this.nlist, checkPositiveInt(params.nprobe, 'nprobe', 1 << 20));
+    // a filter leaving a fraction f of the rows: probed lists hold f as many candidates, so probe 1/f as many
+    if (sq.params.eligible !== undefined && sq.params.eligible > 0 && sq.params.eligible < 1) nprobe = Math.min(this.nlist, Math.ceil(nprobe / sq.params.eligible));
     const q = this.quantizer;
     let rule: RerankRule | null = null;
     const exact = this.rerank.exact;

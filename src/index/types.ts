@@ -47,6 +47,13 @@ export interface IndexSearchParams {
    * calibration (calibration.ts); explicit ef, nprobe or rerankFactor still win.
    */
   readonly recall?: number;
+  /**
+   * Fraction of the segment's live rows a filter leaves eligible (set by the filter planner when
+   * it masks rows); an IVF index probes proportionally more lists to find as many candidates.
+   */
+  readonly eligible?: number;
+  /** Score every eligible row exactly instead of searching the index (the planner's 'exact' path, forced). */
+  readonly exact?: boolean;
 }
 
 /**
