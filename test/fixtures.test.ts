@@ -18,6 +18,8 @@ describe('format fixtures still open', () => {
   it('lists at least the v1 and v2 fixtures', () => {
     assert.ok(readdirSync(fixtures).includes('format-v1'));
     assert.ok(readdirSync(fixtures).includes('format-v2'));
+    assert.ok(readdirSync(fixtures).includes('format-v2-hnsw'));
+    assert.ok(readdirSync(fixtures).includes('format-v2-ivf'));
   });
 
   it('format-v1: segments, tombstones and WAL replay give the recorded contents', async () => {
@@ -78,4 +80,30 @@ describe('format fixtures still open', () => {
       await col.close();
     }
   });
+
+  for (const [name, index, description] of [['format-v2-hnsw', 'HNSW8,SQ8,Rerank', 'HNSW8,SQ8'], ['format-v2-ivf', 'IVF,SQ8,Rerank', 'IVF28,SQ8']]) {
+    it(`${name}: the ${description} segment (its index and calibration sections) opens without a rebuild and searches as recorded`, async () => {
+      const v = (i: number) => [Math.cos(i), Math.sin(i), Math.cos(i / 7), Math.sin(i / 11), (i % 13) / 13, 1];
+      for (const readOnly of [true, false]) {
+        const dir = join(tmp, `${name}-${readOnly}`);
+        cpSync(join(fixtures, name), dir, { recursive: true });
+        const col = await Collection.open(dir, { readOnly });
+        assert.equal(col.schema.index, index);
+        assert.equal(col.size, 900 - 1 + 1);
+        const sealed = col.info().segmentList.filter((s) => s.state === 'sealed');
+        assert.deepEqual(sealed.map((s) => [s.rows, s.deleted, s.index]), [[900, 1, description]]);
+        // the exact top 5 of the stored vectors, through the index, at a recall target
+        for (const q of [5, 77, 450, 899]) {
+          const exact = (await col.search(v(q + 0.3), { k: 5, exact: true })).map((h) => h.id);
+          const got = await col.search(v(q + 0.3), { k: 5, recall: 0.99, withStats: true });
+          assert.deepEqual(got.hits.map((h) => h.id), exact, `query ${q}`);
+          assert.ok(got.stats.scanned < 900, 'the index, not a scan');
+        }
+        assert.equal((await col.search(v(0), { k: 1 }))[0].id !== 'r0', true, 'the delete holds');
+        assert.equal(col.get('w0').metadata?.i, 1000);
+        assert.deepEqual((await col.verify()).problems, []);
+        await col.close();
+      }
+    });
+  }
 });
