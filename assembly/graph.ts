@@ -2,7 +2,7 @@
 // in one call. Raw-pointer style like the other kernels: the graph, its scratch and the scorer
 // are structs of 32-bit words in linear memory, laid out by src/kernels/graph.ts (GRAPH_WORDS,
 // SCORER_WORDS), which also holds the plain JS twin of both kernels.
-import { dotMany, l2Many, dotManyF16, l2ManyF16 } from './dense';
+import { dotManyF16, l2ManyF16 } from './dense';
 import { sqDotU8, sqDotU4, sqL2U8, sqL2U4 } from './scalar';
 
 // graph header: byte offsets of its u32 words
@@ -27,6 +27,7 @@ const G_TIDS: usize = 68;
 const G_SKEYS: usize = 72; // selected neighbours: f32[M0 + 2], u32
 const G_SIDS: usize = 76;
 const G_SCORED: usize = 80; // codes scored by the last call (a statistic)
+const G_NBUF: usize = 84; // u32[M0 + 1]: a node's unvisited neighbours, gathered before scoring
 
 // scorer: byte offsets of its words
 const S_KIND: usize = 0;
@@ -40,6 +41,53 @@ const S_CODES: usize = 28; // row 0 of the codes (or f32 vectors)
 const S_OUT: usize = 32; // f32 scratch of 1
 
 const NONE: u32 = 0xffffffff;
+/** Where the early loads of searchLayer land (kept so that the optimizer keeps them). */
+let sink: u32 = 0;
+
+@inline function hsum4(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+
+/** <q, r> over d floats (the row kernel of dotMany, inlined: a graph scores one row at a time). */
+@inline function dotRow(q: usize, r: usize, d: i32): f32 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let j = 0;
+  for (; j + 16 <= d; j += 16) {
+    const qp = q + (<usize>j << 2), rp = r + (<usize>j << 2);
+    a0 = f32x4.add(a0, f32x4.mul(v128.load(qp), v128.load(rp)));
+    a1 = f32x4.add(a1, f32x4.mul(v128.load(qp, 16), v128.load(rp, 16)));
+    a2 = f32x4.add(a2, f32x4.mul(v128.load(qp, 32), v128.load(rp, 32)));
+    a3 = f32x4.add(a3, f32x4.mul(v128.load(qp, 48), v128.load(rp, 48)));
+  }
+  for (; j + 4 <= d; j += 4) a0 = f32x4.add(a0, f32x4.mul(v128.load(q + (<usize>j << 2)), v128.load(r + (<usize>j << 2))));
+  let s = hsum4(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+  for (; j < d; j++) s += load<f32>(q + (<usize>j << 2)) * load<f32>(r + (<usize>j << 2));
+  return s;
+}
+
+/** ||q - r||^2 over d floats (l2Many's row kernel, inlined). */
+@inline function l2Row(q: usize, r: usize, d: i32): f32 {
+  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+  let j = 0;
+  for (; j + 16 <= d; j += 16) {
+    const qp = q + (<usize>j << 2), rp = r + (<usize>j << 2);
+    const d0 = f32x4.sub(v128.load(qp), v128.load(rp));
+    const d1 = f32x4.sub(v128.load(qp, 16), v128.load(rp, 16));
+    const d2 = f32x4.sub(v128.load(qp, 32), v128.load(rp, 32));
+    const d3 = f32x4.sub(v128.load(qp, 48), v128.load(rp, 48));
+    a0 = f32x4.add(a0, f32x4.mul(d0, d0));
+    a1 = f32x4.add(a1, f32x4.mul(d1, d1));
+    a2 = f32x4.add(a2, f32x4.mul(d2, d2));
+    a3 = f32x4.add(a3, f32x4.mul(d3, d3));
+  }
+  for (; j + 4 <= d; j += 4) {
+    const t = f32x4.sub(v128.load(q + (<usize>j << 2)), v128.load(r + (<usize>j << 2)));
+    a0 = f32x4.add(a0, f32x4.mul(t, t));
+  }
+  let s = hsum4(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
+  for (; j < d; j++) { const t = load<f32>(q + (<usize>j << 2)) - load<f32>(r + (<usize>j << 2)); s += t * t; }
+  return s;
+}
 
 /** Score (larger = closer) of node `node` for the scorer's query. */
 @inline function scoreNode(s: usize, node: u32): f32 {
@@ -50,8 +98,8 @@ const NONE: u32 = 0xffffffff;
   const out = <usize>load<u32>(s + S_OUT);
   const p0 = <usize>load<u32>(s + S_P0);
   const bias = load<f32>(s + S_BIAS);
-  if (kind == 1) { dotMany(p0, row, 1, d, out); return load<f32>(out) + bias; }
-  if (kind == 2) { l2Many(p0, row, 1, d, out); return bias - load<f32>(out); }
+  if (kind == 1) return dotRow(p0, row, d) + bias;
+  if (kind == 2) return bias - l2Row(p0, row, d);
   if (kind == 3) { dotManyF16(p0, row, 1, d, out); return load<f32>(out) + bias; }
   if (kind == 4) { l2ManyF16(p0, row, 1, d, out); return bias - load<f32>(out); }
   const scale = load<f32>(s + S_SCALE);
@@ -160,6 +208,9 @@ function searchLayer(g: usize, s: usize, ep: u32, epScore: f32, ef: i32, level: 
   const ck = gptr(g, G_CKEYS), ci = gptr(g, G_CIDS), rk = gptr(g, G_RKEYS), ri = gptr(g, G_RIDS);
   let cs = 0, rs = 0;
   let scored = g32(g, G_SCORED);
+  const nbuf = gptr(g, G_NBUF);
+  const rows = <usize>load<u32>(s + S_CODES), stride = <usize>load<u32>(s + S_STRIDE);
+  let touch: u32 = 0;
   store<u16>(visited + (<usize>ep << 1), <u16>epoch);
   cs = heapPush(ck, ci, cs, -epScore, ep);
   if (!isExcluded(excluded, ep)) rs = heapPush(rk, ri, rs, epScore, ep);
@@ -170,11 +221,21 @@ function searchLayer(g: usize, s: usize, ep: u32, epScore: f32, ef: i32, level: 
     cs = heapPop(ck, ci, cs);
     const list = linksOf(g, c, level);
     const deg = load<u32>(list);
+    // gather the unvisited neighbours first, then score them touching the next one's row ahead:
+    // WASM has no prefetch, and a load whose value is folded into `touch` starts the fetch early
+    let m: u32 = 0;
     for (let t: u32 = 0; t < deg; t++) {
       const nb = load<u32>(list + 4 + (<usize>t << 2));
       const vp = visited + (<usize>nb << 1);
       if (<u32>load<u16>(vp) == epoch) continue;
       store<u16>(vp, <u16>epoch);
+      store<u32>(nbuf + (<usize>m << 2), nb);
+      m++;
+    }
+    if (m > 0) touch ^= load<u32>(rows + <usize>load<u32>(nbuf) * stride);
+    for (let t: u32 = 0; t < m; t++) {
+      const nb = load<u32>(nbuf + (<usize>t << 2));
+      if (t + 1 < m) touch ^= load<u32>(rows + <usize>load<u32>(nbuf + (<usize>(t + 1) << 2)) * stride);
       const sc = scoreNode(s, nb);
       scored++;
       if (rs < ef || sc > load<f32>(rk)) {
@@ -186,6 +247,7 @@ function searchLayer(g: usize, s: usize, ep: u32, epScore: f32, ef: i32, level: 
       }
     }
   }
+  sink = touch;
   store<u32>(g + G_SCORED, scored);
   return rs;
 }

@@ -103,6 +103,9 @@ export function calibrationSample(count: number, seed: number, candidates?: Uint
   return out.sort();
 }
 
+/** Sample queries searched per call while calibrating (between yields to the event loop). */
+const CALIBRATION_BATCH = 25;
+
 /** Fewest sample queries worth a calibration. */
 export const MIN_SAMPLE = 50;
 
@@ -139,16 +142,20 @@ export async function calibrate(index: VectorIndex, rows: MemoryRows, sample: Ui
   }
   const points: CalibrationPoint[] = [];
   for (const params of settings) {
-    const counters = newCounters(nq);
-    const res = index.search({ queries, nq, k, excluded, params, counters });
     let found = 0, cost = 0;
-    for (let i = 0; i < nq; i++) {
-      for (let j = 0; j < res.counts[i]; j++) if (truth[i].has(res.ords[i * res.k + j])) found++;
-      cost += counters.scanned[i] + RERANK_COST * counters.reranked[i];
+    // a few queries per call, with a yield between: a wide setting must not stall writes and searches
+    for (let first = 0; first < nq; first += CALIBRATION_BATCH) {
+      const m = Math.min(CALIBRATION_BATCH, nq - first);
+      const counters = newCounters(m);
+      const res = index.search({ queries: queries.subarray(first * d, (first + m) * d), nq: m, k, excluded, params, counters });
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < res.counts[i]; j++) if (truth[first + i].has(res.ords[i * res.k + j])) found++;
+        cost += counters.scanned[i] + RERANK_COST * counters.reranked[i];
+      }
+      await pause();
     }
     points.push({ params, recall: found / (nq * k), cost: cost / nq });
     progress?.(nq + points.length, nq + settings.length);
-    await pause();
   }
   return { k, queries: nq, points };
 }

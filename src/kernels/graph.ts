@@ -51,6 +51,7 @@ export interface RowScoring {
 export const GRAPH_WORDS = {
   COUNT: 0, CAP: 1, M: 2, M0: 3, ENTRY: 4, MAXLEVEL: 5, LEVEL0: 6, LEVELS: 7, UPPEROFF: 8, UPPER: 9,
   VISITED: 10, EPOCH: 11, CKEYS: 12, CIDS: 13, RKEYS: 14, RIDS: 15, TKEYS: 16, TIDS: 17, SKEYS: 18, SIDS: 19, SCORED: 20,
+  NBUF: 21,
 } as const;
 export const GRAPH_HEADER_BYTES = 96;
 /** Word indexes of a scorer struct. */
