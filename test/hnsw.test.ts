@@ -85,6 +85,23 @@ describe('HNSW through the collection', () => {
     await col.close();
   });
 
+  it('a selective filter scores the matching rows\' codes in memory and reranks them; exact: true reads full vectors', async () => {
+    const dir = join(root, `c${dirCount++}`);
+    const col = await Collection.open(dir, { schema: { dimension: D, metric: 'l2', index: 'HNSW16,SQ8,Rerank', fields: { i: 'number' } } });
+    await col.upsert(records);
+    await col.flush();
+    const filter = { i: { $lt: 100 } }; // 2% of the rows: the planner's exact path
+    const keep = new Set(records.filter((r) => r.metadata.i >= 100).map((r) => r.id));
+    const t = await truthOf(keep);
+    const planned = await col.search(queries, { k: 10, filter, withStats: true });
+    assert.ok(planned.stats.every((s) => s.filter!.paths.exact === 1 && s.scanned === 100 && s.reranked > 0), JSON.stringify(planned.stats[0]));
+    assert.ok(recall(planned.hits, t) >= 0.95, `recall ${recall(planned.hits, t)}`);
+    const exact = await col.search(queries, { k: 10, filter, exact: true, withStats: true });
+    assert.equal(recall(exact.hits, t), 1);
+    assert.ok(exact.stats.every((s) => s.reranked === 0));
+    await col.close();
+  });
+
   it('deletes after the seal are passed through, never returned; recall holds on what remains', async () => {
     const { col } = await built('HNSW16,SQ8,Rerank');
     const gone = new Set<string>();

@@ -73,8 +73,13 @@ export function searchSnapshot(snap: Snapshot, queries: Float32Array, nq: number
     const kk = Math.min(k, matched);
     if (path === 'exact') {
       const ords = setBits(bits, matched);
-      per.push({ seg: s, res: s.searchRows(queries, nq, kk, ords, matched) });
-      for (let q = 0; q < nq; q++) counters.scanned[q] += matched;
+      if (!params.exact && s.index.searchRows) {
+        // the index scores the matching rows' codes in memory (and reranks), instead of reading each one's vector
+        per.push({ seg: s, res: s.index.searchRows({ queries, nq, k: kk, params, counters }, ords, matched) });
+      } else {
+        per.push({ seg: s, res: s.searchRows(queries, nq, kk, ords, matched) });
+        for (let q = 0; q < nq; q++) counters.scanned[q] += matched;
+      }
     } else {
       // every live row matches: only the deletes are masked
       const excluded = matched === s.live ? (s.deleted > 0 ? s.tombstones : undefined) : complement(bits, s.count);

@@ -41,7 +41,7 @@ export class HnswIndex implements VectorIndex {
   private released = false;
 
   /** rows: pointer to count rows of `rowBytes` each in kernels' memory, owned (freed) by the index. */
-  constructor(readonly graph: HnswGraph, private readonly rows: number, private readonly rowBytes: number, private readonly o: HnswIndexOptions) {
+  constructor(readonly graph: HnswGraph, private readonly rows: number, readonly rowBytes: number, private readonly o: HnswIndexOptions) {
     if (o.rerank && 'bounds' in o.rerank) throw new QuiverError('INVALID_ARGUMENT', 'HNSW reranks by oversampling ({ factor }), not by error bounds', { expected: '{ factor }', received: o.rerank });
     if (o.rerank && !o.exact) throw new QuiverError('INVALID_ARGUMENT', 'reranking needs an ExactScorer', { name: 'exact', expected: 'ExactScorer' });
     this.description = `HNSW${graph.m}${o.quantizer ? `,${o.quantizer.spec}` : ''}`;
@@ -122,6 +122,77 @@ export class HnswIndex implements VectorIndex {
       return out;
     } finally {
       for (const p of ptrs) mem.release(p);
+    }
+  }
+
+  /**
+   * VectorIndex.searchRows: the listed rows' codes (or vectors) scored in blocks, one block kernel
+   * call per block and query, the best factor*k reranked with full vectors (as search does).
+   * Counters: scanned += n, reranked += vectors rescored.
+   */
+  searchRows(q: SegmentQuery, ords: Uint32Array, n: number): SearchResultBatch {
+    if (this.released) throw new QuiverError('CLOSED', 'this HNSW index was released', { reason: 'released' });
+    const { nq, k } = q;
+    const d = this.o.dimension, rb = this.rowBytes;
+    const p = this.settingFor(q.params, k);
+    const factor = p.rerankFactor !== undefined && this.o.exact ? p.rerankFactor : this.o.rerank && 'factor' in this.o.rerank ? this.o.rerank.factor : null;
+    const cands = Math.max(1, Math.min(n, factor === null ? k : factor * k));
+    const out = { k, ords: new Uint32Array(nq * k), scores: new Float32Array(nq * k), counts: new Uint32Array(nq) };
+    if (n === 0) return out;
+    const kern = this.kernels, mem = kern.memory;
+    const B = Math.max(1, Math.min(n, Math.floor((256 << 10) / rb)));
+    const ptrs: number[] = [];
+    const alloc = (bytes: number) => { const ptr = mem.alloc(bytes); ptrs.push(ptr); return ptr; };
+    const scorers: (QueryScorer | null)[] = [];
+    try {
+      const block = alloc(B * rb), scores = alloc(B * 4), heapKeys = alloc(nq * cands * 4), heapIds = alloc(nq * cands * 4);
+      const qbuf = this.o.quantizer ? 0 : alloc(nq * d * 4);
+      for (let qi = 0; qi < nq; qi++) {
+        const query = q.queries.subarray(qi * d, (qi + 1) * d);
+        if (this.o.quantizer) scorers.push(this.o.quantizer.prepare(query));
+        else { mem.f32(qbuf + qi * d * 4, d).set(query); scorers.push(null); }
+      }
+      const sizes = new Int32Array(nq);
+      for (let from = 0; from < n; from += B) {
+        const m = Math.min(B, n - from);
+        const u8 = mem.views().u8;
+        for (let i = 0; i < m; i++) {
+          const src = this.rows + ords[from + i] * rb;
+          u8.copyWithin(block + i * rb, src, src + rb);
+        }
+        for (let qi = 0; qi < nq; qi++) {
+          const sc = scorers[qi];
+          if (sc) sc.scoreBlock(block, m, scores);
+          else if (this.o.metric === 'l2') { kern.l2Many(qbuf + qi * d * 4, block, m, d, scores); kern.affineInPlace(scores, m, -1, 0); }
+          else kern.dotMany(qbuf + qi * d * 4, block, m, d, scores);
+          // heap ids are positions in `ords` (increasing, as topkPush needs); mapped back below
+          sizes[qi] = kern.topkPush(scores, m, from, 1, heapKeys + qi * cands * 4, heapIds + qi * cands * 4, cands, sizes[qi]);
+        }
+      }
+      const top = drainHeaps(mem.f32(heapKeys, nq * cands).slice(), mem.u32(heapIds, nq * cands).slice(), sizes, nq, cands);
+      for (let i = 0; i < top.ords.length; i++) top.ords[i] = ords[top.ords[i]];
+      const reranker = factor !== null ? new Reranker(this.o.exact!) : null;
+      for (let qi = 0; qi < nq; qi++) {
+        q.counters.scanned[qi] += n;
+        const c = top.counts[qi];
+        const candOrds = top.ords.subarray(qi * cands, qi * cands + c), keys = top.scores.subarray(qi * cands, qi * cands + c);
+        if (reranker) {
+          const res = reranker.rerankAll(q.queries.subarray(qi * d, (qi + 1) * d), { ords: candOrds, keys, count: c }, k);
+          out.ords.set(res.ords.subarray(0, res.count), qi * k);
+          out.scores.set(res.scores.subarray(0, res.count), qi * k);
+          out.counts[qi] = res.count;
+          q.counters.reranked[qi] += res.reranked;
+        } else {
+          const m = Math.min(k, c);
+          out.ords.set(candOrds.subarray(0, m), qi * k);
+          out.scores.set(keys.subarray(0, m), qi * k);
+          out.counts[qi] = m;
+        }
+      }
+      return out;
+    } finally {
+      for (const sc of scorers) sc?.release();
+      for (const ptr of ptrs) mem.release(ptr);
     }
   }
 

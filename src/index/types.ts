@@ -90,6 +90,13 @@ export interface VectorIndex {
   /** Bytes of kernel and JS memory the index holds for search. */
   readonly memoryBytes: number;
   search(query: SegmentQuery): SearchResultBatch;
+  /**
+   * Optional: the k best of the listed rows only (ords: u32[n], increasing), scored on what the
+   * index holds in memory (codes), reranked as its searches are: the filter planner's path for
+   * few matching rows, much cheaper than reading each row's full vector from the file. Indexes
+   * without it leave that path to the segment (full vectors).
+   */
+  searchRows?(query: SegmentQuery, ords: Uint32Array, n: number): SearchResultBatch;
   /** Frees its memory; the index cannot be used afterwards. */
   release(): void;
 }
