@@ -28,6 +28,7 @@ const G_SKEYS: usize = 72; // selected neighbours: f32[M0 + 2], u32
 const G_SIDS: usize = 76;
 const G_SCORED: usize = 80; // codes scored by the last call (a statistic)
 const G_NBUF: usize = 84; // u32[M0 + 1]: a node's unvisited neighbours, gathered before scoring
+const G_HEAPCAP: usize = 88; // entries of each heap and work list (ef is kept below it)
 
 // scorer: byte offsets of its words
 const S_KIND: usize = 0;
@@ -211,6 +212,8 @@ function searchLayer(g: usize, s: usize, ep: u32, epScore: f32, ef: i32, level: 
   const nbuf = gptr(g, G_NBUF);
   const rows = <usize>load<u32>(s + S_CODES), stride = <usize>load<u32>(s + S_STRIDE);
   let touch: u32 = 0;
+  const heapCap = <i32>g32(g, G_HEAPCAP);
+  ef = min(ef, heapCap - 1);
   store<u16>(visited + (<usize>ep << 1), <u16>epoch);
   cs = heapPush(ck, ci, cs, -epScore, ep);
   if (!isExcluded(excluded, ep)) rs = heapPush(rk, ri, rs, epScore, ep);
@@ -239,7 +242,8 @@ function searchLayer(g: usize, s: usize, ep: u32, epScore: f32, ef: i32, level: 
       const sc = scoreNode(s, nb);
       scored++;
       if (rs < ef || sc > load<f32>(rk)) {
-        cs = heapPush(ck, ci, cs, -sc, nb);
+        // a full candidate heap (only in walks through huge masked regions) drops the newcomer
+        if (cs < heapCap) cs = heapPush(ck, ci, cs, -sc, nb);
         if (!isExcluded(excluded, nb)) {
           rs = heapPush(rk, ri, rs, sc, nb);
           if (rs > ef) rs = heapPop(rk, ri, rs);

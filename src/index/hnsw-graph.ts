@@ -1,5 +1,5 @@
 import { QuiverError } from '../errors.js';
-import { GRAPH_HEADER_BYTES, GRAPH_WORDS, NO_NODE, SCORER_BYTES, SCORER_WORDS, SCORE_KIND, type RowScoring } from '../kernels/graph.js';
+import { GRAPH_HEADER_BYTES, GRAPH_HEAP_CAP, GRAPH_WORDS, NO_NODE, SCORER_BYTES, SCORER_WORDS, SCORE_KIND, type RowScoring } from '../kernels/graph.js';
 import type { Kernels } from '../kernels/types.js';
 import { Rng } from '../math/rng.js';
 
@@ -56,7 +56,8 @@ export class HnswGraph {
       const upper = alloc(Math.max(4, upperWords * 4), true);
       const visited = alloc(Math.max(4, cap * 2), false);
       const list = (n: number) => alloc(n * 4, false);
-      const ck = list(cap + 1), ci = list(cap + 1), rk = list(cap + 1), ri = list(cap + 1), tk = list(cap + 1), ti = list(cap + 1);
+      const hc = this.heapCap;
+      const ck = list(hc), ci = list(hc), rk = list(hc), ri = list(hc), tk = list(hc), ti = list(hc);
       const sk = list(this.m0 + 2), si = list(this.m0 + 2), nbuf = list(this.m0 + 2);
       mem.u8(lv, levels.length).set(levels);
       mem.u32(uo, upperOff.length).set(upperOff);
@@ -64,7 +65,7 @@ export class HnswGraph {
       const h = mem.u32(this.g, GRAPH_HEADER_BYTES / 4);
       h[W.COUNT] = 0; h[W.CAP] = cap; h[W.M] = m; h[W.M0] = this.m0; h[W.ENTRY] = NO_NODE; h[W.MAXLEVEL] = 0;
       h[W.LEVEL0] = level0; h[W.LEVELS] = lv; h[W.UPPEROFF] = uo; h[W.UPPER] = upper; h[W.VISITED] = visited; h[W.EPOCH] = 0;
-      h[W.CKEYS] = ck; h[W.CIDS] = ci; h[W.RKEYS] = rk; h[W.RIDS] = ri; h[W.TKEYS] = tk; h[W.TIDS] = ti; h[W.SKEYS] = sk; h[W.SIDS] = si; h[W.NBUF] = nbuf;
+      h[W.CKEYS] = ck; h[W.CIDS] = ci; h[W.RKEYS] = rk; h[W.RIDS] = ri; h[W.TKEYS] = tk; h[W.TIDS] = ti; h[W.SKEYS] = sk; h[W.SIDS] = si; h[W.NBUF] = nbuf; h[W.HEAPCAP] = hc;
     } catch (e) {
       for (const p of this.blocks) mem.release(p);
       throw e;
@@ -173,7 +174,9 @@ export class HnswGraph {
   /** Bytes of the adjacency (what the segment stores); scratch for searches is extra (scratchBytes). */
   get bytes(): number { return this.persistentBytes; }
   /** Bytes of search scratch: visited tags, heaps and work lists. */
-  get scratchBytes(): number { return this.cap * 2 + 6 * (this.cap + 1) * 4 + 3 * (this.m0 + 2) * 4 + GRAPH_HEADER_BYTES; }
+  get scratchBytes(): number { return this.cap * 2 + 6 * this.heapCap * 4 + 3 * (this.m0 + 2) * 4 + GRAPH_HEADER_BYTES; }
+  /** Entries of each search heap: ef is kept below it (GRAPH_HEAP_CAP, or every node of a small graph). */
+  get heapCap(): number { return Math.min(this.cap + 1, GRAPH_HEAP_CAP); }
 
   /**
    * Inserts nodes [from, to) whose f32 rows (unit for cosine) sit at `rows` in kernel memory,

@@ -65,7 +65,7 @@ export class HnswIndex implements VectorIndex {
     const ef = Math.max(p.ef ?? this.o.defaultEf ?? DEFAULT_EF_SEARCH, cands);
     // a beam over half the graph costs more than scoring every row, and a scan reaches rows the
     // graph may not (HNSW pruning can leave a few nodes unreachable): scan instead
-    const scan = ef * 2 >= this.count;
+    const scan = ef * 2 >= this.count || cands >= this.graph.heapCap - 1;
     const mem = this.kernels.memory;
     const out = { k, ords: new Uint32Array(nq * k), scores: new Float32Array(nq * k), counts: new Uint32Array(nq) };
     const ptrs: number[] = [];

@@ -51,7 +51,7 @@ export interface RowScoring {
 export const GRAPH_WORDS = {
   COUNT: 0, CAP: 1, M: 2, M0: 3, ENTRY: 4, MAXLEVEL: 5, LEVEL0: 6, LEVELS: 7, UPPEROFF: 8, UPPER: 9,
   VISITED: 10, EPOCH: 11, CKEYS: 12, CIDS: 13, RKEYS: 14, RIDS: 15, TKEYS: 16, TIDS: 17, SKEYS: 18, SIDS: 19, SCORED: 20,
-  NBUF: 21,
+  NBUF: 21, HEAPCAP: 22,
 } as const;
 export const GRAPH_HEADER_BYTES = 96;
 /** Word indexes of a scorer struct. */
@@ -59,6 +59,8 @@ export const SCORER_WORDS = { KIND: 0, D: 1, STRIDE: 2, SCALE: 3, BIAS: 4, P0: 5
 export const SCORER_BYTES = 48;
 /** ENTRY of an empty graph. */
 export const NO_NODE = 0xffffffff;
+/** Most entries of a graph's search heaps and work lists: bounds ef and the scratch a graph holds. */
+export const GRAPH_HEAP_CAP = 65536;
 
 export interface GraphKernels {
   /**
@@ -166,6 +168,8 @@ export function graphTwin(memory: KernelMemory, k: () => DenseKernels & ScalarKe
     if (epoch > 0xffff) { U16.fill(0, visited, visited + cap); epoch = 1; }
     U32[G + W.EPOCH] = epoch;
     const ck = U32[G + W.CKEYS], ci = U32[G + W.CIDS], rk = U32[G + W.RKEYS], ri = U32[G + W.RIDS];
+    const heapCap = U32[G + W.HEAPCAP];
+    ef = Math.min(ef, heapCap - 1);
     let cs = 0, rs = 0;
     U16[visited + ep] = epoch;
     cs = heapPush(ck, ci, cs, -epScore, ep);
@@ -183,7 +187,7 @@ export function graphTwin(memory: KernelMemory, k: () => DenseKernels & ScalarKe
         const sc = scoreNode(s, nb);
         U32[G + W.SCORED]++;
         if (rs < ef || sc > F32[rk >> 2]) {
-          cs = heapPush(ck, ci, cs, -sc, nb);
+          if (cs < heapCap) cs = heapPush(ck, ci, cs, -sc, nb);
           if (!isExcluded(excluded, nb)) {
             rs = heapPush(rk, ri, rs, sc, nb);
             if (rs > ef) rs = heapPop(rk, ri, rs);
