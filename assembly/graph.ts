@@ -27,8 +27,9 @@ const G_TIDS: usize = 68;
 const G_SKEYS: usize = 72; // selected neighbours: f32[M0 + 2], u32
 const G_SIDS: usize = 76;
 const G_SCORED: usize = 80; // codes scored by the last call (a statistic)
-const G_NBUF: usize = 84; // u32[M0 + 1]: a node's unvisited neighbours, gathered before scoring
+const G_NBUF: usize = 84; // u32[(M0 + 1) * (M0 + 1)]: a node's unvisited neighbours (two-hop: theirs too), gathered before scoring
 const G_HEAPCAP: usize = 88; // entries of each heap and work list (ef is kept below it)
+const G_TWOHOP: usize = 92; // 1: a level-0 search with a mask expands masked neighbours to their neighbours (ACORN-1)
 
 // scorer: byte offsets of its words
 const S_KIND: usize = 0;
@@ -214,6 +215,7 @@ function searchLayer(g: usize, s: usize, ep: u32, epScore: f32, ef: i32, level: 
   let touch: u32 = 0;
   const heapCap = <i32>g32(g, G_HEAPCAP);
   ef = min(ef, heapCap - 1);
+  const twoHop = level == 0 && excluded != 0 && g32(g, G_TWOHOP) != 0;
   store<u16>(visited + (<usize>ep << 1), <u16>epoch);
   cs = heapPush(ck, ci, cs, -epScore, ep);
   if (!isExcluded(excluded, ep)) rs = heapPush(rk, ri, rs, epScore, ep);
@@ -232,6 +234,20 @@ function searchLayer(g: usize, s: usize, ep: u32, epScore: f32, ef: i32, level: 
       const vp = visited + (<usize>nb << 1);
       if (<u32>load<u16>(vp) == epoch) continue;
       store<u16>(vp, <u16>epoch);
+      if (twoHop && isExcluded(excluded, nb)) {
+        // ACORN-1: a masked neighbour is not scored; its eligible neighbours are, in its place
+        const list2 = linksOf(g, nb, 0);
+        const deg2 = load<u32>(list2);
+        for (let t2: u32 = 0; t2 < deg2; t2++) {
+          const nb2 = load<u32>(list2 + 4 + (<usize>t2 << 2));
+          const vp2 = visited + (<usize>nb2 << 1);
+          if (<u32>load<u16>(vp2) == epoch || isExcluded(excluded, nb2)) continue;
+          store<u16>(vp2, <u16>epoch);
+          store<u32>(nbuf + (<usize>m << 2), nb2);
+          m++;
+        }
+        continue;
+      }
       store<u32>(nbuf + (<usize>m << 2), nb);
       m++;
     }

@@ -102,6 +102,30 @@ describe('HNSW through the collection', () => {
     await col.close();
   });
 
+  it('a filter leaving a quarter of the rows walks the graph two hops at a time; regions of the space fall back to a plain walk', async () => {
+    const dir = join(root, `c${dirCount++}`);
+    const n = 10000;
+    const all = Array.from({ length: n }, (_, i) => ({ id: `v${i}`, vector: sift.data.subarray(i * D, (i + 1) * D) }));
+    // `r`: random quarter; `x`: rank of the first coordinate, so x < 0.25 is a region of the space
+    const order = all.map((r, i) => [r.vector[0], i] as const).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    const rank = new Float64Array(n);
+    order.forEach(([, i], p) => { rank[i] = p / n; });
+    const col = await Collection.open(dir, { schema: { dimension: D, metric: 'l2', index: 'HNSW16,SQ8,Rerank', fields: { r: 'number', x: 'number' } } });
+    await col.upsert(all.map((r, i) => ({ ...r, metadata: { r: (i * 7919) % 4, x: rank[i] } })));
+    await col.flush();
+    for (const [filter, eligible] of [[{ r: 1 }, (i: number) => (i * 7919) % 4 === 1], [{ x: { $lt: 0.25 } }, (i: number) => rank[i] < 0.25]] as const) {
+      const exact = Collection.create({ dimension: D, metric: 'l2' });
+      await exact.upsert(all.filter((_, i) => eligible(i)));
+      const t = (await exact.search(queries, { k: 10 })).map((h) => new Set(h.map((x) => x.id)));
+      const res = await col.search(queries, { k: 10, filter, recall: 0.95, withStats: true });
+      assert.ok(res.stats.every((s) => s.filter!.paths.index === 1), JSON.stringify(res.stats[0].filter));
+      for (const hits of res.hits) for (const h of hits) assert.ok(eligible(Number(h.id.slice(1))), `${h.id} does not match`);
+      const r = recall(res.hits, t);
+      assert.ok(r >= 0.95, `${JSON.stringify(filter)}: recall ${r}`);
+    }
+    await col.close();
+  });
+
   it('deletes after the seal are passed through, never returned; recall holds on what remains', async () => {
     const { col } = await built('HNSW16,SQ8,Rerank');
     const gone = new Set<string>();

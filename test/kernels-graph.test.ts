@@ -120,6 +120,37 @@ describe('graph kernels: HNSW build and search', () => {
     assert.ok(recall(got, truth) >= 0.9, `filtered recall ${recall(got, truth)}`);
   });
 
+  it('two-hop (ACORN-1) walks score eligible rows only, find them as well, and agree across twins', () => {
+    const n = 4000;
+    const ex = new Uint32Array(bitsetWords(n));
+    for (let i = 0; i < n; i++) if (i % 8 !== 3) setBit(ex, i); // 12.5% eligible
+    const truth = Array.from({ length: 30 }, (_, q) => bruteTopK(sift.data, n, d, siftQ.data.subarray(q * d, (q + 1) * d), 10, true, (i) => i % 8 !== 3));
+    const got: number[][][] = [];
+    for (const kind of ['wasm', 'js'] as const) {
+      const k = createKernels(kind);
+      const { graph, rows } = build(k, sift.data, n, d, 16, 'l2', 100);
+      const ep = put(k, ex);
+      const qp = k.memory.alloc(d * 4), ids = k.memory.alloc(40), sc = k.memory.alloc(40);
+      const res: number[][] = [];
+      let scoredTwoHop = 0, scoredPlain = 0;
+      for (let q = 0; q < 30; q++) {
+        k.memory.f32(qp, d).set(siftQ.data.subarray(q * d, (q + 1) * d));
+        const scoring = { kind: SCORE_KIND.F32_L2, d, stride: d * 4, scale: 0, bias: 0, p0: qp, p1: 0 } as const;
+        const c = graph.search(scoring, rows, 10, 64, ep, ids, sc, true);
+        scoredTwoHop += graph.lastScored;
+        const hits = [...k.memory.u32(ids, c)];
+        for (const h of hits) assert.equal(h % 8, 3, 'a masked row was returned');
+        res.push(hits);
+        graph.search(scoring, rows, 10, 64, ep, ids, sc, false);
+        scoredPlain += graph.lastScored;
+      }
+      assert.ok(recall(res, truth) >= 0.9, `${kind}: two-hop recall ${recall(res, truth)}`);
+      assert.ok(scoredTwoHop < scoredPlain / 2, `${kind}: two-hop scored ${scoredTwoHop}, plain ${scoredPlain}`);
+      got.push(res);
+    }
+    assert.ok(recall(got[1], got[0]) >= 0.95, `twins agree on ${recall(got[1], got[0])}`);
+  });
+
   it('tiny graphs: 0, 1 and 2 nodes, k above the count', () => {
     for (const kind of ['wasm', 'js'] as const) {
       const k = createKernels(kind);

@@ -58,7 +58,7 @@ export class HnswGraph {
       const list = (n: number) => alloc(n * 4, false);
       const hc = this.heapCap;
       const ck = list(hc), ci = list(hc), rk = list(hc), ri = list(hc), tk = list(hc), ti = list(hc);
-      const sk = list(this.m0 + 2), si = list(this.m0 + 2), nbuf = list(this.m0 + 2);
+      const sk = list(this.m0 + 2), si = list(this.m0 + 2), nbuf = list((this.m0 + 1) * (this.m0 + 1));
       mem.u8(lv, levels.length).set(levels);
       mem.u32(uo, upperOff.length).set(upperOff);
       const W = GRAPH_WORDS;
@@ -174,7 +174,7 @@ export class HnswGraph {
   /** Bytes of the adjacency (what the segment stores); scratch for searches is extra (scratchBytes). */
   get bytes(): number { return this.persistentBytes; }
   /** Bytes of search scratch: visited tags, heaps and work lists. */
-  get scratchBytes(): number { return this.cap * 2 + 6 * this.heapCap * 4 + 3 * (this.m0 + 2) * 4 + GRAPH_HEADER_BYTES; }
+  get scratchBytes(): number { return this.cap * 2 + 6 * this.heapCap * 4 + (2 * (this.m0 + 2) + (this.m0 + 1) * (this.m0 + 1)) * 4 + GRAPH_HEADER_BYTES; }
   /** Entries of each search heap: ef is kept below it (GRAPH_HEAP_CAP, or every node of a small graph). */
   get heapCap(): number { return Math.min(this.cap + 1, GRAPH_HEAP_CAP); }
 
@@ -216,10 +216,13 @@ export class HnswGraph {
   /**
    * Searches one query: `scoring` (from a QueryScorer, or f32 rows for a full-precision graph)
    * over rows at `rows`. `excluded`: bitset pointer in kernel memory (0 = none). Writes up to k
-   * hits best first at outIds (u32[k]) and outScores (f32[k]); returns the count.
+   * hits best first at outIds (u32[k]) and outScores (f32[k]); returns the count. `twoHop`: with
+   * a mask, level 0 expands a masked neighbour to its eligible neighbours instead of scoring it
+   * (ACORN-1), so a walk through a sparse mask scores eligible rows only.
    */
-  search(scoring: RowScoring, rows: number, k: number, ef: number, excluded: number, outIds: number, outScores: number): number {
+  search(scoring: RowScoring, rows: number, k: number, ef: number, excluded: number, outIds: number, outScores: number, twoHop = false): number {
     this.checkLive();
+    this.header()[GRAPH_WORDS.TWOHOP] = twoHop ? 1 : 0;
     const s = this.scorer(scoring, rows);
     try {
       return this.kernels.hnswSearch(this.g, s, k, ef, excluded, outIds, outScores);

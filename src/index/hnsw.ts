@@ -9,6 +9,13 @@ import type { HnswGraph } from './hnsw-graph.js';
 import { chooseSetting, type Calibration } from './calibration.js';
 import type { ExactScorer, IndexSearchParams, SearchResultBatch, SegmentQuery, VectorIndex } from './types.js';
 
+/**
+ * A filter leaving fewer than this fraction of the rows walks the graph ACORN-1 style (masked
+ * neighbours expanded to their eligible neighbours, never scored); above it, masked rows are
+ * scored and walked through as hnswlib does (cheap when most rows are eligible). A priori.
+ */
+export const TWO_HOP_BELOW = 0.3;
+
 /** Beam width of a search when neither the query nor a recall target sets one (usearch's default; chosen a priori). */
 export const DEFAULT_EF_SEARCH = 64;
 
@@ -66,6 +73,7 @@ export class HnswIndex implements VectorIndex {
     // a beam over half the graph costs more than scoring every row, and a scan reaches rows the
     // graph may not (HNSW pruning can leave a few nodes unreachable): scan instead
     const scan = ef * 2 >= this.count || cands >= this.graph.heapCap - 1;
+    const twoHop = q.excluded !== undefined && (q.params.eligible ?? 1) < TWO_HOP_BELOW;
     const mem = this.kernels.memory;
     const out = { k, ords: new Uint32Array(nq * k), scores: new Float32Array(nq * k), counts: new Uint32Array(nq) };
     const ptrs: number[] = [];
@@ -99,8 +107,14 @@ export class HnswIndex implements VectorIndex {
             n = this.scanAll(scorer, qbuf, all, cands, q.excluded, ids, scores);
             q.counters.scanned[qi] += this.count;
           } else {
-            n = this.graph.search(scoring, this.rows, cands, ef, excluded, ids, scores);
+            n = this.graph.search(scoring, this.rows, cands, ef, excluded, ids, scores, twoHop);
             q.counters.scanned[qi] += this.graph.lastScored;
+            if (twoHop && n < cands) {
+              // the eligible rows near the query were not reachable in two hops (a mask aligned
+              // with regions of the space, where ACORN-1 is known to fail): walk through the masked rows
+              n = this.graph.search(scoring, this.rows, cands, ef, excluded, ids, scores, false);
+              q.counters.scanned[qi] += this.graph.lastScored;
+            }
           }
           const ords = mem.u32(ids, n).slice(), keys = mem.f32(scores, n).slice();
           if (reranker) {

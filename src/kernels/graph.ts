@@ -51,7 +51,7 @@ export interface RowScoring {
 export const GRAPH_WORDS = {
   COUNT: 0, CAP: 1, M: 2, M0: 3, ENTRY: 4, MAXLEVEL: 5, LEVEL0: 6, LEVELS: 7, UPPEROFF: 8, UPPER: 9,
   VISITED: 10, EPOCH: 11, CKEYS: 12, CIDS: 13, RKEYS: 14, RIDS: 15, TKEYS: 16, TIDS: 17, SKEYS: 18, SIDS: 19, SCORED: 20,
-  NBUF: 21, HEAPCAP: 22,
+  NBUF: 21, HEAPCAP: 22, TWOHOP: 23,
 } as const;
 export const GRAPH_HEADER_BYTES = 96;
 /** Word indexes of a scorer struct. */
@@ -170,6 +170,7 @@ export function graphTwin(memory: KernelMemory, k: () => DenseKernels & ScalarKe
     const ck = U32[G + W.CKEYS], ci = U32[G + W.CIDS], rk = U32[G + W.RKEYS], ri = U32[G + W.RIDS];
     const heapCap = U32[G + W.HEAPCAP];
     ef = Math.min(ef, heapCap - 1);
+    const twoHop = level === 0 && excluded !== 0 && U32[G + W.TWOHOP] !== 0;
     let cs = 0, rs = 0;
     U16[visited + ep] = epoch;
     cs = heapPush(ck, ci, cs, -epScore, ep);
@@ -180,10 +181,24 @@ export function graphTwin(memory: KernelMemory, k: () => DenseKernels & ScalarKe
       cs = heapPop(ck, ci, cs);
       const list = linksOf(g, c, level) >> 2;
       const deg = U32[list];
+      const gathered: number[] = [];
       for (let t = 0; t < deg; t++) {
         const nb = U32[list + 1 + t];
         if (U16[visited + nb] === epoch) continue;
         U16[visited + nb] = epoch;
+        if (twoHop && isExcluded(excluded, nb)) {
+          const list2 = linksOf(g, nb, 0) >> 2;
+          for (let t2 = 0; t2 < U32[list2]; t2++) {
+            const nb2 = U32[list2 + 1 + t2];
+            if (U16[visited + nb2] === epoch || isExcluded(excluded, nb2)) continue;
+            U16[visited + nb2] = epoch;
+            gathered.push(nb2);
+          }
+          continue;
+        }
+        gathered.push(nb);
+      }
+      for (const nb of gathered) {
         const sc = scoreNode(s, nb);
         U32[G + W.SCORED]++;
         if (rs < ef || sc > F32[rk >> 2]) {
