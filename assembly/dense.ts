@@ -1,6 +1,7 @@
 // Dense numeric kernels, raw-pointer style: every argument is a byte offset into linear memory
 // or a count. No GC objects, no allocation: memory is managed from JS (src/kernels/memory.ts).
 // Each kernel has a plain JS twin in src/kernels/js.ts; test/kernels.test.ts checks they agree.
+import { dotRow, l2Row } from './rows';
 
 /** First byte free for the JS-side allocator (after static data and the shadow stack). */
 export function heapBase(): usize {
@@ -20,21 +21,7 @@ export function dotMany(q: usize, base: usize, n: i32, d: i32, out: usize): void
   const rowBytes = <usize>d << 2;
   let row = base;
   for (let i = 0; i < n; i++) {
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    let j = 0;
-    for (; j + 16 <= d; j += 16) {
-      const qp = q + (<usize>j << 2), rp = row + (<usize>j << 2);
-      a0 = f32x4.add(a0, f32x4.mul(v128.load(qp), v128.load(rp)));
-      a1 = f32x4.add(a1, f32x4.mul(v128.load(qp, 16), v128.load(rp, 16)));
-      a2 = f32x4.add(a2, f32x4.mul(v128.load(qp, 32), v128.load(rp, 32)));
-      a3 = f32x4.add(a3, f32x4.mul(v128.load(qp, 48), v128.load(rp, 48)));
-    }
-    for (; j + 4 <= d; j += 4) {
-      a0 = f32x4.add(a0, f32x4.mul(v128.load(q + (<usize>j << 2)), v128.load(row + (<usize>j << 2))));
-    }
-    let s = hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
-    for (; j < d; j++) s += load<f32>(q + (<usize>j << 2)) * load<f32>(row + (<usize>j << 2));
-    store<f32>(out + (<usize>i << 2), s);
+    store<f32>(out + (<usize>i << 2), dotRow(q, row, d));
     row += rowBytes;
   }
 }
@@ -44,29 +31,7 @@ export function l2Many(q: usize, base: usize, n: i32, d: i32, out: usize): void 
   const rowBytes = <usize>d << 2;
   let row = base;
   for (let i = 0; i < n; i++) {
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    let j = 0;
-    for (; j + 16 <= d; j += 16) {
-      const qp = q + (<usize>j << 2), rp = row + (<usize>j << 2);
-      const d0 = f32x4.sub(v128.load(qp), v128.load(rp));
-      const d1 = f32x4.sub(v128.load(qp, 16), v128.load(rp, 16));
-      const d2 = f32x4.sub(v128.load(qp, 32), v128.load(rp, 32));
-      const d3 = f32x4.sub(v128.load(qp, 48), v128.load(rp, 48));
-      a0 = f32x4.add(a0, f32x4.mul(d0, d0));
-      a1 = f32x4.add(a1, f32x4.mul(d1, d1));
-      a2 = f32x4.add(a2, f32x4.mul(d2, d2));
-      a3 = f32x4.add(a3, f32x4.mul(d3, d3));
-    }
-    for (; j + 4 <= d; j += 4) {
-      const dd = f32x4.sub(v128.load(q + (<usize>j << 2)), v128.load(row + (<usize>j << 2)));
-      a0 = f32x4.add(a0, f32x4.mul(dd, dd));
-    }
-    let s = hsum(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
-    for (; j < d; j++) {
-      const t = load<f32>(q + (<usize>j << 2)) - load<f32>(row + (<usize>j << 2));
-      s += t * t;
-    }
-    store<f32>(out + (<usize>i << 2), s);
+    store<f32>(out + (<usize>i << 2), l2Row(q, row, d));
     row += rowBytes;
   }
 }

@@ -3,6 +3,7 @@
 // are structs of 32-bit words in linear memory, laid out by src/kernels/graph.ts (GRAPH_WORDS,
 // SCORER_WORDS), which also holds the plain JS twin of both kernels.
 import { dotManyF16, l2ManyF16 } from './dense';
+import { dotRow, l2Row } from './rows';
 import { sqDotU8, sqDotU4, sqL2U8, sqL2U4 } from './scalar';
 
 // graph header: byte offsets of its u32 words
@@ -45,51 +46,6 @@ const S_OUT: usize = 32; // f32 scratch of 1
 const NONE: u32 = 0xffffffff;
 /** Where the early loads of searchLayer land (kept so that the optimizer keeps them). */
 let sink: u32 = 0;
-
-@inline function hsum4(v: v128): f32 {
-  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
-}
-
-/** <q, r> over d floats (the row kernel of dotMany, inlined: a graph scores one row at a time). */
-@inline function dotRow(q: usize, r: usize, d: i32): f32 {
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-  let j = 0;
-  for (; j + 16 <= d; j += 16) {
-    const qp = q + (<usize>j << 2), rp = r + (<usize>j << 2);
-    a0 = f32x4.add(a0, f32x4.mul(v128.load(qp), v128.load(rp)));
-    a1 = f32x4.add(a1, f32x4.mul(v128.load(qp, 16), v128.load(rp, 16)));
-    a2 = f32x4.add(a2, f32x4.mul(v128.load(qp, 32), v128.load(rp, 32)));
-    a3 = f32x4.add(a3, f32x4.mul(v128.load(qp, 48), v128.load(rp, 48)));
-  }
-  for (; j + 4 <= d; j += 4) a0 = f32x4.add(a0, f32x4.mul(v128.load(q + (<usize>j << 2)), v128.load(r + (<usize>j << 2))));
-  let s = hsum4(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
-  for (; j < d; j++) s += load<f32>(q + (<usize>j << 2)) * load<f32>(r + (<usize>j << 2));
-  return s;
-}
-
-/** ||q - r||^2 over d floats (l2Many's row kernel, inlined). */
-@inline function l2Row(q: usize, r: usize, d: i32): f32 {
-  let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-  let j = 0;
-  for (; j + 16 <= d; j += 16) {
-    const qp = q + (<usize>j << 2), rp = r + (<usize>j << 2);
-    const d0 = f32x4.sub(v128.load(qp), v128.load(rp));
-    const d1 = f32x4.sub(v128.load(qp, 16), v128.load(rp, 16));
-    const d2 = f32x4.sub(v128.load(qp, 32), v128.load(rp, 32));
-    const d3 = f32x4.sub(v128.load(qp, 48), v128.load(rp, 48));
-    a0 = f32x4.add(a0, f32x4.mul(d0, d0));
-    a1 = f32x4.add(a1, f32x4.mul(d1, d1));
-    a2 = f32x4.add(a2, f32x4.mul(d2, d2));
-    a3 = f32x4.add(a3, f32x4.mul(d3, d3));
-  }
-  for (; j + 4 <= d; j += 4) {
-    const t = f32x4.sub(v128.load(q + (<usize>j << 2)), v128.load(r + (<usize>j << 2)));
-    a0 = f32x4.add(a0, f32x4.mul(t, t));
-  }
-  let s = hsum4(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)));
-  for (; j < d; j++) { const t = load<f32>(q + (<usize>j << 2)) - load<f32>(r + (<usize>j << 2)); s += t * t; }
-  return s;
-}
 
 /** Score (larger = closer) of node `node` for the scorer's query. */
 @inline function scoreNode(s: usize, node: u32): f32 {

@@ -7,7 +7,7 @@ import { Reranker, type RerankRule } from '../query/rerank.js';
 import { drainHeaps, maskDeleted } from './flat.js';
 import type { HnswGraph } from './hnsw-graph.js';
 import { chooseSetting, type Calibration } from './calibration.js';
-import type { ExactScorer, IndexSearchParams, SearchResultBatch, SegmentQuery, VectorIndex } from './types.js';
+import type { ExactScorer, IndexSearchParams, QueryCounters, SearchResultBatch, SegmentQuery, VectorIndex } from './types.js';
 
 /**
  * A filter leaving fewer than this fraction of the rows walks the graph ACORN-1 style (masked
@@ -116,19 +116,7 @@ export class HnswIndex implements VectorIndex {
               q.counters.scanned[qi] += this.graph.lastScored;
             }
           }
-          const ords = mem.u32(ids, n).slice(), keys = mem.f32(scores, n).slice();
-          if (reranker) {
-            const res = reranker.rerankAll(query, { ords, keys, count: n }, k);
-            out.ords.set(res.ords.subarray(0, res.count), qi * k);
-            out.scores.set(res.scores.subarray(0, res.count), qi * k);
-            out.counts[qi] = res.count;
-            q.counters.reranked[qi] += res.reranked;
-          } else {
-            const m = Math.min(k, n);
-            out.ords.set(ords.subarray(0, m), qi * k);
-            out.scores.set(keys.subarray(0, m), qi * k);
-            out.counts[qi] = m;
-          }
+          finishQuery(out, qi, query, mem.u32(ids, n).slice(), mem.f32(scores, n).slice(), n, reranker, q.counters);
         } finally {
           scorer?.release();
         }
@@ -189,19 +177,7 @@ export class HnswIndex implements VectorIndex {
       for (let qi = 0; qi < nq; qi++) {
         q.counters.scanned[qi] += n;
         const c = top.counts[qi];
-        const candOrds = top.ords.subarray(qi * cands, qi * cands + c), keys = top.scores.subarray(qi * cands, qi * cands + c);
-        if (reranker) {
-          const res = reranker.rerankAll(q.queries.subarray(qi * d, (qi + 1) * d), { ords: candOrds, keys, count: c }, k);
-          out.ords.set(res.ords.subarray(0, res.count), qi * k);
-          out.scores.set(res.scores.subarray(0, res.count), qi * k);
-          out.counts[qi] = res.count;
-          q.counters.reranked[qi] += res.reranked;
-        } else {
-          const m = Math.min(k, c);
-          out.ords.set(candOrds.subarray(0, m), qi * k);
-          out.scores.set(keys.subarray(0, m), qi * k);
-          out.counts[qi] = m;
-        }
+        finishQuery(out, qi, q.queries.subarray(qi * d, (qi + 1) * d), top.ords.subarray(qi * cands, qi * cands + c), top.scores.subarray(qi * cands, qi * cands + c), c, reranker, q.counters);
       }
       return out;
     } finally {
@@ -243,5 +219,25 @@ export class HnswIndex implements VectorIndex {
     this.released = true;
     if (this.o.ownsGraph !== false) this.graph.release();
     if (this.o.ownsRows !== false) this.kernels.memory.release(this.rows);
+  }
+}
+
+/**
+ * Query qi's hits from its candidates (ords/keys: u32/f32[n], best estimate first): the exact top
+ * k of them when reranking (counting the vectors rescored), else the first k.
+ */
+function finishQuery(out: { k: number; ords: Uint32Array; scores: Float32Array; counts: Uint32Array }, qi: number, query: Float32Array, ords: Uint32Array, keys: Float32Array, n: number, reranker: Reranker | null, counters: QueryCounters): void {
+  const k = out.k;
+  if (reranker) {
+    const res = reranker.rerankAll(query, { ords, keys, count: n }, k);
+    out.ords.set(res.ords.subarray(0, res.count), qi * k);
+    out.scores.set(res.scores.subarray(0, res.count), qi * k);
+    out.counts[qi] = res.count;
+    counters.reranked[qi] += res.reranked;
+  } else {
+    const m = Math.min(k, n);
+    out.ords.set(ords.subarray(0, m), qi * k);
+    out.scores.set(keys.subarray(0, m), qi * k);
+    out.counts[qi] = m;
   }
 }
