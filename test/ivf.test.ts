@@ -334,3 +334,42 @@ describe('IVF index', () => {
     }
   });
 });
+
+describe('IVF merges', () => {
+  it('a merge keeps its largest input\'s centroids and quantizer unless the other rows drifted from them', async () => {
+    const { Collection } = await import('../src/node.js');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { parseFvecs } = await import('../src/io/vecs.js');
+    const { readData } = await import('./helpers/data.js');
+    const sift = parseFvecs(readData('sift10k', 'base.fvecs'));
+    const d = sift.dimension;
+    const root = mkdtempSync(join(tmpdir(), 'quiver-ivf-merge-'));
+    try {
+      for (const [shift, retrained] of [[0, false], [300, true]] as const) {
+        const merged: { listsFrom?: number; retrained?: boolean; from: number[] }[] = [];
+        const col = await Collection.open(join(root, `s${shift}`), {
+          schema: { dimension: d, metric: 'l2', index: 'IVF64,SQ8,Rerank' }, autoMerge: false,
+          onEvent: (e) => { if (e.type === 'merged') merged.push(e); },
+        });
+        const rec = (i: number, off: number) => ({ id: `v${i}`, vector: Float32Array.from(sift.data.subarray(i * d, (i + 1) * d), (x) => x + off) });
+        await col.upsert(Array.from({ length: 4000 }, (_, i) => rec(i, 0)));
+        await col.flush();
+        await col.upsert(Array.from({ length: 1000 }, (_, i) => rec(4000 + i, shift)));
+        await col.flush();
+        const lists = col.info().segmentList.filter((s) => s.state === 'sealed').map((s) => s.number);
+        await col.compact();
+        assert.equal(merged.length, 1);
+        assert.equal(merged[0].listsFrom, lists[0], JSON.stringify(merged));
+        assert.equal(merged[0].retrained, retrained, `shift ${shift}: ${JSON.stringify(merged)}`);
+        // either way the merged index finds the rows
+        const q = rec(4500, shift).vector;
+        assert.equal((await col.search(q, { k: 1, recall: 0.95 }))[0].id, 'v4500');
+        await col.close();
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});

@@ -10,8 +10,12 @@ export type EngineEvent =
    * 'calibration' (measuring recall for recall targets); done of total units. At most ~10 per second.
    */
   | { type: 'index-progress'; segment: number; phase: 'graph' | 'calibration'; done: number; total: number }
-  /** graphFrom: the input whose HNSW graph the merged segment was built from (its other rows inserted), if any. */
-  | { type: 'merged'; from: number[]; into: number; rows: number; ms: number; graphFrom?: number }
+  /**
+   * graphFrom: the input whose HNSW graph the merged segment was built from (its other rows
+   * inserted); listsFrom: the input whose IVF centroids and quantizer were offered, retrained:
+   * whether the merged rows had drifted from them (so the index was trained anew).
+   */
+  | { type: 'merged'; from: number[]; into: number; rows: number; ms: number; graphFrom?: number; listsFrom?: number; retrained?: boolean }
   /** A file the manifest no longer names could not be removed; retried later, and at the next open. */
   | { type: 'cleanup-failed'; file: string; error: QuiverError }
   | { type: 'background-error'; error: QuiverError };

@@ -16,8 +16,9 @@ import { writeSegmentFile } from './segment-writer.js';
 import type { CollectionState } from './state.js';
 import { transientBytes, transientFloats } from '../util/transient.js';
 import { HnswIndex } from '../index/hnsw.js';
-import { MAX_DONOR_DROPPED, type GraphDonor } from '../index/hnsw-segment.js';
-import type { IndexProgress } from '../index/segment-index.js';
+import { MAX_DONOR_DROPPED } from '../index/hnsw-segment.js';
+import { IvfIndex } from '../index/ivf.js';
+import type { IndexDonor, IndexProgress } from '../index/segment-index.js';
 
 /** What maintenance needs of the engine. */
 export interface MaintenanceHost {
@@ -143,21 +144,25 @@ export class Maintenance {
     const h = this.host, st = this.state;
     const t0 = Date.now();
     const number = st.nextSegment++;
-    // a graph index reuses its largest input's graph: that input's rows go first
-    const donorSeg = graphDonorOf(sources);
+    // a graph index reuses its largest input's graph (that input's rows go first); an IVF index
+    // its largest input's centroids and quantizer, unless the merged rows drifted from them
+    const donorSeg = donorOf(sources);
     if (donorSeg) sources = [donorSeg, ...sources.filter((s) => s !== donorSeg)];
     // rows live now; deletes that land while we write are carried over at install
     const rows: { seg: Segment; ord: number }[] = [];
     for (const seg of sources) for (let ord = 0; ord < seg.count; ord++) if (!seg.isDeleted(ord)) rows.push({ seg, ord });
-    let donor: GraphDonor | undefined;
-    if (donorSeg) {
+    let donor: IndexDonor | undefined;
+    if (donorSeg && donorSeg.index instanceof HnswIndex) {
       const map = new Int32Array(donorSeg.count).fill(-1);
       rows.forEach((r, i) => { if (r.seg === donorSeg) map[r.ord] = i; });
-      const donorIndex = donorSeg.index as HnswIndex;
-      donor = { graph: donorIndex.graph, map, calibration: donorIndex.calibration };
+      donor = { kind: 'graph', graph: donorSeg.index.graph, map, calibration: donorSeg.index.calibration };
+    } else if (donorSeg && donorSeg.index instanceof IvfIndex) {
+      const from = rows.findIndex((r) => r.seg !== donorSeg);
+      donor = { kind: 'ivf', index: donorSeg.index, donorRows: from === -1 ? rows.length : from };
     }
     h.faults?.('merge:before-write');
-    const result = rows.length ? await this.writeAndLoad(number, sources, rows, 0, 0, null, donor) : null;
+    let reused = false;
+    const result = rows.length ? await this.writeAndLoad(number, sources, rows, 0, 0, null, donor, () => { reused = true; }) : null;
     h.faults?.('merge:after-write');
     await h.lane.run(async () => {
       const seg = result?.segment ?? null;
@@ -178,7 +183,7 @@ export class Maintenance {
         s.release();
       }
     });
-    h.emit({ type: 'merged', from: inputs.map((s) => s.number), into: result ? number : -1, rows: rows.length, ms: Date.now() - t0, ...(donorSeg ? { graphFrom: donorSeg.number } : {}) });
+    h.emit({ type: 'merged', from: inputs.map((s) => s.number), into: result ? number : -1, rows: rows.length, ms: Date.now() - t0, ...(donor?.kind === 'graph' ? { graphFrom: donorSeg!.number } : {}), ...(donor?.kind === 'ivf' ? { listsFrom: donorSeg!.number, retrained: !reused } : {}) });
     for (const s of sources) await this.removeFile(s.fileName);
   }
 
@@ -187,7 +192,7 @@ export class Maintenance {
    * `reuse`: a frozen mutable segment written whole with the same ordinals, whose memory the
    * sealed segment takes over when it stays exact.
    */
-  private async writeAndLoad(number: number, sources: readonly Segment[], rows: { seg: Segment; ord: number }[], minSeq: number, maxSeq: number, reuse: MutableSegment | null, donor?: GraphDonor): Promise<{ segment: SealedSegment; rows: { seg: Segment; ord: number }[]; bytes: number }> {
+  private async writeAndLoad(number: number, sources: readonly Segment[], rows: { seg: Segment; ord: number }[], minSeq: number, maxSeq: number, reuse: MutableSegment | null, donor?: IndexDonor, onReuse?: () => void): Promise<{ segment: SealedSegment; rows: { seg: Segment; ord: number }[]; bytes: number }> {
     const h = this.host, st = this.state;
     const d = st.schema.dimension;
     const fields = st.fields;
@@ -205,7 +210,7 @@ export class Maintenance {
         number, dimension: d, metric: st.schema.metric, count: rows.length, minSeq, maxSeq,
         vectorChunks: () => liveVectorChunks(sources, rows, d),
         ids, metadataJson: meta, values, fields,
-        index: { spec: st.spec, kernels: h.newKernels(), minRows: h.minQuantizedRows, donor, progress: throttledProgress((phase, done, total) => h.emit({ type: 'index-progress', segment: number, phase, done, total })) },
+        index: { spec: st.spec, kernels: h.newKernels(), minRows: h.minQuantizedRows, donor: donor && { ...donor, onReuse } as IndexDonor, progress: throttledProgress((phase, done, total) => h.emit({ type: 'index-progress', segment: number, phase, done, total })) },
       }, h.faults);
       let segment: SealedSegment;
       const file = reuse ? await SegmentFile.open(h.dir, name) : null;
@@ -291,14 +296,15 @@ function throttledProgress(report: IndexProgress): IndexProgress {
 }
 
 /**
- * The merge input whose HNSW graph the merged segment starts from: the largest with a graph of
- * the collection's degree that drops at most MAX_DONOR_DROPPED of its rows; null if none.
+ * The merge input whose index the merged segment starts from: the largest with an HNSW graph of
+ * the collection's degree that drops at most MAX_DONOR_DROPPED of its rows, or the largest with
+ * an IVF index; null if none.
  */
-function graphDonorOf(sources: readonly SealedSegment[]): SealedSegment | null {
+function donorOf(sources: readonly SealedSegment[]): SealedSegment | null {
   let best: SealedSegment | null = null;
   for (const s of sources) {
-    if (!(s.index instanceof HnswIndex) || s.deleted > s.count * MAX_DONOR_DROPPED) continue;
-    if (!best || s.live > best.live) best = s;
+    const ok = s.index instanceof IvfIndex || (s.index instanceof HnswIndex && s.deleted <= s.count * MAX_DONOR_DROPPED);
+    if (ok && (!best || s.live > best.live)) best = s;
   }
   return best;
 }

@@ -1,8 +1,7 @@
 import { encodeColumn } from '../fields/columns.js';
 import type { FieldDef, FieldValues } from '../fields/types.js';
-import { planIndex, scaleRow, type IndexProgress } from '../index/segment-index.js';
+import { planIndex, scaleRow, type IndexDonor, type IndexProgress } from '../index/segment-index.js';
 import type { IndexSpec } from '../index/spec.js';
-import type { GraphDonor } from '../index/hnsw-segment.js';
 import type { Kernels } from '../kernels/types.js';
 import type { Directory } from '../storage/directory.js';
 import { encodeStringColumn, SECTION, segmentFileName, SegmentWriter } from '../storage/segment-file.js';
@@ -30,7 +29,7 @@ export interface SegmentRows {
    * The collection's index spec: a compressed spec trains a quantizer (on scratch `kernels`) and
    * writes a CODES section when the segment has at least `minRows` rows.
    */
-  index: { spec: IndexSpec; kernels: Kernels; minRows: number; donor?: GraphDonor; progress?: IndexProgress };
+  index: { spec: IndexSpec; kernels: Kernels; minRows: number; donor?: IndexDonor; progress?: IndexProgress };
 }
 
 /**

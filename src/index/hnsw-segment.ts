@@ -40,6 +40,8 @@ export interface GraphDonor {
   map: Int32Array;
   /** The donor's calibration, kept when the merge adds too few rows to measure anew. */
   calibration: Calibration | null;
+  /** Called when the donor's graph is used. */
+  onReuse?: () => void;
 }
 
 /** A merge reuses the largest input's graph unless more than this fraction of its rows is dropped. */
@@ -83,6 +85,7 @@ export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metri
           await writeCodesSection(w, q, count, rowChunks(), () => {});
         }
         graph = donor && donor.graph.m === m ? HnswGraph.seeded(kernels, count, donor.graph, donor.map, seed) : HnswGraph.create(kernels, count, m, seed);
+        if (donor && donor.graph.m === m) donor.onReuse?.();
         // the calibration's sample rows go in last: measured while they are not in the graph
         const pending = new Uint32Array(count - graph.count);
         for (let i = 0; i < pending.length; i++) pending[i] = graph.count + i;

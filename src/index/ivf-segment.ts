@@ -1,7 +1,7 @@
 import type { Metric } from '../collection/validate.js';
 import type { Kernels } from '../kernels/types.js';
 import { kmeans } from '../math/kmeans.js';
-import { createQuantizer } from '../quant/registry.js';
+import { createQuantizer, deserializeQuantizer } from '../quant/registry.js';
 import type { Quantizer } from '../quant/types.js';
 import type { SegmentFile } from '../storage/segment-file.js';
 import { transientBytes, transientFloats } from '../util/transient.js';
@@ -57,7 +57,26 @@ export function ivfListCount(nlist: number | null | undefined, rows: number): nu
 }
 
 /** IVF index: the plan for a segment of `count` rows, null when it stays exact (fewer than minRows rows, or than the quantizer needs). */
-export function planIvfIndex(spec: IndexSpec, dimension: number, metric: Metric, count: number, minRows: number, seed: number, kernels: Kernels): IndexPlan | null {
+/**
+ * A merge's IVF donor: the index of its largest input, whose rows are the first `donorRows` of the
+ * merged segment. Its centroids and quantizer are kept unless the other rows drifted from them
+ * (IVF_DRIFT_RATIO); `onReuse` is called when they are kept.
+ */
+export interface IvfDonor {
+  index: IvfIndex;
+  donorRows: number;
+  onReuse?: () => void;
+}
+
+/**
+ * A merge retrains when the rows from the other inputs sit this much farther from their nearest
+ * donor centroid, on average, than the donor's own rows do (mean squared distance). A priori.
+ */
+export const IVF_DRIFT_RATIO = 1.25;
+/** Fewer new rows than this never trigger retraining (their mean is noise; their weight is small). */
+const IVF_DRIFT_MIN_ROWS = 256;
+
+export function planIvfIndex(spec: IndexSpec, dimension: number, metric: Metric, count: number, minRows: number, seed: number, kernels: Kernels, donor?: IvfDonor): IndexPlan | null {
   const quantSpec = quantizerSpecOf(spec);
   const q: Quantizer | null = quantSpec ? createQuantizer(quantSpec, { dimension, metric: metric === 'l2' ? 'l2' : 'dot', kernels }) : null;
   if (count < Math.max(1, minRows, q?.minTrainingVectors ?? 0)) return null;
@@ -65,32 +84,55 @@ export function planIvfIndex(spec: IndexSpec, dimension: number, metric: Metric,
   const target = Math.min(count, Math.max(MAX_TRAINING_SAMPLE, Math.min(32 * nlist, IVF_MAX_KMEANS_SAMPLE), 2 * nlist));
   const stride = Math.max(1, Math.ceil(count / target));
   const sampleRows = Math.ceil(count / stride);
+  const d = dimension;
+  const train = (sample: Float32Array) => {
+    const n = Math.floor(sample.length / d);
+    const lists = Math.min(nlist, n);
+    const centroids = kmeans(kernels, sample, n, d, lists, { seed, maxIterations: IVF_KMEANS_ITERATIONS }).centroids;
+    if (metric === 'cosine') {
+      for (let c = 0; c < lists; c++) {
+        let s = 0;
+        for (let j = 0; j < d; j++) s += centroids[c * d + j] ** 2;
+        scaleRow(centroids, c * d, d, Math.sqrt(s));
+      }
+    }
+    if (q) {
+      // the quantizer sees at most MAX_TRAINING_SAMPLE rows of the coarse sample
+      const step = Math.ceil(n / MAX_TRAINING_SAMPLE), m = Math.ceil(n / step);
+      const sub = step === 1 ? sample.subarray(0, n * d) : new Float32Array(m * d);
+      if (step > 1) for (let i = 0; i < m; i++) sub.set(sample.subarray(i * step * d, (i * step + 1) * d), i * d);
+      q.train(sub, m, { seed });
+    }
+    return { centroids, lists };
+  };
   return {
     sampleStride: stride,
     sampleRows,
     async write(w, sample, chunks, norms, progress) {
-      const d = dimension;
-      const n = Math.floor(sample.length / d);
-      const lists = Math.min(nlist, n);
-      const centroids = kmeans(kernels, sample, n, d, lists, { seed, maxIterations: IVF_KMEANS_ITERATIONS }).centroids;
-      if (metric === 'cosine') {
-        for (let c = 0; c < lists; c++) {
-          let s = 0;
-          for (let j = 0; j < d; j++) s += centroids[c * d + j] ** 2;
-          scaleRow(centroids, c * d, d, Math.sqrt(s));
-        }
-      }
-      if (q) {
-        // the quantizer sees at most MAX_TRAINING_SAMPLE rows of the coarse sample
-        const step = Math.ceil(n / MAX_TRAINING_SAMPLE), m = Math.ceil(n / step);
-        const sub = step === 1 ? sample.subarray(0, n * d) : new Float32Array(m * d);
-        if (step > 1) for (let i = 0; i < m; i++) sub.set(sample.subarray(i * step * d, (i * step + 1) * d), i * d);
-        q.train(sub, m, { seed });
-      }
       // every unit row stays in scratch kernel memory for the calibration (truth and reranking)
       const allRows = kernels.memory.alloc(Math.max(4, count * d * 4));
       try {
-        const { list, codes } = await assignAndEncode(kernels, metric, d, count, centroids, lists, q, chunks, norms, allRows);
+        let built: { centroids: Float32Array; lists: number; quantizer: Quantizer | null; list: Uint32Array; codes: Uint8Array | null } | null = null;
+        if (donor && donor.index.dimension === d) {
+          // a merge: the largest input's partition and quantizer, kept unless the other rows drifted
+          const centroids = donor.index.centroids(), lists = donor.index.nlist;
+          const dq = donor.index.quantizer ? deserializeQuantizer(donor.index.quantizer.serialize(), kernels, 'merge donor') : null;
+          const { list, codes } = await assignAndEncode(kernels, metric, d, count, centroids, lists, dq, chunks, norms, allRows);
+          if (!drifted(kernels, allRows, d, count, donor.donorRows, centroids, list)) {
+            donor.onReuse?.();
+            built = { centroids, lists, quantizer: dq, list, codes };
+          } else {
+            // retrain on the rows already in memory (unit for cosine)
+            chunks = rowChunks(kernels, allRows, count, d);
+            norms = new Float32Array(count).fill(1);
+          }
+        }
+        if (!built) {
+          const { centroids, lists } = train(sample);
+          const { list, codes } = await assignAndEncode(kernels, metric, d, count, centroids, lists, q, chunks, norms, allRows);
+          built = { centroids, lists, quantizer: q, list, codes };
+        }
+        const { centroids, lists, quantizer, list, codes } = built;
         // group by list; ordinals ascending within a list (a counting sort in ordinal order)
         const starts = new Uint32Array(lists + 1);
         for (let i = 0; i < count; i++) starts[list[i] + 1]++;
@@ -98,14 +140,41 @@ export function planIvfIndex(spec: IndexSpec, dimension: number, metric: Metric,
         const fill = starts.slice(0, lists);
         const ords = new Uint32Array(count);
         for (let i = 0; i < count; i++) ords[fill[list[i]]++] = i;
-        await writeIvfSection(w, d, { nlist: lists, centroids, starts, ords }, q ? { quantizer: q, rows: codes! } : null);
-        const cal = await calibrateIvf(kernels, d, metric, count, { nlist: lists, centroids, starts, ords }, q, codes, allRows, spec, seed, progress);
+        await writeIvfSection(w, d, { nlist: lists, centroids, starts, ords }, quantizer ? { quantizer, rows: codes! } : null);
+        const cal = await calibrateIvf(kernels, d, metric, count, { nlist: lists, centroids, starts, ords }, quantizer, codes, allRows, spec, seed, progress);
         if (cal) await writeCalibrationSection(w, cal);
       } finally {
         kernels.memory.release(allRows);
       }
     },
   };
+}
+
+/**
+ * Whether rows [donorRows, count) sit more than IVF_DRIFT_RATIO times farther (mean squared L2
+ * distance to their list's centroid) than rows [0, donorRows). rows: f32[count * d] in kernel memory.
+ */
+function drifted(kernels: Kernels, rows: number, d: number, count: number, donorRows: number, centroids: Float32Array, list: Uint32Array): boolean {
+  if (count - donorRows < IVF_DRIFT_MIN_ROWS || donorRows === 0) return false;
+  const f = kernels.memory.f32(rows, count * d);
+  const err = (from: number, to: number) => {
+    let s = 0;
+    for (let i = from; i < to; i++) {
+      const c = list[i] * d, r = i * d;
+      for (let j = 0; j < d; j++) { const t = f[r + j] - centroids[c + j]; s += t * t; }
+    }
+    return s / Math.max(1, to - from);
+  };
+  return err(donorRows, count) > IVF_DRIFT_RATIO * err(0, donorRows);
+}
+
+/** The rows at `rows` (f32[count * d] in kernel memory) as byte chunks of ~4 MiB (copies). */
+function* rowChunks(kernels: Kernels, rows: number, count: number, d: number): Generator<Uint8Array> {
+  const per = Math.max(1, Math.floor((4 << 20) / (d * 4)));
+  for (let r = 0; r < count; r += per) {
+    const n = Math.min(per, count - r);
+    yield kernels.memory.u8(rows + r * d * 4, n * d * 4).slice();
+  }
 }
 
 /**

@@ -11,7 +11,7 @@ import type { ExactScorer, VectorIndex } from './types.js';
 import { VectorStore } from './vector-store.js';
 import { transientBytes } from '../util/transient.js';
 import { loadGraphIndex, planGraphIndex, type GraphDonor } from './hnsw-segment.js';
-import { loadIvfIndex, planIvfIndex } from './ivf-segment.js';
+import { loadIvfIndex, planIvfIndex, type IvfDonor } from './ivf-segment.js';
 
 /**
  * Which VectorIndex a segment gets, how it is written at seal/merge, and how it is loaded at open.
@@ -47,9 +47,12 @@ export interface IndexPlan {
  * `minRows` or the quantizer needs). `kernels` are scratch kernels for training and encoding
  * (the written codes are loaded later into the segment's own memory).
  */
-export function planIndex(spec: IndexSpec, dimension: number, metric: Metric, count: number, minRows: number, seed: number, kernels: Kernels, donor?: GraphDonor): IndexPlan | null {
-  if (spec.index === 'HNSW') return planGraphIndex(spec, dimension, metric, count, minRows, seed, kernels, donor);
-  if (spec.index === 'IVF') return planIvfIndex(spec, dimension, metric, count, minRows, seed, kernels);
+/** What a merge hands over from its largest input: its graph, or its IVF partition and quantizer. */
+export type IndexDonor = ({ kind: 'graph' } & GraphDonor) | ({ kind: 'ivf' } & IvfDonor);
+
+export function planIndex(spec: IndexSpec, dimension: number, metric: Metric, count: number, minRows: number, seed: number, kernels: Kernels, donor?: IndexDonor): IndexPlan | null {
+  if (spec.index === 'HNSW') return planGraphIndex(spec, dimension, metric, count, minRows, seed, kernels, donor?.kind === 'graph' ? donor : undefined);
+  if (spec.index === 'IVF') return planIvfIndex(spec, dimension, metric, count, minRows, seed, kernels, donor?.kind === 'ivf' ? donor : undefined);
   const quantSpec = quantizerSpecOf(spec);
   if (!quantSpec) return null;
   const q: Quantizer = createQuantizer(quantSpec, { dimension, metric: metric === 'l2' ? 'l2' : 'dot', kernels });
