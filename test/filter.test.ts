@@ -570,3 +570,21 @@ describe('filtered search recall on SIFT10K', () => {
     });
   }
 });
+
+describe('compiled filters are cached per segment', () => {
+  it('a repeated filter gives the same results, and deletes, replacements and new rows show through', async () => {
+    const col = Collection.create({ dimension: 2, fields: { g: 'keyword' } });
+    await col.upsert(Array.from({ length: 50 }, (_, i) => ({ id: `r${i}`, vector: [1, i / 50], metadata: { g: i % 2 ? 'odd' : 'even' } })));
+    const f = { filter: { g: 'odd' }, k: 100 };
+    const ids = async () => (await col.search([1, 0], f)).map((h) => h.id).sort();
+    const first = await ids();
+    assert.equal(first.length, 25);
+    assert.deepEqual(await ids(), first);
+    await col.delete(['r1']);
+    assert.ok(!(await ids()).includes('r1'));
+    await col.upsert([{ id: 'r3', vector: [1, 0], metadata: { g: 'even' } }, { id: 'n1', vector: [1, 0], metadata: { g: 'odd' } }]);
+    const after = await ids();
+    assert.ok(!after.includes('r3') && after.includes('n1') && after.length === 24, JSON.stringify(after));
+    await col.close();
+  });
+});

@@ -23,6 +23,36 @@ export interface CompiledFilter {
  * Cost: O(rows) per leaf plus O(terms) per keyword leaf; no allocation per row.
  */
 export function compileFilter(filter: ParsedFilter, seg: Segment): CompiledFilter {
+  // a segment's rows never change, only its tombstones (and a mutable segment's row count): a
+  // filter compiled for the same rows and deletes is the same bitset (applications repeat filters)
+  const key = filterKey(filter);
+  let cache = compiled.get(seg);
+  const hit = cache?.get(key);
+  if (hit && hit.count === seg.count && hit.deleted === seg.deleted) {
+    cache!.delete(key); // most recently used last
+    cache!.set(key, hit);
+    return hit.result;
+  }
+  const result = compileUncached(filter, seg);
+  if (!cache) { cache = new Map(); compiled.set(seg, cache); }
+  cache.set(key, { count: seg.count, deleted: seg.deleted, result });
+  if (cache.size > FILTER_CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
+  return result;
+}
+
+/** Compiled filters kept per segment (least recently used dropped first). */
+export const FILTER_CACHE_ENTRIES = 16;
+const compiled = new WeakMap<Segment, Map<string, { count: number; deleted: number; result: CompiledFilter }>>();
+const keys = new WeakMap<ParsedFilter, string>();
+
+/** A canonical text of a parsed filter (its tree, fields included), computed once per filter. */
+function filterKey(filter: ParsedFilter): string {
+  let k = keys.get(filter);
+  if (k === undefined) { k = JSON.stringify(filter.root); keys.set(filter, k); }
+  return k;
+}
+
+function compileUncached(filter: ParsedFilter, seg: Segment): CompiledFilter {
   const n = seg.count;
   const bits = evaluate(filter.root, seg, n);
   const tomb = seg.tombstones;

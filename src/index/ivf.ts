@@ -209,6 +209,15 @@ export class IvfIndex implements VectorIndex {
     return { ...chosen, ...(params.nprobe !== undefined ? { nprobe: params.nprobe } : {}), ...(params.rerankFactor !== undefined ? { rerankFactor: params.rerankFactor } : {}) };
   }
 
+  /** Whether list l holds a row not set in the `excluded` bitset (stops at the first one). */
+  private hasEligible(l: number, excluded: Uint32Array): boolean {
+    for (let p = this.starts[l], end = this.starts[l + 1]; p < end; p++) {
+      const o = this.ords[p];
+      if (((excluded[o >>> 5] >>> (o & 31)) & 1) === 0) return true;
+    }
+    return false;
+  }
+
   search(sq: SegmentQuery): SearchResultBatch {
     this.checkLive();
     const { nq, queries, excluded, counters } = sq;
@@ -219,8 +228,12 @@ export class IvfIndex implements VectorIndex {
     }
     const params = this.settingFor(sq.params, k);
     let nprobe = params.nprobe === undefined ? this.defaultNprobe : Math.min(this.nlist, checkPositiveInt(params.nprobe, 'nprobe', 1 << 20));
-    // a filter leaving a fraction f of the rows: probed lists hold f as many candidates, so probe 1/f as many
-    if (sq.params.eligible !== undefined && sq.params.eligible > 0 && sq.params.eligible < 1) nprobe = Math.min(this.nlist, Math.ceil(nprobe / sq.params.eligible));
+    // a filter leaving a fraction f of the rows: the k best eligible rows lie about as far out as
+    // the k/f best rows, a little past the lists that hold the k best (a priori: 1/sqrt(f) as many
+    // lists). Lists without an eligible row are skipped and not counted (a mask aligned with
+    // regions of the space empties whole lists).
+    const eligible = sq.params.eligible;
+    if (excluded && eligible !== undefined && eligible > 0 && eligible < 1) nprobe = Math.min(this.nlist, Math.ceil(nprobe / Math.sqrt(eligible)));
     const q = this.quantizer;
     let rule: RerankRule | null = null;
     const exact = this.rerank.exact;
@@ -283,14 +296,25 @@ export class IvfIndex implements VectorIndex {
           const got = kern.topkPush(cScores, this.nlist, 0, centroidSign, probeKeys, probeIds, nprobe, 0);
           const lists = mem.u32(probeIds, got).slice().sort();
           probed.fill(0);
-          for (const l of lists) { probed[l] = 1; scanList(l); }
-          if (size < k && got < this.nlist) {
+          let counted = 0;
+          for (const l of lists) {
+            probed[l] = 1;
+            if (excluded && !this.hasEligible(l, excluded)) continue;
+            scanList(l);
+            counted++;
+          }
+          if ((size < k || counted < nprobe) && got < this.nlist) {
             // too few eligible rows in the probed lists: go on with the next closest lists
             const cs = mem.f32(cScores, this.nlist).slice();
             const rest: number[] = [];
             for (let l = 0; l < this.nlist; l++) if (!probed[l]) rest.push(l);
             rest.sort((x, y) => centroidSign * (cs[y] - cs[x]) || x - y);
-            for (let i = 0; i < rest.length && size < k; i++) scanList(rest[i]);
+            // (lists without an eligible row did not count toward nprobe: probe on until it is reached)
+            for (let i = 0; i < rest.length && (size < k || counted < nprobe); i++) {
+              if (excluded && !this.hasEligible(rest[i], excluded)) continue;
+              scanList(rest[i]);
+              counted++;
+            }
           }
         } finally {
           scorer?.release();
