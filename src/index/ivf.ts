@@ -209,13 +209,14 @@ export class IvfIndex implements VectorIndex {
     return { ...chosen, ...(params.nprobe !== undefined ? { nprobe: params.nprobe } : {}), ...(params.rerankFactor !== undefined ? { rerankFactor: params.rerankFactor } : {}) };
   }
 
-  /** Whether list l holds a row not set in the `excluded` bitset (stops at the first one). */
-  private hasEligible(l: number, excluded: Uint32Array): boolean {
+  /** Rows of list l whose bit is not set in the `excluded` bitset. */
+  private eligibleIn(l: number, excluded: Uint32Array): number {
+    let e = 0;
     for (let p = this.starts[l], end = this.starts[l + 1]; p < end; p++) {
       const o = this.ords[p];
-      if (((excluded[o >>> 5] >>> (o & 31)) & 1) === 0) return true;
+      e += 1 - ((excluded[o >>> 5] >>> (o & 31)) & 1);
     }
-    return false;
+    return e;
   }
 
   search(sq: SegmentQuery): SearchResultBatch {
@@ -227,13 +228,13 @@ export class IvfIndex implements VectorIndex {
       throw new QuiverError('DIMENSION_MISMATCH', `search: ${nq} queries of dimension ${d} need ${nq * d} floats`, { expected: nq * d, received: queries instanceof Float32Array ? queries.length : typeof queries });
     }
     const params = this.settingFor(sq.params, k);
-    let nprobe = params.nprobe === undefined ? this.defaultNprobe : Math.min(this.nlist, checkPositiveInt(params.nprobe, 'nprobe', 1 << 20));
-    // a filter leaving a fraction f of the rows: the k best eligible rows lie about as far out as
-    // the k/f best rows, a little past the lists that hold the k best (a priori: 1/sqrt(f) as many
-    // lists). Lists without an eligible row are skipped and not counted (a mask aligned with
-    // regions of the space empties whole lists).
+    const nprobe = params.nprobe === undefined ? this.defaultNprobe : Math.min(this.nlist, checkPositiveInt(params.nprobe, 'nprobe', 1 << 20));
+    // a filter leaving a fraction f of the rows: the budget is eligible rows, not lists. The probe
+    // goes on, nearest list first, until it has scanned f times the rows the nprobe nearest lists
+    // hold: about those lists when the mask is spread evenly, farther when it empties whole regions
+    // of the space (lists without an eligible row are skipped).
     const eligible = sq.params.eligible;
-    if (excluded && eligible !== undefined && eligible > 0 && eligible < 1) nprobe = Math.min(this.nlist, Math.ceil(nprobe / Math.sqrt(eligible)));
+    const byBudget = excluded !== undefined && eligible !== undefined && eligible > 0 && eligible < 1;
     const q = this.quantizer;
     let rule: RerankRule | null = null;
     const exact = this.rerank.exact;
@@ -296,24 +297,34 @@ export class IvfIndex implements VectorIndex {
           const got = kern.topkPush(cScores, this.nlist, 0, centroidSign, probeKeys, probeIds, nprobe, 0);
           const lists = mem.u32(probeIds, got).slice().sort();
           probed.fill(0);
-          let counted = 0;
+          let budget = 0, spent = 0;
+          if (byBudget) {
+            for (const l of lists) budget += this.starts[l + 1] - this.starts[l];
+            budget *= eligible!;
+          }
           for (const l of lists) {
             probed[l] = 1;
-            if (excluded && !this.hasEligible(l, excluded)) continue;
+            if (byBudget) {
+              const e = this.eligibleIn(l, excluded!);
+              if (e === 0) continue;
+              spent += e;
+            }
             scanList(l);
-            counted++;
           }
-          if ((size < k || counted < nprobe) && got < this.nlist) {
+          if ((size < k || spent < budget) && got < this.nlist) {
             // too few eligible rows in the probed lists: go on with the next closest lists
             const cs = mem.f32(cScores, this.nlist).slice();
             const rest: number[] = [];
             for (let l = 0; l < this.nlist; l++) if (!probed[l]) rest.push(l);
             rest.sort((x, y) => centroidSign * (cs[y] - cs[x]) || x - y);
-            // (lists without an eligible row did not count toward nprobe: probe on until it is reached)
-            for (let i = 0; i < rest.length && (size < k || counted < nprobe); i++) {
-              if (excluded && !this.hasEligible(rest[i], excluded)) continue;
+            // (or too few eligible rows scanned for a filter's budget: probe on, nearest first)
+            for (let i = 0; i < rest.length && (size < k || spent < budget); i++) {
+              if (byBudget) {
+                const e = this.eligibleIn(rest[i], excluded!);
+                if (e === 0) continue;
+                spent += e;
+              }
               scanList(rest[i]);
-              counted++;
             }
           }
         } finally {
