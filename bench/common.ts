@@ -19,6 +19,20 @@ export function fail(message: string): never {
   throw new BenchFailure(message);
 }
 
+/** The value after option argv[i] (`--name value`); a usage failure when it is missing. */
+export function optionValue(argv: readonly string[], i: number, name: string): string {
+  const v = argv[i + 1];
+  if (v === undefined || v.startsWith('--')) fail(`${name} needs a value`);
+  return v;
+}
+
+/** A positive integer option value; a usage failure naming the option otherwise. */
+export function positiveInt(s: string, name: string): number {
+  const v = Number(s);
+  if (!Number.isInteger(v) || v < 1) fail(`${name} must be a positive integer, got "${s}"`);
+  return v;
+}
+
 /** Runs a script's main, turning a BenchFailure into `<name>: message` on stderr and exit code 1. */
 export async function runMain(name: string, main: () => Promise<void>): Promise<void> {
   try {

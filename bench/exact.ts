@@ -25,7 +25,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
-import { BENCH_DIR, fail, loadGlove, loadMsmarco, loadProduct, machineInfo, percentile, round, runMain, type Dataset, type Quiver } from './common.js';
+import { BENCH_DIR, fail, loadGlove, loadMsmarco, loadProduct, machineInfo, optionValue, percentile, positiveInt, round, runMain, type Dataset, type Quiver } from './common.js';
 
 const RECALL_FLOOR = 0.99;
 
@@ -329,16 +329,8 @@ interface Args { smoke: boolean; datasets: string[]; k: number; batch: number; q
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { smoke: false, datasets: ['msmarco', 'glove'], k: 10, batch: 100, repeat: 1, peers: true };
-  const value = (i: number, name: string): string => {
-    const v = argv[i + 1];
-    if (v === undefined || v.startsWith('--')) fail(`${name} needs a value`);
-    return v;
-  };
-  const int = (s: string, name: string): number => {
-    const v = Number(s);
-    if (!Number.isInteger(v) || v < 1) fail(`${name} must be a positive integer, got "${s}"`);
-    return v;
-  };
+  const value = (i: number, name: string): string => optionValue(argv, i, name);
+  const int = positiveInt;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     switch (arg) {

@@ -39,7 +39,7 @@ import { createRequire } from 'node:module';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { AppendFile, Directory } from '../src/node.js';
-import { BENCH_DIR, fail, loadGlove, loadMsmarco, loadProduct, machineInfo, median, percentile, round, runMain, type Dataset, type Quiver } from './common.js';
+import { BENCH_DIR, fail, loadGlove, loadMsmarco, loadProduct, machineInfo, median, optionValue, percentile, positiveInt, round, runMain, type Dataset, type Quiver } from './common.js';
 
 /** Below this recall@k against brute force an engine's import is not what it claims: exit 1. */
 const RECALL_FLOOR = 0.99;
@@ -680,16 +680,8 @@ const USAGE = 'usage: node --import tsx bench/storage.ts [--smoke] [--datasets m
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { smoke: false, datasets: ['msmarco', 'glove'], engines: [...ENGINE_NAMES], k: 10, vectraBudget: 600, repeat: 1, peers: true };
-  const value = (i: number, name: string): string => {
-    const v = argv[i + 1];
-    if (v === undefined || v.startsWith('--')) fail(`${name} needs a value`);
-    return v;
-  };
-  const int = (s: string, name: string): number => {
-    const v = Number(s);
-    if (!Number.isInteger(v) || v < 1) fail(`${name} must be a positive integer, got "${s}"`);
-    return v;
-  };
+  const value = (i: number, name: string): string => optionValue(argv, i, name);
+  const int = positiveInt;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     switch (arg) {
