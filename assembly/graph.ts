@@ -169,6 +169,8 @@ function searchLayer(g: usize, s: usize, ep: u32, epScore: f32, ef: i32, level: 
   const nbuf = gptr(g, G_NBUF);
   const rows = <usize>load<u32>(s + S_CODES), stride = <usize>load<u32>(s + S_STRIDE);
   let touch: u32 = 0;
+  // a row's last 4 bytes: rows longer than a cache line need their second line fetched too
+  const tail: usize = stride >= 8 ? stride - 4 : 0;
   const heapCap = <i32>g32(g, G_HEAPCAP);
   ef = min(ef, heapCap - 1);
   const twoHop = level == 0 && excluded != 0 && g32(g, G_TWOHOP) != 0;
@@ -182,8 +184,9 @@ function searchLayer(g: usize, s: usize, ep: u32, epScore: f32, ef: i32, level: 
     cs = heapPop(ck, ci, cs);
     const list = linksOf(g, c, level);
     const deg = load<u32>(list);
-    // gather the unvisited neighbours first, then score them touching the next one's row ahead:
-    // WASM has no prefetch, and a load whose value is folded into `touch` starts the fetch early
+    // gather the unvisited neighbours first, touching each one's row as it is found, then score
+    // them: WASM has no prefetch, and loads whose values are folded into `touch` start every
+    // row's fetch at once (the CPU overlaps the misses) instead of one miss per row scored
     let m: u32 = 0;
     for (let t: u32 = 0; t < deg; t++) {
       const nb = load<u32>(list + 4 + (<usize>t << 2));
@@ -200,17 +203,17 @@ function searchLayer(g: usize, s: usize, ep: u32, epScore: f32, ef: i32, level: 
           if (<u32>load<u16>(vp2) == epoch || isExcluded(excluded, nb2)) continue;
           store<u16>(vp2, <u16>epoch);
           store<u32>(nbuf + (<usize>m << 2), nb2);
+          touch ^= load<u32>(rows + <usize>nb2 * stride) ^ load<u32>(rows + <usize>nb2 * stride + tail);
           m++;
         }
         continue;
       }
       store<u32>(nbuf + (<usize>m << 2), nb);
+      touch ^= load<u32>(rows + <usize>nb * stride) ^ load<u32>(rows + <usize>nb * stride + tail);
       m++;
     }
-    if (m > 0) touch ^= load<u32>(rows + <usize>load<u32>(nbuf) * stride);
     for (let t: u32 = 0; t < m; t++) {
       const nb = load<u32>(nbuf + (<usize>t << 2));
-      if (t + 1 < m) touch ^= load<u32>(rows + <usize>load<u32>(nbuf + (<usize>(t + 1) << 2)) * stride);
       const sc = scoreNode(s, nb);
       scored++;
       if (rs < ef || sc > load<f32>(rk)) {
