@@ -55,6 +55,9 @@ export interface IvfLists {
   readonly ords: Uint32Array;
 }
 
+/** A filter leaving fewer than this fraction of the rows probes by a budget of eligible rows (search()). A priori. */
+export const BUDGET_BELOW = 0.5;
+
 /** Default of the bound-driven rule: most candidates the scan keeps by optimistic score. */
 function boundCandidates(k: number): number {
   return Math.max(2000, 200 * k);
@@ -234,7 +237,8 @@ export class IvfIndex implements VectorIndex {
     // hold: about those lists when the mask is spread evenly, farther when it empties whole regions
     // of the space (lists without an eligible row are skipped).
     const eligible = sq.params.eligible;
-    const byBudget = excluded !== undefined && eligible !== undefined && eligible > 0 && eligible < 1;
+    // (with half the rows or more eligible, every list holds some: the nprobe nearest lists do)
+    const byBudget = excluded !== undefined && eligible !== undefined && eligible > 0 && eligible < BUDGET_BELOW;
     const q = this.quantizer;
     let rule: RerankRule | null = null;
     const exact = this.rerank.exact;
