@@ -55,8 +55,8 @@ export interface IvfLists {
   readonly ords: Uint32Array;
 }
 
-/** A filter leaving fewer than this fraction of the rows probes by a budget of eligible rows (search()). A priori. */
-export const BUDGET_BELOW = 0.5;
+/** A filter leaving fewer than this fraction of the rows probes by a budget of eligible rows (search()): every filter. */
+export const BUDGET_BELOW = 1;
 
 /** Default of the bound-driven rule: most candidates the scan keeps by optimistic score. */
 function boundCandidates(k: number): number {
@@ -237,7 +237,6 @@ export class IvfIndex implements VectorIndex {
     // hold: about those lists when the mask is spread evenly, farther when it empties whole regions
     // of the space (lists without an eligible row are skipped).
     const eligible = sq.params.eligible;
-    // (with half the rows or more eligible, every list holds some: the nprobe nearest lists do)
     const byBudget = excluded !== undefined && eligible !== undefined && eligible > 0 && eligible < BUDGET_BELOW;
     const q = this.quantizer;
     let rule: RerankRule | null = null;
@@ -316,19 +315,33 @@ export class IvfIndex implements VectorIndex {
             scanList(l);
           }
           if ((size < k || spent < budget) && got < this.nlist) {
-            // too few eligible rows in the probed lists: go on with the next closest lists
+            // too few eligible rows in the probed lists (or, under a filter's budget, too few
+            // eligible rows scanned): go on with the next closest lists, nearest first. The next
+            // 3 * nprobe come from one more top-k kernel call; only beyond them are all lists sorted.
             const cs = mem.f32(cScores, this.nlist).slice();
-            const rest: number[] = [];
-            for (let l = 0; l < this.nlist; l++) if (!probed[l]) rest.push(l);
-            rest.sort((x, y) => centroidSign * (cs[y] - cs[x]) || x - y);
-            // (or too few eligible rows scanned for a filter's budget: probe on, nearest first)
-            for (let i = 0; i < rest.length && (size < k || spent < budget); i++) {
-              if (byBudget) {
-                const e = this.eligibleIn(rest[i], excluded!);
-                if (e === 0) continue;
-                spent += e;
+            const byScore = (x: number, y: number) => centroidSign * (cs[y] - cs[x]) || x - y;
+            const wide = Math.min(this.nlist, 4 * nprobe);
+            const more = alloc(wide * 4), moreIds = alloc(wide * 4);
+            const gotMore = kern.topkPush(cScores, this.nlist, 0, centroidSign, more, moreIds, wide, 0);
+            const stages = [Array.from(mem.u32(moreIds, gotMore)).filter((l) => !probed[l]).sort(byScore)];
+            const go = () => size < k || spent < budget;
+            for (let st = 0; st < 2 && go(); st++) {
+              if (st === 1) {
+                if (gotMore >= this.nlist) break;
+                const rest: number[] = [];
+                for (let l = 0; l < this.nlist; l++) if (!probed[l]) rest.push(l);
+                stages.push(rest.sort(byScore));
               }
-              scanList(rest[i]);
+              for (const l of stages[st]) {
+                if (!go()) break;
+                probed[l] = 1;
+                if (byBudget) {
+                  const e = this.eligibleIn(l, excluded!);
+                  if (e === 0) continue;
+                  spent += e;
+                }
+                scanList(l);
+              }
             }
           }
         } finally {
