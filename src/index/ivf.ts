@@ -300,7 +300,10 @@ export class IvfIndex implements VectorIndex {
           const got = kern.topkPush(cScores, this.nlist, 0, centroidSign, probeKeys, probeIds, nprobe, 0);
           const lists = mem.u32(probeIds, got).slice().sort();
           probed.fill(0);
-          let budget = 0, spent = 0;
+          // under a filter: as many eligible rows as the nprobe nearest lists hold, and as many
+          // lists holding an eligible row as nprobe (a mask dense in a few regions fills the row
+          // budget in a few lists that are not all the ones holding the nearest eligible rows)
+          let budget = 0, spent = 0, counted = 0;
           if (byBudget) {
             for (const l of lists) budget += this.starts[l + 1] - this.starts[l];
             budget *= eligible!;
@@ -311,10 +314,11 @@ export class IvfIndex implements VectorIndex {
               const e = this.eligibleIn(l, excluded!);
               if (e === 0) continue;
               spent += e;
+              counted++;
             }
             scanList(l);
           }
-          if ((size < k || spent < budget) && got < this.nlist) {
+          if ((size < k || (byBudget && (spent < budget || counted < nprobe))) && got < this.nlist) {
             // too few eligible rows in the probed lists (or, under a filter's budget, too few
             // eligible rows scanned): go on with the next closest lists, nearest first. The next
             // 3 * nprobe come from one more top-k kernel call; only beyond them are all lists sorted.
@@ -324,7 +328,7 @@ export class IvfIndex implements VectorIndex {
             const more = alloc(wide * 4), moreIds = alloc(wide * 4);
             const gotMore = kern.topkPush(cScores, this.nlist, 0, centroidSign, more, moreIds, wide, 0);
             const stages = [Array.from(mem.u32(moreIds, gotMore)).filter((l) => !probed[l]).sort(byScore)];
-            const go = () => size < k || spent < budget;
+            const go = () => size < k || (byBudget && (spent < budget || counted < nprobe));
             for (let st = 0; st < 2 && go(); st++) {
               if (st === 1) {
                 if (gotMore >= this.nlist) break;
@@ -339,6 +343,7 @@ export class IvfIndex implements VectorIndex {
                   const e = this.eligibleIn(l, excluded!);
                   if (e === 0) continue;
                   spent += e;
+                  counted++;
                 }
                 scanList(l);
               }
