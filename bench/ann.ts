@@ -28,7 +28,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { BENCH_DIR, DATA_DIR, fail, loadProduct, machineInfo, median, normaliseRows, optionValue, percentile, positiveInt, ROOT, round, runMain, seeded, type Dataset, type Quiver } from './common.js';
+import { BENCH_DIR, DATA_DIR, fail, gatherRows, loadProduct, machineInfo, median, normaliseRows, optionValue, percentile, positiveInt, ROOT, round, runMain, seeded, seededSample, type Dataset, type Quiver } from './common.js';
 
 const K = 10;
 /** Seed of the GloVe base/query split and of every --base subsample. */
@@ -198,23 +198,6 @@ interface AnnDataset extends Dataset {
   key: string;
   /** msmarco: the shipped exact top-100 (rows of the full base), used to cross-check ours. */
   shippedTruth?: Int32Array;
-}
-
-/** `count` distinct values of [0, n), chosen by a seeded partial Fisher-Yates shuffle. */
-function seededSample(n: number, count: number, seed: number): Int32Array {
-  const idx = Int32Array.from({ length: n }, (_, i) => i);
-  const rand = seeded(seed);
-  for (let i = 0; i < count; i++) {
-    const j = i + Math.floor(rand() * (n - i));
-    const t = idx[i]; idx[i] = idx[j]; idx[j] = t;
-  }
-  return idx.slice(0, count);
-}
-
-function gatherRows(src: Float32Array, rows: ArrayLike<number>, d: number): Float32Array {
-  const out = new Float32Array(rows.length * d);
-  for (let i = 0; i < rows.length; i++) out.set(src.subarray(rows[i] * d, (rows[i] + 1) * d), i * d);
-  return out;
 }
 
 /** --base N: a seeded subsample of N base rows (kept in their original order). */

