@@ -4,7 +4,8 @@
 // SCORER_WORDS), which also holds the plain JS twin of both kernels.
 import { dotManyF16, l2ManyF16 } from './dense';
 import { dotRow, l2Row } from './rows';
-import { sqDotU8, sqDotU4, sqL2U8, sqL2U4 } from './scalar';
+import { lvqScore, sqDotU8, sqDotU4, sqL2U8, sqL2U4 } from './scalar';
+import { rabitqScan, rabitqScanDirect } from './rabitq';
 
 // graph header: byte offsets of its u32 words
 const G_COUNT: usize = 0; // nodes inserted so far
@@ -31,6 +32,7 @@ const G_SCORED: usize = 80; // codes scored by the last call (a statistic)
 const G_NBUF: usize = 84; // u32[(M0 + 1) * (M0 + 1)]: a node's unvisited neighbours (two-hop: theirs too), gathered before scoring
 const G_HEAPCAP: usize = 88; // entries of each heap and work list (ef is kept below it)
 const G_TWOHOP: usize = 92; // 1: a level-0 search with a mask expands masked neighbours to their neighbours (ACORN-1)
+const G_LOCKS: usize = 96; // u32[cap] per-node spin locks of a concurrent build on shared memory (0 = one thread, no locking)
 
 // scorer: byte offsets of its words
 const S_KIND: usize = 0;
@@ -41,7 +43,9 @@ const S_BIAS: usize = 16; // f32
 const S_P0: usize = 20; // query (or query-side table)
 const S_P1: usize = 24; // second query-side array (weights of the L2 SQ kernels)
 const S_CODES: usize = 28; // row 0 of the codes (or f32 vectors)
-const S_OUT: usize = 32; // f32 scratch of 1
+const S_OUT: usize = 32; // pointer to an f32 scratch of 1 (the struct's own word 10)
+const S_AUX: usize = 36; // f32: LVQ: sum of the query values
+const S_BITS: usize = 44; // u32: LVQ: bits1 | bits2 << 8; RaBitQ planes: codeBits | queryBits << 8; RaBitQ direct: 4 or 8
 
 const NONE: u32 = 0xffffffff;
 /** Where the early loads of searchLayer land (kept so that the optimizer keeps them). */
@@ -65,7 +69,18 @@ let sink: u32 = 0;
   if (kind == 5) sqDotU8(p0, scale, row, 1, d, stride, bias, out);
   else if (kind == 6) sqL2U8(p0, p1, row, 1, d, stride, bias, out);
   else if (kind == 7) sqDotU4(p0, scale, row, 1, d, stride, bias, out);
-  else sqL2U4(p0, p1, row, 1, d, stride, bias, out);
+  else if (kind == 8) sqL2U4(p0, p1, row, 1, d, stride, bias, out);
+  else {
+    const bits = load<u32>(s + S_BITS);
+    // LVQ: p0 = i16 query, p1 = split i16 query; the kernel adds the bias
+    if (kind <= 10) lvqScore(p0, p1, scale, load<f32>(s + S_AUX), row, 1, d, stride, <i32>(bits & 0xff), <i32>(bits >> 8), kind - 9, bias, out);
+    // RaBitQ: p0 = quantized query, p1 = its f32[8] params (outBias included); d = the rotated D
+    else {
+      if (kind == 11) rabitqScan(row, 1, stride, <i32>(bits & 0xff), d >> 3, p0, <i32>(bits >> 8), p1, out, 0);
+      else rabitqScanDirect(row, 1, stride, d, <i32>bits, p0, p1, out, 0);
+      return load<f32>(out) + bias;
+    }
+  }
   return load<f32>(out);
 }
 
@@ -77,6 +92,23 @@ let sink: u32 = 0;
   if (level == 0) return gptr(g, G_LEVEL0) + ((<usize>node * (<usize>g32(g, G_M0) + 1)) << 2);
   const off = <usize>load<u32>(gptr(g, G_UPPEROFF) + (<usize>node << 2));
   return gptr(g, G_UPPER) + ((off + <usize>(level - 1) * (<usize>g32(g, G_M) + 1)) << 2);
+}
+
+// Concurrent builds (several threads calling hnswInsert on one shared memory, each with its own
+// header copy and scratch) lock a node while writing its lists; searches read lists without
+// locks: a list read during a rewrite mixes old and new ids, all of them valid nodes (hnswlib
+// locks reads too; the torn read only costs a slightly different candidate set).
+@inline function lockNode(g: usize, node: u32): void {
+  const locks = gptr(g, G_LOCKS);
+  if (locks == 0) return;
+  const p = locks + (<usize>node << 2);
+  while (atomic.cmpxchg<u32>(p, 0, 1) != 0) {}
+}
+
+@inline function unlockNode(g: usize, node: u32): void {
+  const locks = gptr(g, G_LOCKS);
+  if (locks == 0) return;
+  atomic.store<u32>(locks + (<usize>node << 2), 0);
 }
 
 @inline function isExcluded(bits: usize, id: u32): bool {
@@ -276,6 +308,12 @@ function selectNeighbours(s: usize, keys: usize, ids: usize, n: i32, m: i32, out
 
 /** Adds `node` to nb's list on `level`, re-selecting nb's neighbours when the list is full. */
 function addLink(g: usize, s: usize, nb: u32, node: u32, score: f32, level: i32): void {
+  lockNode(g, nb);
+  addLinkLocked(g, s, nb, node, score, level);
+  unlockNode(g, nb);
+}
+
+function addLinkLocked(g: usize, s: usize, nb: u32, node: u32, score: f32, level: i32): void {
   const mmax = level == 0 ? <i32>g32(g, G_M0) : <i32>g32(g, G_M);
   const list = linksOf(g, nb, level);
   const deg = <i32>load<u32>(list);
@@ -311,6 +349,9 @@ function addLink(g: usize, s: usize, nb: u32, node: u32, score: f32, level: i32)
  * levels and upper-level slots already set) into the graph g, using the build scorer s: kind 1
  * (dot) or 2 (L2) over the f32 rows at S_CODES, one row per node. Nodes not yet inserted have
  * empty lists and are never linked to. efConstruction = beam width of the insertion searches.
+ * Concurrent calls on one shared memory (src/index/hnsw-graph.ts insertConcurrently) each get a
+ * header copy with their own scratch and a LOCKS array, and must not change the entry node: the
+ * caller inserts the highest-level node first, alone.
  */
 export function hnswInsert(g: usize, s: usize, nodes: usize, n: u32, efConstruction: i32): void {
   const m = <i32>g32(g, G_M);
@@ -344,8 +385,10 @@ export function hnswInsert(g: usize, s: usize, nodes: usize, n: u32, efConstruct
       curScore = load<f32>(tk);
       const kept = selectNeighbours(s, tk, ti, rs, m, sk, si);
       const list = linksOf(g, node, l);
+      lockNode(g, node);
       for (let t = 0; t < kept; t++) store<u32>(list + 4 + (<usize>t << 2), load<u32>(si + (<usize>t << 2)));
       store<u32>(list, kept);
+      unlockNode(g, node);
       for (let t = 0; t < kept; t++) {
         addLink(g, s, load<u32>(si + (<usize>t << 2)), node, load<f32>(sk + (<usize>t << 2)), l);
       }

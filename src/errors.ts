@@ -21,7 +21,9 @@ export type QuiverErrorCode =
   | 'TRAINING_FAILED'
   | 'INCOMPATIBLE_CODES'
   | 'OUT_OF_MEMORY'
-  | 'MISSING_DEPENDENCY';
+  | 'MISSING_DEPENDENCY'
+  /** A failure inside the engine's own machinery (e.g. a build thread died); the operation did not take effect. */
+  | 'INTERNAL';
 
 export class QuiverError extends Error {
   readonly code: QuiverErrorCode;

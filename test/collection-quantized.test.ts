@@ -95,7 +95,7 @@ describe('collections with compressed indexes', () => {
   });
 
   it('bad specs are UNKNOWN_SPEC naming the grammar', () => {
-    for (const bad of ['Flat,Nope', 'HNSW2', 'HNSW32,RaBitQ4', 'IVF,Rerank', 'Flat,Rerank', 'Flat,SQ8,Rerank0']) {
+    for (const bad of ['Flat,Nope', 'HNSW2', 'HNSW32,PQ16x4fs', 'IVF,Rerank', 'Flat,Rerank', 'Flat,SQ8,Rerank0']) {
       assert.throws(() => Collection.create({ dimension: 8, index: bad }), (e: { code?: string; message?: string }) => e.code === 'UNKNOWN_SPEC' && /grammar/.test(e.message ?? ''), bad);
     }
   });

@@ -159,6 +159,22 @@ describe('HNSW through the collection', () => {
     await col.close();
   });
 
+  it('HNSW<M>:<efConstruction> builds with that beam width and records it in the GRAPH section', async () => {
+    for (const [spec, want] of [['HNSW8:40,SQ8,Rerank', 40], ['HNSW8,SQ8,Rerank', 200]] as const) {
+      const { dir, col } = await built(spec);
+      assert.equal(col.schema.index, spec);
+      const r = recall(await col.search(queries, { k: 10, ef: 128 }), await truth);
+      assert.ok(r >= 0.9, `${spec}: recall at ef 128 ${r}`);
+      await col.close();
+      const name = readdirSync(dir).find((f) => f.endsWith('.qseg'))!;
+      const seg = await SegmentFile.open(await FsDirectory.open(dir), name);
+      const { graph, efConstruction } = readGraphSection(seg, name, seg.header.count, createKernels('js'));
+      graph.release();
+      await seg.close();
+      assert.equal(efConstruction, want, spec);
+    }
+  });
+
   it('a damaged GRAPH section is CORRUPT_FILE naming the file', async () => {
     const { dir, col } = await built('HNSW16,SQ8');
     await col.close();
@@ -191,7 +207,7 @@ describe('HNSW through the collection', () => {
   });
 
   it('specs and options: bad M, graph-incompatible quantizers and a bad ef are clear errors', async () => {
-    for (const spec of ['HNSW2', 'HNSW', 'HNSW16,RaBitQ4', 'HNSW16,PQ16x4fs,Rerank', 'HNSWx']) {
+    for (const spec of ['HNSW2', 'HNSW', 'HNSW16,BIN', 'HNSW16,PQ16x4fs,Rerank', 'HNSWx']) {
       assert.throws(() => Collection.create({ dimension: D, index: spec }), (e: Error & { code?: string }) => e.code === 'UNKNOWN_SPEC', spec);
     }
     const col = Collection.create({ dimension: 4, index: 'HNSW16,SQ8' });

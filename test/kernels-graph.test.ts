@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HnswGraph } from '../src/index/hnsw-graph.js';
-import { SCORE_KIND } from '../src/kernels/graph.js';
+import { SCORER_BYTES, SCORE_KIND, writeScorer } from '../src/kernels/graph.js';
 import { createKernels } from '../src/kernels/index.js';
 import type { Kernels } from '../src/kernels/types.js';
 import { parseFvecs } from '../src/io/vecs.js';
+import { createQuantizer } from '../src/quant/registry.js';
 import { bitsetWords, setBit } from '../src/util/bitset.js';
 import { readData } from './helpers/data.js';
 import { put } from './helpers/kernels.js';
@@ -149,6 +150,69 @@ describe('graph kernels: HNSW build and search', () => {
       got.push(res);
     }
     assert.ok(recall(got[1], got[0]) >= 0.95, `twins agree on ${recall(got[1], got[0])}`);
+  });
+
+  it('LVQ and RaBitQ score kinds: both twins walk the same graph to the same hits, scored as scoreBlock scores them', () => {
+    // every LVQ spec, and RaBitQ over each layout (planes B = 1, 2, 3, 5; nibbles B = 4; bytes
+    // B = 8; exact and fast codes); d = 130 pads RaBitQ to D = 192 (a 16-byte chunk plus an
+    // 8-byte tail of each plane), the others to D = 64 (tails only)
+    const specs = ['LVQ4', 'LVQ8', 'LVQ4x4', 'LVQ4x8', 'LVQ8x4', 'LVQ8x8', 'RaBitQ1', 'RaBitQ2', 'RaBitQ3fast', 'RaBitQ4', 'RaBitQ5', 'RaBitQ4fast', 'RaBitQ8', 'ROT,RaBitQ2', 'PCA16,LVQ4x8'];
+    const n = 300, NQ = 8, kk = 10, ef = 24;
+    for (const d of [1, 3, 17, 33, 130]) {
+      for (const metric of ['dot', 'l2'] as const) {
+        const base = randomF32(n * d, 11 * d + (metric === 'l2' ? 1 : 0));
+        const queries = randomF32(NQ * d, 500 + d);
+        for (const spec of specs) {
+          if (spec.startsWith('PCA') && d < 17) continue;
+          const kw = createKernels('wasm'), kj = createKernels('js');
+          const { graph, rows } = build(kw, base, n, d, 8, metric, 40);
+          const q = createQuantizer(spec, { dimension: d, metric, kernels: kw });
+          q.train(base, n, { seed: 3 });
+          const codes = new Uint8Array(n * q.codeSize);
+          q.encode(base, n, codes);
+          const codesPtr = put(kw, codes);
+          // everything in WASM memory first (scorers, structs, outputs), then one copy to the JS twin's
+          const scorers = Array.from({ length: NQ }, (_, i) => q.prepare(queries.subarray(i * d, (i + 1) * d)));
+          const structs = scorers.map((sc) => {
+            assert.ok(sc.rowScoring, `${spec} has rowScoring`);
+            const s = kw.memory.alloc(SCORER_BYTES);
+            writeScorer(kw.memory, s, sc.rowScoring, codesPtr);
+            return s;
+          });
+          const ids = kw.memory.alloc(kk * 4), sc = kw.memory.alloc(kk * 4), all = kw.memory.alloc(n * 4);
+          const buf = new Uint8Array(kw.memory.buffer);
+          while (kj.memory.buffer.byteLength < buf.length) kj.memory.alloc(1 << 16);
+          new Uint8Array(kj.memory.buffer).set(buf);
+          const g = graphPtr(graph);
+          const where = `${spec} d=${d} ${metric}`;
+          for (let i = 0; i < NQ; i++) {
+            scorers[i].scoreBlock(codesPtr, n, all);
+            const est = kw.memory.f32(all, n).slice();
+            const hits: { ids: number[]; scores: number[] }[] = [];
+            for (const k of [kw, kj]) {
+              const c = k.hnswSearch(g, structs[i], kk, ef, 0, ids, sc);
+              hits.push({ ids: [...k.memory.u32(ids, c)], scores: [...k.memory.f32(sc, c)] });
+            }
+            const [w, j] = hits;
+            assert.equal(w.ids.length, Math.min(kk, n), where);
+            // the graph's scores are the block scan's estimates of those rows
+            const tol = (x: number) => 1e-5 * (1 + Math.abs(x));
+            w.ids.forEach((id, t) => assert.ok(Math.abs(w.scores[t] - est[id]) <= tol(est[id]), `${where} q${i} row ${id}: graph ${w.scores[t]}, scoreBlock ${est[id]}`));
+            if (spec.includes('RaBitQ')) {
+              // integer inner products, the same f64 arithmetic: bit-identical walks
+              assert.deepEqual(j.ids, w.ids, `${where} q${i}`);
+              assert.deepEqual(j.scores, w.scores, `${where} q${i}`);
+            } else {
+              // f32 (WASM) and f64 (JS) sums of the same integer dots: equal up to rounding
+              assert.deepEqual(j.ids, w.ids, `${where} q${i}`);
+              j.scores.forEach((x, t) => assert.ok(Math.abs(x - w.scores[t]) <= tol(x), `${where} q${i}: ${x} vs ${w.scores[t]}`));
+            }
+          }
+          for (const s of scorers) s.release();
+          graph.release();
+        }
+      }
+    }
   });
 
   it('tiny graphs: 0, 1 and 2 nodes, k above the count', () => {

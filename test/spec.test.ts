@@ -34,7 +34,7 @@ describe('index spec parser', () => {
 
   it('rejects bad text with UNKNOWN_SPEC, the offending part and the grammar', () => {
     const bad: Array<[unknown, string | undefined]> = [
-      ['', undefined], ['   ', undefined], [42, undefined], ['HNSW32,RaBitQ4', 'RaBitQ4'], ['HNSW2,SQ8', 'HNSW2'], ['IVF0', 'IVF0'], ['flat', 'flat'], ['Flat,SQ3', 'SQ3'],
+      ['', undefined], ['   ', undefined], [42, undefined], ['HNSW32,PQ16x4fs', 'PQ16x4fs'], ['HNSW2,SQ8', 'HNSW2'], ['IVF0', 'IVF0'], ['flat', 'flat'], ['Flat,SQ3', 'SQ3'],
       ['Flat,Rerank', 'Rerank'], ['Flat,SQ8,Rerank0', 'Rerank0'], ['Flat,SQ8,Rerank1001', 'Rerank1001'], ['Flat,SQ8,Reranked', 'Reranked'],
       ['Flat,Rerank,SQ8', 'Rerank'], ['Flat,SQ8,SQ4', 'SQ8'], ['Flat,PCA64', 'PCA64'], ['Flat,SQ8,ROT', 'SQ8'], ['Flat,,SQ8', undefined],
       ['Flat,PCA0,SQ8', 'PCA0'], ['Flat,SQ8,', undefined],
@@ -49,6 +49,39 @@ describe('index spec parser', () => {
         assert.match(e.message, /grammar/);
         return true;
       }, String(text));
+    }
+  });
+
+  it('HNSW takes the graph quantizers (F16, SQ8, SQ4, LVQ, RaBitQ); others are UNKNOWN_SPEC naming them', () => {
+    for (const text of ['HNSW16,LVQ8,Rerank', 'HNSW16,LVQ4x4,Rerank', 'HNSW16,LVQ8x8', 'HNSW16,RaBitQ4,Rerank', 'HNSW32,RaBitQ1,Rerank', 'HNSW16,RaBitQ2fast,Rerank', 'HNSW16,ROT,RaBitQ8,Rerank3', 'HNSW8,PCA64,LVQ4']) {
+      const spec = parseIndexSpec(text);
+      assert.equal(spec.index, 'HNSW');
+      assert.equal(formatIndexSpec(spec), text);
+    }
+    // a bare Rerank on a graph oversamples (HNSW keeps no bounds): the segment asks rerankRule(spec, false)
+    assert.deepEqual(rerankRule(parseIndexSpec('HNSW16,RaBitQ4,Rerank'), false), { factor: 4 });
+    for (const [text, part] of [['HNSW16,PQ16x4fs,Rerank', 'PQ16x4fs'], ['HNSW16,PQ32x8', 'PQ32x8'], ['HNSW16,BIN,Rerank', 'BIN'], ['HNSW16,ROT,PQ16x4fs', 'PQ16x4fs']]) {
+      assert.throws(() => parseIndexSpec(text), (e: unknown) => {
+        assert.ok(e instanceof QuiverError, `${text}: ${String(e)}`);
+        assert.equal(e.code, 'UNKNOWN_SPEC', text);
+        assert.equal(e.details.part, part, text);
+        assert.match(e.message, /HNSW traverses F16, SQ8, SQ4, LVQ.*RaBitQ.* codes or full-precision vectors/, text);
+        assert.match(e.message, /scanned by Flat and IVF only/, text);
+        return true;
+      }, text);
+      // the same quantizer is fine where codes are scanned
+      assert.equal(parseIndexSpec(text.replace(/^HNSW16/, 'IVF')).quantizer, part);
+    }
+  });
+
+  it('parses HNSW efConstruction (HNSW<M>:<efConstruction>): default when omitted, bounds checked, canonical text kept', () => {
+    assert.equal(parseIndexSpec('HNSW16,SQ8,Rerank').efConstruction, null);
+    const s = parseIndexSpec('HNSW32:400,SQ8,Rerank');
+    assert.equal(s.m, 32);
+    assert.equal(s.efConstruction, 400);
+    for (const text of ['HNSW32:400,SQ8,Rerank', 'HNSW8:10', 'HNSW128:4096,F16', 'HNSW16']) assert.equal(formatIndexSpec(parseIndexSpec(text)), text);
+    for (const [text, part] of [['HNSW16:9', 'HNSW16:9'], ['HNSW16:4097', 'HNSW16:4097'], ['HNSW16:', 'HNSW16:'], ['HNSW16:x', 'HNSW16:x'], ['HNSW:200', 'HNSW:200']]) {
+      assert.throws(() => parseIndexSpec(text), (e: unknown) => e instanceof QuiverError && e.code === 'UNKNOWN_SPEC' && e.details.part === part, text);
     }
   });
 

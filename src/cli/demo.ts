@@ -61,7 +61,7 @@ export async function runDemo(o: DemoOptions, out: (line: string) => void = cons
       ...(approximate ? { sealRows: total + 1 } : {}),
       onEvent: (e) => {
         if (e.type !== 'index-progress' || o.json) return;
-        const label = e.phase === 'graph' ? 'building graph' : 'calibrating recall';
+        const label = e.phase === 'graph' ? `building graph${e.threads && e.threads > 1 ? ` (${e.threads} threads)` : ''}` : 'calibrating recall';
         let bar = bars.get(label);
         if (!bar) { bar = new Progress(label, e.total, e.phase === 'graph' ? 'vectors' : 'steps'); bars.set(label, bar); }
         bar.update(e.done, e.total);

@@ -5,6 +5,7 @@ import type { FilterPath } from '../filter/plan.js';
 import type { Filter } from '../filter/types.js';
 import { kernelFactory, type KernelChoice } from '../kernels/index.js';
 import type { Kernels } from '../kernels/types.js';
+import { graphBuildThreads, type GraphBuildThreads } from '../index/build-threads.js';
 import { MemoryDirectory, type Directory } from '../storage/directory.js';
 import { parseIndexSpec } from '../index/spec.js';
 import type { IndexSearchParams } from '../index/types.js';
@@ -20,6 +21,13 @@ export type { CollectionSchema, NormalizedSchema } from './schema.js';
 export interface CollectionOptions {
   /** Kernel implementation: 'auto' (WASM SIMD when available), 'wasm' or 'js'. */
   kernels?: KernelChoice;
+  /**
+   * Threads that build a large segment's HNSW graph (1..256). Default: the machine's cores (at
+   * most 8) where the platform offers threads on shared memory (Node with quiverdb/node), else 1.
+   * 1 builds on the calling thread, in slices between event-loop turns. Graphs built on several
+   * threads differ from run to run in their links (not in quality). WASM kernels only.
+   */
+  buildThreads?: number;
 }
 
 /** Options of Collection.open (durable collections). */
@@ -224,12 +232,18 @@ export interface CollectionInfo extends CollectionStats {
 const SEARCH_OPTION_KEYS = new Set(['k', 'includeMetadata', 'includeVector', 'rerank', 'ef', 'nprobe', 'recall', 'exact', 'filter', 'withStats']);
 const READ_OPTION_KEYS = new Set(['includeVector', 'includeMetadata']);
 const SCROLL_OPTION_KEYS = new Set(['includeVector', 'includeMetadata', 'limit', 'after']);
-const OPEN_OPTION_KEYS = new Set(['kernels', 'schema', 'readOnly', 'groupCommitMs', 'commitMode', 'sealRows', 'autoMerge', 'minQuantizedRows', 'mergePolicy', 'onEvent', 'faults']);
+const OPEN_OPTION_KEYS = new Set(['kernels', 'buildThreads', 'schema', 'readOnly', 'groupCommitMs', 'commitMode', 'sealRows', 'autoMerge', 'minQuantizedRows', 'mergePolicy', 'onEvent', 'faults']);
 
 /** Opens a filesystem path as a Directory; registered by quiverdb/node. */
 let pathDirectory: ((path: string, create: boolean) => Promise<Directory>) | null = null;
 
 /** Lets quiverdb/node teach Collection.open to accept filesystem paths. */
+/** The graph build threads for a collection (null: build on the calling thread). */
+function resolveBuildThreads(threads: number | undefined, kernels: string): GraphBuildThreads | null {
+  if (threads !== undefined) checkPositiveInt(threads, 'buildThreads', 256);
+  return kernels === 'js' ? null : graphBuildThreads(threads);
+}
+
 export function registerPathDirectory(factory: (path: string, create: boolean) => Promise<Directory>): void {
   pathDirectory = factory;
 }
@@ -268,11 +282,12 @@ export class Collection {
   static create(schema: CollectionSchema, options: CollectionOptions = {}): Collection {
     const s = normalizeSchema(schema);
     const { newKernels, name } = kernelFactory(options.kernels);
+    const buildThreads = resolveBuildThreads(options.buildThreads, name);
     // memory holds nothing durable: no WAL; an exact index never seals (one growing segment),
     // a compressed or graph/IVF one seals to train its quantizer and build its index
     const parsed = parseIndexSpec(s.index);
     const exact = parsed.index === 'Flat' && parsed.quantizer === null;
-    const engine = Engine.createInMemory(new MemoryDirectory(), s, { newKernels, wal: false, sealRows: exact ? Infinity : undefined });
+    const engine = Engine.createInMemory(new MemoryDirectory(), s, { newKernels, buildThreads, wal: false, sealRows: exact ? Infinity : undefined });
     return new Collection(engine, name);
   }
 
@@ -288,6 +303,7 @@ export class Collection {
     for (const key of Object.keys(options)) {
       if (!OPEN_OPTION_KEYS.has(key)) throw new QuiverError('INVALID_ARGUMENT', `unknown open option "${key}" (allowed: ${[...OPEN_OPTION_KEYS].join(', ')})`, { field: key });
     }
+    if (options.buildThreads !== undefined) checkPositiveInt(options.buildThreads, 'buildThreads', 256);
     const schema = options.schema === undefined ? undefined : normalizeSchema(options.schema);
     let dir: Directory;
     if (typeof target === 'string') {
@@ -315,8 +331,9 @@ export class Collection {
     }
     if (options.onEvent !== undefined && typeof options.onEvent !== 'function') throw new QuiverError('INVALID_ARGUMENT', `onEvent must be a function, got ${describe(options.onEvent)}`, { field: 'onEvent' });
     const { newKernels, name } = kernelFactory(options.kernels);
+    const buildThreads = resolveBuildThreads(options.buildThreads, name);
     const engine = await Engine.open(dir, schema, {
-      newKernels, readOnly: options.readOnly, groupCommitMs: options.groupCommitMs, perCallCommit: options.commitMode === 'per-call', sealRows: options.sealRows,
+      newKernels, buildThreads, readOnly: options.readOnly, groupCommitMs: options.groupCommitMs, perCallCommit: options.commitMode === 'per-call', sealRows: options.sealRows,
       autoMerge: options.autoMerge, minQuantizedRows: options.minQuantizedRows === undefined ? undefined : checkPositiveInt(options.minQuantizedRows, 'minQuantizedRows'),
       segmentsPerTier: mp.segmentsPerTier, maxDeletedRatio: mp.maxDeletedRatio,
       onEvent: options.onEvent, faults: options.faults, wal: true, walMaxRecordBytes: testHooks.walMaxRecordBytes,

@@ -2,6 +2,7 @@ import { QuiverError } from '../errors.js';
 import type { FieldDef } from '../fields/types.js';
 import type { IndexSearchParams } from '../index/types.js';
 import type { Kernels } from '../kernels/types.js';
+import type { GraphBuildThreads } from '../index/build-threads.js';
 import type { Directory, DirectoryLock } from '../storage/directory.js';
 import { readManifest, writeManifest, type ManifestSchema, type ManifestSegment, type ManifestState } from '../storage/manifest.js';
 import { encodeDelete, encodeUpsert, type RecordField, type UpsertEntry } from '../storage/records.js';
@@ -37,6 +38,8 @@ import { CollectionState, inverseNorm } from './state.js';
 export interface EngineOptions {
   /** Makes the kernels of one segment (each segment has its own kernel memory). */
   newKernels: () => Kernels;
+  /** Threads for large graph builds (null or absent: on the calling thread). */
+  buildThreads?: GraphBuildThreads | null;
   /** Write the WAL (default: when the directory is durable). */
   wal?: boolean;
   readOnly?: boolean;
@@ -96,6 +99,7 @@ export class Engine implements MaintenanceHost {
   readonly state: CollectionState;
   readonly lane: CommitLane;
   readonly newKernels: () => Kernels;
+  readonly buildThreads: GraphBuildThreads | null;
   readonly minQuantizedRows: number;
   readonly policy: MergePolicy;
   readonly faults: ((point: string) => void) | undefined;
@@ -118,6 +122,7 @@ export class Engine implements MaintenanceHost {
     this.walEnabled = o.wal ?? dir.durable;
     this.walMaxRecordBytes = o.walMaxRecordBytes ?? MAX_RECORD_BYTES;
     this.newKernels = o.newKernels;
+    this.buildThreads = o.buildThreads ?? null;
     const d = manifest.schema.dimension;
     const sealRows = o.sealRows ?? Math.max(4096, Math.floor((64 << 20) / (d * 4)));
     this.state = new CollectionState(manifest, o.newKernels, sealRows);

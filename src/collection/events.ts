@@ -8,8 +8,9 @@ export type EngineEvent =
   /**
    * Progress of building a segment's index (seal or merge): `phase` 'graph' (HNSW insertion),
    * 'calibration' (measuring recall for recall targets); done of total units. At most ~10 per second.
+   * threads: for 'graph', the threads inserting (1 = on the event loop's thread, in slices).
    */
-  | { type: 'index-progress'; segment: number; phase: 'graph' | 'calibration'; done: number; total: number }
+  | { type: 'index-progress'; segment: number; phase: 'graph' | 'calibration'; done: number; total: number; threads?: number }
   /**
    * graphFrom: the input whose HNSW graph the merged segment was built from (its other rows
    * inserted); listsFrom: the input whose IVF centroids and quantizer were offered, retrained:

@@ -1,6 +1,7 @@
 import { QuiverError } from '../errors.js';
 import type { FieldValues } from '../fields/types.js';
 import type { Kernels } from '../kernels/types.js';
+import type { GraphBuildThreads } from '../index/build-threads.js';
 import type { Directory } from '../storage/directory.js';
 import { writeManifest, type ManifestState } from '../storage/manifest.js';
 import { SECTION, segmentFileName, SegmentFile } from '../storage/segment-file.js';
@@ -28,6 +29,7 @@ export interface MaintenanceHost {
   /** The current WAL writer (null without a WAL); a seal starts the next generation. */
   wal: WalWriter | null;
   readonly newKernels: () => Kernels;
+  readonly buildThreads: GraphBuildThreads | null;
   readonly minQuantizedRows: number;
   readonly policy: MergePolicy;
   readonly faults: ((point: string) => void) | undefined;
@@ -210,7 +212,7 @@ export class Maintenance {
         number, dimension: d, metric: st.schema.metric, count: rows.length, minSeq, maxSeq,
         vectorChunks: () => liveVectorChunks(sources, rows, d),
         ids, metadataJson: meta, values, fields,
-        index: { spec: st.spec, kernels: h.newKernels(), minRows: h.minQuantizedRows, donor: donor && { ...donor, onReuse } as IndexDonor, progress: throttledProgress((phase, done, total) => h.emit({ type: 'index-progress', segment: number, phase, done, total })) },
+        index: { spec: st.spec, kernels: h.newKernels(), threads: h.buildThreads, minRows: h.minQuantizedRows, donor: donor && { ...donor, onReuse } as IndexDonor, progress: throttledProgress((phase, done, total, threads) => h.emit({ type: 'index-progress', segment: number, phase, done, total, ...(threads !== undefined ? { threads } : {}) })) },
       }, h.faults);
       let segment: SealedSegment;
       const file = reuse ? await SegmentFile.open(h.dir, name) : null;
@@ -287,11 +289,11 @@ export class Maintenance {
 /** `report`, called at most every 100 ms (and always for a phase's last unit). */
 function throttledProgress(report: IndexProgress): IndexProgress {
   let last = 0;
-  return (phase, done, total) => {
+  return (phase, done, total, threads) => {
     const now = Date.now();
     if (done < total && now - last < 100) return;
     last = now;
-    report(phase, done, total);
+    report(phase, done, total, threads);
   };
 }
 

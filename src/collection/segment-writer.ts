@@ -3,6 +3,7 @@ import type { FieldDef, FieldValues } from '../fields/types.js';
 import { planIndex, scaleRow, type IndexDonor, type IndexProgress } from '../index/segment-index.js';
 import type { IndexSpec } from '../index/spec.js';
 import type { Kernels } from '../kernels/types.js';
+import type { GraphBuildThreads } from '../index/build-threads.js';
 import type { Directory } from '../storage/directory.js';
 import { encodeStringColumn, SECTION, segmentFileName, SegmentWriter } from '../storage/segment-file.js';
 import type { Metric } from './validate.js';
@@ -29,7 +30,7 @@ export interface SegmentRows {
    * The collection's index spec: a compressed spec trains a quantizer (on scratch `kernels`) and
    * writes a CODES section when the segment has at least `minRows` rows.
    */
-  index: { spec: IndexSpec; kernels: Kernels; minRows: number; donor?: IndexDonor; progress?: IndexProgress };
+  index: { spec: IndexSpec; kernels: Kernels; threads?: GraphBuildThreads | null; minRows: number; donor?: IndexDonor; progress?: IndexProgress };
 }
 
 /**
@@ -45,7 +46,7 @@ export async function writeSegmentFile(dir: Directory, rows: SegmentRows, fault?
   try {
     const d = rows.dimension;
     const norms = transientFloats(rows.count);
-    const plan = planIndex(rows.index.spec, d, rows.metric, rows.count, rows.index.minRows, rows.number, rows.index.kernels, rows.index.donor);
+    const plan = planIndex(rows.index.spec, d, rows.metric, rows.count, rows.index.minRows, rows.number, rows.index.kernels, rows.index.donor, rows.index.threads ?? null);
     const sample = plan ? transientFloats(plan.sampleRows * d) : null;
     let sampled = 0;
     let row = 0;

@@ -1,6 +1,7 @@
 import { QuiverError } from '../errors.js';
-import { GRAPH_HEADER_BYTES, GRAPH_HEAP_CAP, GRAPH_WORDS, NO_NODE, SCORER_BYTES, SCORER_WORDS, SCORE_KIND, type RowScoring } from '../kernels/graph.js';
+import { GRAPH_HEADER_BYTES, GRAPH_HEAP_CAP, GRAPH_WORDS, NO_NODE, SCORER_BYTES, SCORE_KIND, writeScorer, type RowScoring } from '../kernels/graph.js';
 import type { Kernels } from '../kernels/types.js';
+import type { GraphBuildThreads } from './build-threads.js';
 import { Rng } from '../math/rng.js';
 
 /**
@@ -193,23 +194,89 @@ export class HnswGraph {
 
   /** Inserts the listed nodes, in order (each below the capacity and not yet inserted). */
   insertNodes(rows: number, d: number, metric: 'dot' | 'l2', nodes: Uint32Array, efConstruction: number): void {
-    this.checkLive();
-    if (!this.inserted) this.inserted = new Uint8Array(this.cap).fill(1, 0, this.count);
-    for (const n of nodes) {
-      if (!(n < this.cap) || this.inserted[n]) {
-        throw new QuiverError('INVALID_ARGUMENT', `graph insert: node ${n} is ${n < this.cap ? 'already in the graph' : `outside the capacity ${this.cap}`}`, { expected: `a new node < ${this.cap}`, received: n });
-      }
-    }
+    this.checkNew(nodes);
     const mem = this.kernels.memory;
     const list = mem.alloc(Math.max(4, nodes.length * 4));
     const s = this.scorer({ kind: metric === 'l2' ? SCORE_KIND.F32_L2 : SCORE_KIND.F32_DOT, d, stride: d * 4, scale: 0, bias: 0, p0: rows, p1: 0 }, rows);
     try {
       mem.u32(list, nodes.length).set(nodes);
       this.kernels.hnswInsert(this.g, s, list, nodes.length, efConstruction);
-      for (const n of nodes) this.inserted[n] = 1;
+      for (const n of nodes) this.inserted![n] = 1;
     } finally {
       mem.release(s);
       mem.release(list);
+    }
+  }
+
+  /**
+   * insertNodes on `threads` (hnswlib's parallel build): every thread inserts nodes claimed in
+   * order from a shared counter, locking a node while writing its lists. This graph and `rows`
+   * must live in kernels from threads.createKernels(). The result depends on thread timing (the
+   * links differ from run to run, the quality does not). The entry node must not change while
+   * threads run, so the highest-level node goes in first, alone, when it would become the entry.
+   * onProgress(done) reports nodes inserted.
+   */
+  async insertConcurrently(threads: GraphBuildThreads, rows: number, d: number, metric: 'dot' | 'l2', nodes: Uint32Array, efConstruction: number, onProgress?: (done: number) => void): Promise<void> {
+    this.checkNew(nodes);
+    const mem = this.kernels.memory, W = GRAPH_WORDS;
+    let rest = nodes;
+    if (nodes.length > 0) {
+      const levels = mem.u8(this.header()[W.LEVELS], this.cap);
+      let top = 0;
+      for (let i = 1; i < nodes.length; i++) if (levels[nodes[i]] > levels[nodes[top]]) top = i;
+      if (this.entry === NO_NODE || levels[nodes[top]] > this.maxLevel) {
+        this.insertNodes(rows, d, metric, nodes.subarray(top, top + 1), efConstruction);
+        rest = new Uint32Array(nodes.length - 1);
+        rest.set(nodes.subarray(0, top));
+        rest.set(nodes.subarray(top + 1), top);
+        onProgress?.(1);
+      }
+    }
+    if (rest.length === 0) return;
+    const scorerOf: RowScoring = { kind: metric === 'l2' ? SCORE_KIND.F32_L2 : SCORE_KIND.F32_DOT, d, stride: d * 4, scale: 0, bias: 0, p0: rows, p1: 0 };
+    const temp: number[] = [];
+    const alloc = (bytes: number) => { const p = mem.alloc(Math.max(4, bytes)); temp.push(p); return p; };
+    try {
+      const locks = alloc(this.cap * 4);
+      const list = alloc(rest.length * 4);
+      const counter = alloc(8);
+      const headers: number[] = [], scorers: number[] = [];
+      const hc = this.heapCap, lists = (n: number) => alloc(n * 4);
+      const n = Math.max(1, Math.min(threads.threads, Math.ceil(rest.length / 64)));
+      for (let t = 0; t < n; t++) {
+        // a header copy: the same graph arrays, its own visited tags, heaps and work lists
+        const g = alloc(GRAPH_HEADER_BYTES);
+        const visited = alloc(this.cap * 2), ck = lists(hc), ci = lists(hc), rk = lists(hc), ri = lists(hc), tk = lists(hc), ti = lists(hc);
+        const sk = lists(this.m0 + 2), si = lists(this.m0 + 2), nbuf = lists((this.m0 + 1) * (this.m0 + 1));
+        const h = mem.u32(g, GRAPH_HEADER_BYTES / 4);
+        h.set(this.header());
+        h[W.VISITED] = visited; h[W.EPOCH] = 0; h[W.CKEYS] = ck; h[W.CIDS] = ci; h[W.RKEYS] = rk; h[W.RIDS] = ri; h[W.TKEYS] = tk; h[W.TIDS] = ti;
+        h[W.SKEYS] = sk; h[W.SIDS] = si; h[W.NBUF] = nbuf; h[W.TWOHOP] = 0; h[W.LOCKS] = locks;
+        headers.push(g);
+        const s = this.scorer(scorerOf, rows);
+        temp.push(s);
+        scorers.push(s);
+      }
+      mem.u32(list, rest.length).set(rest);
+      const before = nodes.length - rest.length;
+      await threads.run(this.kernels, { headers, scorers, nodes: list, count: rest.length, chunk: 16, efConstruction, counter }, onProgress && ((done) => onProgress(before + done)));
+      const h = this.header();
+      h[W.COUNT] += rest.length;
+      for (const node of rest) this.inserted![node] = 1;
+    } finally {
+      for (const p of temp) mem.release(p);
+    }
+  }
+
+  private checkNew(nodes: Uint32Array): void {
+    this.checkLive();
+    if (!this.inserted) this.inserted = new Uint8Array(this.cap).fill(1, 0, this.count);
+    const seen = new Set<number>();
+    for (const n of nodes) {
+      if (!(n < this.cap) || this.inserted[n] || seen.has(n)) {
+        throw new QuiverError('INVALID_ARGUMENT', `graph insert: node ${n} is ${n < this.cap ? (seen.has(n) ? 'listed twice' : 'already in the graph') : `outside the capacity ${this.cap}`}`, { expected: `a new node < ${this.cap}`, received: n });
+      }
+      seen.add(n);
     }
   }
 
@@ -234,9 +301,7 @@ export class HnswGraph {
   private scorer(r: RowScoring, rows: number): number {
     const mem = this.kernels.memory;
     const s = mem.alloc(SCORER_BYTES);
-    const u = mem.u32(s, SCORER_BYTES / 4), f = mem.f32(s, SCORER_BYTES / 4), S = SCORER_WORDS;
-    u[S.KIND] = r.kind; u[S.D] = r.d; u[S.STRIDE] = r.stride; f[S.SCALE] = r.scale; f[S.BIAS] = r.bias;
-    u[S.P0] = r.p0; u[S.P1] = r.p1; u[S.CODES] = rows; u[S.OUT] = s + 40;
+    writeScorer(mem, s, r, rows);
     return s;
   }
 

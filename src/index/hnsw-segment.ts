@@ -4,6 +4,7 @@ import { createQuantizer } from '../quant/registry.js';
 import type { Quantizer } from '../quant/types.js';
 import { SECTION, type SegmentFile } from '../storage/segment-file.js';
 import { readCodes, writeCodesSection } from './codes-section.js';
+import { MIN_THREADED_INSERTS, type GraphBuildThreads } from './build-threads.js';
 import { HnswGraph } from './hnsw-graph.js';
 import { readGraphSection, writeGraphSection } from './hnsw-section.js';
 import { HnswIndex } from './hnsw.js';
@@ -21,7 +22,7 @@ import type { VectorIndex } from './types.js';
  * links are those of the true neighbourhoods; searches traverse it on the codes.
  */
 
-/** Beam width of insertions (hnswlib's and the peers' usual 200; chosen a priori). */
+/** Beam width of insertions unless the spec sets it (HNSW<M>:<efConstruction>): hnswlib's and the peers' usual 200, chosen a priori. */
 export const DEFAULT_EF_CONSTRUCTION = 200;
 /** ef settings a calibration measures (recall targets choose among them). */
 export const EF_LADDER = [10, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512];
@@ -47,17 +48,23 @@ export interface GraphDonor {
 /** A merge reuses the largest input's graph unless more than this fraction of its rows is dropped. */
 export const MAX_DONOR_DROPPED = 0.1;
 
-export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metric, count: number, minRows: number, seed: number, kernels: Kernels, donor?: GraphDonor): IndexPlan | null {
+export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metric, count: number, minRows: number, seed: number, scratch: Kernels, donor?: GraphDonor, threads: GraphBuildThreads | null = null): IndexPlan | null {
+  const reused = donor && donor.graph.m === spec.m ? donor.map.reduce((a, v) => a + (v === -1 ? 0 : 1), 0) : 0;
+  // a large build runs on threads: the graph, its rows, the quantizer and the calibration then
+  // live in kernels on shared memory (the scratch kernels stay unused)
+  const threaded = threads !== null && scratch.name !== 'js' && count - reused >= MIN_THREADED_INSERTS ? threads : null;
+  const kernels = threaded ? threaded.createKernels() : scratch;
   const quantSpec = quantizerSpecOf(spec);
   const q: Quantizer | null = quantSpec ? createQuantizer(quantSpec, { dimension, metric: metric === 'l2' ? 'l2' : 'dot', kernels }) : null;
   if (count < Math.max(minRows, q?.minTrainingVectors ?? 0)) return null;
   const stride = q ? Math.max(1, Math.ceil(count / MAX_TRAINING_SAMPLE)) : count;
   const sampleRows = Math.ceil(count / stride);
   const m = spec.m!;
+  const efConstruction = spec.efConstruction ?? DEFAULT_EF_CONSTRUCTION;
   return {
     sampleStride: stride,
     sampleRows,
-    reusedRows: donor && donor.graph.m === m ? donor.map.reduce((a, v) => a + (v === -1 ? 0 : 1), 0) : 0,
+    reusedRows: reused,
     async write(w, sample, chunks, norms, progress) {
       q?.train(sample, sampleRows, { seed });
       const d = dimension, mem = kernels.memory;
@@ -93,13 +100,14 @@ export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metri
         const inSample = new Uint8Array(count);
         if (sample) for (const s of sample) inSample[s] = 1;
         const first = graph.count;
-        const graphProgress = progress ? (done: number) => progress('graph', done, count - first) : undefined;
         const main = pending.filter((i) => !inSample[i]);
-        await buildGraph(graph, rows, d, metric === 'l2' ? 'l2' : 'dot', DEFAULT_EF_CONSTRUCTION, main, graphProgress);
+        const buildThreads = threaded && main.length >= MIN_THREADED_INSERTS ? threaded.threads : 1;
+        const graphProgress = progress ? (done: number) => progress('graph', done, count - first, buildThreads) : undefined;
+        await buildGraph(graph, rows, d, metric === 'l2' ? 'l2' : 'dot', efConstruction, main, graphProgress, threaded);
         let cal: Calibration | null = donor?.calibration ?? null;
         if (sample) cal = await calibrateGraph(graph, rows, count, d, metric, q, spec.rerank !== null, sample, kernels, progress);
-        await buildGraph(graph, rows, d, metric === 'l2' ? 'l2' : 'dot', DEFAULT_EF_CONSTRUCTION, sample ?? new Uint32Array(0), graphProgress && ((done) => graphProgress(main.length + done)));
-        await writeGraphSection(w, graph, DEFAULT_EF_CONSTRUCTION);
+        await buildGraph(graph, rows, d, metric === 'l2' ? 'l2' : 'dot', efConstruction, sample ?? new Uint32Array(0), graphProgress && ((done) => graphProgress(main.length + done)));
+        await writeGraphSection(w, graph, efConstruction);
         if (cal) await writeCalibrationSection(w, cal);
       } finally {
         graph?.release();
@@ -109,8 +117,16 @@ export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metri
   };
 }
 
-/** Inserts `nodes` in order, in slices of about INSERT_SLICE_MS with a yield to the event loop between. */
-export async function buildGraph(graph: HnswGraph, rows: number, d: number, metric: 'dot' | 'l2', efConstruction: number, nodes: Uint32Array, progress?: (done: number) => void): Promise<void> {
+/**
+ * Inserts `nodes` in order: on `threads` when given and there are at least MIN_THREADED_INSERTS
+ * (the graph must then live in their kernels), else on this thread in slices of about
+ * INSERT_SLICE_MS with a yield to the event loop between.
+ */
+export async function buildGraph(graph: HnswGraph, rows: number, d: number, metric: 'dot' | 'l2', efConstruction: number, nodes: Uint32Array, progress?: (done: number) => void, threads: GraphBuildThreads | null = null): Promise<void> {
+  if (threads && nodes.length >= MIN_THREADED_INSERTS) {
+    await graph.insertConcurrently(threads, rows, d, metric, nodes, efConstruction, progress);
+    return;
+  }
   let batch = 64;
   for (let from = 0; from < nodes.length;) {
     const to = Math.min(nodes.length, from + batch);

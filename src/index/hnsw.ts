@@ -22,7 +22,7 @@ export const DEFAULT_EF_SEARCH = 64;
 export interface HnswIndexOptions {
   metric: Metric;
   dimension: number;
-  /** The quantizer whose codes are the rows (F16/SQ8/SQ4, with transforms); null = f32 rows. */
+  /** The quantizer whose codes are the rows (F16/SQ8/SQ4/LVQ/RaBitQ, with transforms); null = f32 rows. */
   quantizer: Quantizer | null;
   /** Reranking with full vectors (`{ factor }`: factor * k candidates); null = estimates only. */
   rerank: RerankRule | null;

@@ -1,5 +1,6 @@
 import type { Metric } from '../collection/validate.js';
 import type { Kernels } from '../kernels/types.js';
+import type { GraphBuildThreads } from './build-threads.js';
 import { createQuantizer } from '../quant/registry.js';
 import type { Quantizer } from '../quant/types.js';
 import { SECTION, type SegmentFile, type SegmentWriter } from '../storage/segment-file.js';
@@ -25,8 +26,8 @@ export const MAX_TRAINING_SAMPLE = 16384;
 /** Default: segments smaller than this stay exact (a full scan of them is cheap). */
 export const MIN_QUANTIZED_ROWS = 256;
 
-/** Reports progress of a long index build: phase, units done, units in all. */
-export type IndexProgress = (phase: 'graph' | 'calibration', done: number, total: number) => void;
+/** Reports progress of a long index build: phase, units done, units in all; threads building ('graph'). */
+export type IndexProgress = (phase: 'graph' | 'calibration', done: number, total: number, threads?: number) => void;
 
 /** What a segment writer must do for the index: collect a training sample, then write sections. */
 export interface IndexPlan {
@@ -45,13 +46,14 @@ export interface IndexPlan {
 /**
  * The plan for a segment of `count` rows: null when it stays exact (Flat spec, or fewer rows than
  * `minRows` or the quantizer needs). `kernels` are scratch kernels for training and encoding
- * (the written codes are loaded later into the segment's own memory).
+ * (the written codes are loaded later into the segment's own memory); `threads` build large
+ * graphs (build-threads.ts).
  */
 /** What a merge hands over from its largest input: its graph, or its IVF partition and quantizer. */
 export type IndexDonor = ({ kind: 'graph' } & GraphDonor) | ({ kind: 'ivf' } & IvfDonor);
 
-export function planIndex(spec: IndexSpec, dimension: number, metric: Metric, count: number, minRows: number, seed: number, kernels: Kernels, donor?: IndexDonor): IndexPlan | null {
-  if (spec.index === 'HNSW') return planGraphIndex(spec, dimension, metric, count, minRows, seed, kernels, donor?.kind === 'graph' ? donor : undefined);
+export function planIndex(spec: IndexSpec, dimension: number, metric: Metric, count: number, minRows: number, seed: number, kernels: Kernels, donor?: IndexDonor, threads: GraphBuildThreads | null = null): IndexPlan | null {
+  if (spec.index === 'HNSW') return planGraphIndex(spec, dimension, metric, count, minRows, seed, kernels, donor?.kind === 'graph' ? donor : undefined, threads);
   if (spec.index === 'IVF') return planIvfIndex(spec, dimension, metric, count, minRows, seed, kernels, donor?.kind === 'ivf' ? donor : undefined);
   const quantSpec = quantizerSpecOf(spec);
   if (!quantSpec) return null;

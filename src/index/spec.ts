@@ -10,18 +10,22 @@ import { DEFAULT_RERANK_FACTOR, type RerankRule } from '../query/rerank.js';
  *   'Flat,RaBitQ4,Rerank'       scan codes, then rerank with full vectors
  *   'Flat,PCA128,SQ8,Rerank10'  transforms in front of the quantizer; rerank 10*k candidates
  *   'HNSW32,SQ8,Rerank'         proximity graph (M = 32) traversed on SQ8 codes, reranked
+ *   'HNSW32:400,SQ8,Rerank'     the same, built with efConstruction 400 (default 200)
+ *   'HNSW16,RaBitQ4,Rerank'     graph traversed on RaBitQ estimates, reranked (by oversampling)
  *   'IVF1024,RaBitQ1,Rerank'    1024 inverted lists of RaBitQ codes, reranked by error bounds
  *   'IVF,PQ25x4fs,Rerank10'     IVF with nlist chosen from each segment's size
  *
  * Grammar (parts separated by commas, no spaces in canonical form):
  *   <index> [,<transform>]... [,<quantizer>] [,Rerank[<factor>]]
- *   <index>      = Flat | HNSW<M> | IVF[<nlist>]
+ *   <index>      = Flat | HNSW<M>[:<efConstruction>] | IVF[<nlist>]
  *                  M: graph degree of the upper levels (level 0 keeps 2M), 4..128;
+ *                  efConstruction: beam width of graph insertions, 10..4096 (omitted = 200);
  *                  nlist: lists per segment, 1..65536 (omitted = about 4 sqrt(rows) per segment)
  *   <transform>  = ROT | PCA<k> | LeanVec<k>        (only in front of a quantizer)
  *   <quantizer>  = any registered quantizer spec (F16, SQ8, SQ4, BIN, LVQ8, PQ16x4fs, RaBitQ4, ...)
- *   Rerank       = rerank with full vectors: bound-driven for bounded quantizers (RaBitQ),
- *                  oversampling by DEFAULT_RERANK_FACTOR (4) otherwise
+ *   Rerank       = rerank with full vectors: bound-driven for bounded quantizers (RaBitQ) on
+ *                  Flat and IVF, oversampling by DEFAULT_RERANK_FACTOR (4) otherwise (always on HNSW)
+ *   HNSW takes GRAPH_QUANTIZERS only (F16, SQ8, SQ4, LVQ, RaBitQ: scored inside the graph kernel)
  *   Rerank<f>    = oversample f*k candidates (f an integer in [1, 1000])
  */
 export interface IndexSpec {
@@ -29,6 +33,8 @@ export interface IndexSpec {
   index: IndexKind;
   /** HNSW: links per node on the upper levels (level 0 keeps 2M). */
   m?: number;
+  /** HNSW: beam width of insertions; null = DEFAULT_EF_CONSTRUCTION (200). */
+  efConstruction?: number | null;
   /** IVF: lists per segment; null = chosen from each segment's row count. */
   nlist?: number | null;
   /** Transform specs, in application order (empty without a quantizer). */
@@ -40,11 +46,19 @@ export interface IndexSpec {
 }
 
 export type IndexKind = 'Flat' | 'HNSW' | 'IVF';
-const INDEX_GRAMMAR = 'Flat | HNSW<M> (M 4..128) | IVF[<nlist>] (nlist 1..65536)';
+const INDEX_GRAMMAR = 'Flat | HNSW<M>[:<efConstruction>] (M 4..128, efConstruction 10..4096) | IVF[<nlist>] (nlist 1..65536)';
 /** Quantizers whose codes a graph search scores inside its kernel (QueryScorer.rowScoring). */
-export const GRAPH_QUANTIZERS: readonly string[] = ['F16', 'SQ8', 'SQ4'];
+export const GRAPH_QUANTIZERS: readonly string[] = [
+  'F16', 'SQ8', 'SQ4',
+  'LVQ4', 'LVQ8', 'LVQ4x4', 'LVQ4x8', 'LVQ8x4', 'LVQ8x8',
+  ...[1, 2, 3, 4, 5, 6, 7, 8].map((b) => `RaBitQ${b}`), ...[2, 3, 4, 5, 6, 7, 8].map((b) => `RaBitQ${b}fast`),
+];
+/** GRAPH_QUANTIZERS in words, for errors. */
+const GRAPH_QUANTIZER_GRAMMAR = 'F16, SQ8, SQ4, LVQ4, LVQ8, LVQ<4|8>x<4|8>, RaBitQ<B> and RaBitQ<B>fast';
 /** Bounds of HNSW's M. */
 export const HNSW_M_RANGE = [4, 128] as const;
+/** Bounds of HNSW's efConstruction. */
+export const HNSW_EF_CONSTRUCTION_RANGE = [10, 4096] as const;
 /** Bounds of IVF's nlist. */
 export const IVF_NLIST_RANGE = [1, 65536] as const;
 
@@ -90,21 +104,24 @@ export function parseIndexSpec(text: string): IndexSpec {
     quantizer = p;
   }
   if (head.index === 'HNSW' && quantizer !== null && !GRAPH_QUANTIZERS.includes(quantizer)) {
-    fail(text, `HNSW traverses ${GRAPH_QUANTIZERS.join(', ')} codes or full-precision vectors; "${quantizer}" codes are scanned by Flat and IVF only`, quantizer);
+    fail(text, `HNSW traverses ${GRAPH_QUANTIZER_GRAMMAR} codes or full-precision vectors; "${quantizer}" codes are scanned by Flat and IVF only`, quantizer);
   }
   if (rerank && quantizer === null) fail(text, 'Rerank needs a quantizer (full-precision vectors are scored exactly already)', 'Rerank');
   return { ...head, transforms, quantizer, rerank };
 }
 
-function parseIndexPart(text: string, part: string): Pick<IndexSpec, 'index' | 'm' | 'nlist'> {
+function parseIndexPart(text: string, part: string): Pick<IndexSpec, 'index' | 'm' | 'nlist' | 'efConstruction'> {
   if (part === 'Flat') return { index: 'Flat' };
-  let m = /^HNSW([0-9]{1,4})$/.exec(part);
+  let m = /^HNSW([0-9]{1,4})(?::([0-9]{1,5}))?$/.exec(part);
   if (m) {
     const M = Number(m[1]);
     if (M < HNSW_M_RANGE[0] || M > HNSW_M_RANGE[1]) fail(text, `HNSW degree M = ${M} is outside ${HNSW_M_RANGE[0]}..${HNSW_M_RANGE[1]}`, part);
-    return { index: 'HNSW', m: M };
+    if (m[2] === undefined) return { index: 'HNSW', m: M, efConstruction: null };
+    const efc = Number(m[2]);
+    if (efc < HNSW_EF_CONSTRUCTION_RANGE[0] || efc > HNSW_EF_CONSTRUCTION_RANGE[1]) fail(text, `HNSW efConstruction = ${efc} is outside ${HNSW_EF_CONSTRUCTION_RANGE[0]}..${HNSW_EF_CONSTRUCTION_RANGE[1]}`, part);
+    return { index: 'HNSW', m: M, efConstruction: efc };
   }
-  if (/^HNSW/.test(part)) fail(text, `bad graph part "${part}" (HNSW<M>, e.g. HNSW32)`, part);
+  if (/^HNSW/.test(part)) fail(text, `bad graph part "${part}" (HNSW<M> or HNSW<M>:<efConstruction>, e.g. HNSW32 or HNSW32:400)`, part);
   m = /^IVF([0-9]{1,6})?$/.exec(part);
   if (m) {
     if (m[1] === undefined) return { index: 'IVF', nlist: null };
@@ -116,9 +133,9 @@ function parseIndexPart(text: string, part: string): Pick<IndexSpec, 'index' | '
   return fail(text, `unknown index "${part}" (the first part names the index: ${INDEX_GRAMMAR})`, part);
 }
 
-/** The index part of a spec in canonical form: 'Flat', 'HNSW32', 'IVF1024' or 'IVF'. */
-export function formatIndexPart(spec: Pick<IndexSpec, 'index' | 'm' | 'nlist'>): string {
-  if (spec.index === 'HNSW') return `HNSW${spec.m}`;
+/** The index part of a spec in canonical form: 'Flat', 'HNSW32', 'HNSW32:400', 'IVF1024' or 'IVF'. */
+export function formatIndexPart(spec: Pick<IndexSpec, 'index' | 'm' | 'nlist' | 'efConstruction'>): string {
+  if (spec.index === 'HNSW') return spec.efConstruction == null ? `HNSW${spec.m}` : `HNSW${spec.m}:${spec.efConstruction}`;
   if (spec.index === 'IVF') return spec.nlist == null ? 'IVF' : `IVF${spec.nlist}`;
   return 'Flat';
 }

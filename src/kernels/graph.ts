@@ -1,5 +1,6 @@
 import type { KernelMemory } from './memory.js';
 import type { DenseKernels } from './types.js';
+import type { RabitqKernels } from './rabitq.js';
 import type { ScalarKernels } from './scalar.js';
 
 /**
@@ -13,8 +14,10 @@ import type { ScalarKernels } from './scalar.js';
  *   upper:   sparse: UPPEROFF[i] (word index into the pool) for nodes with a level >= 1; level l
  *            of node i is the list at pool word UPPEROFF[i] + (l - 1) * (M + 1);
  *   scratch: u16[cap] visited epoch tags, heaps and work lists of cap + 1 entries.
- * A scorer (SCORER_WORDS) says how to score a node for one query: its kind (below), the query
- * side (pointers into kernel memory), and the rows of codes or f32 vectors, one per node.
+ * A scorer (SCORER_WORDS, SCORER_BYTES: 12 words) says how to score a node for one query: its
+ * kind (below), the query side (pointers into kernel memory, an f32 AUX and the code widths in
+ * BITS), the rows of codes or f32 vectors, one per node, and a one-f32 scratch the kernel of the
+ * kind writes its score to.
  */
 
 /** How a node's row is scored; each kind calls the family kernel of that code on one row. */
@@ -31,20 +34,37 @@ export const SCORE_KIND = {
   SQ8_L2: 6,
   SQ4_DOT: 7,
   SQ4_L2: 8,
+  /** lvqScore(p0, p1, scale, aux, row, 1, d, stride, bits & 0xff, bits >> 8, 0, bias): LVQ rows, dot. */
+  LVQ_DOT: 9,
+  /** As LVQ_DOT with the l2 flag set (rows carry their squared norm). */
+  LVQ_L2: 10,
+  /** rabitqScan(row, 1, stride, bits & 0xff, d / 8, p0, bits >> 8, p1) + bias: RaBitQ bit planes (d = rotated D). */
+  RABITQ_PLANES: 11,
+  /** rabitqScanDirect(row, 1, stride, d, bits, p0, p1) + bias: RaBitQ nibbles (bits 4) or bytes (bits 8). */
+  RABITQ_DIRECT: 12,
 } as const;
 export type ScoreKind = (typeof SCORE_KIND)[keyof typeof SCORE_KIND];
 
 /** What a query scorer tells a graph search about scoring one row (QueryScorer.rowScoring). */
 export interface RowScoring {
   readonly kind: ScoreKind;
+  /** Dimension the kernel reads (RaBitQ: the rotated, padded dimension D). */
   readonly d: number;
   /** Bytes per row. */
   readonly stride: number;
   readonly scale: number;
+  /** Added to every score (a transform's shift lands here). */
   readonly bias: number;
-  /** Query-side pointers into the scorer's kernel memory. */
+  /** Query-side pointers into the scorer's kernel memory (RaBitQ: p0 the quantized query, p1 its f32[8] params). */
   readonly p0: number;
   readonly p1: number;
+  /** An extra f32 of the query side (LVQ: the sum of the query values); 0 when absent. */
+  readonly aux?: number;
+  /**
+   * Code widths (u32; 0 when absent): LVQ bits1 | bits2 << 8; RaBitQ planes codeBits |
+   * queryBits << 8; RaBitQ direct 4 (nibbles) or 8 (bytes).
+   */
+  readonly bits?: number;
 }
 
 /** Word indexes of the graph header (u32 each; pointers are byte offsets). */
@@ -52,11 +72,31 @@ export const GRAPH_WORDS = {
   COUNT: 0, CAP: 1, M: 2, M0: 3, ENTRY: 4, MAXLEVEL: 5, LEVEL0: 6, LEVELS: 7, UPPEROFF: 8, UPPER: 9,
   VISITED: 10, EPOCH: 11, CKEYS: 12, CIDS: 13, RKEYS: 14, RIDS: 15, TKEYS: 16, TIDS: 17, SKEYS: 18, SIDS: 19, SCORED: 20,
   NBUF: 21, HEAPCAP: 22, TWOHOP: 23,
+  /** u32[cap] per-node locks of a concurrent build on shared memory; 0 = one thread (the JS twin never locks). */
+  LOCKS: 24,
 } as const;
-export const GRAPH_HEADER_BYTES = 96;
+export const GRAPH_HEADER_BYTES = 112;
 /** Word indexes of a scorer struct. */
-export const SCORER_WORDS = { KIND: 0, D: 1, STRIDE: 2, SCALE: 3, BIAS: 4, P0: 5, P1: 6, CODES: 7, OUT: 8 } as const;
+export const SCORER_WORDS = {
+  KIND: 0, D: 1, STRIDE: 2, SCALE: 3, BIAS: 4, P0: 5, P1: 6, CODES: 7,
+  /** Pointer to the f32 the family kernel writes its one score to: the struct's own SCRATCH word. */
+  OUT: 8,
+  /** f32: RowScoring.aux. */
+  AUX: 9,
+  SCRATCH: 10,
+  /** u32: RowScoring.bits. */
+  BITS: 11,
+} as const;
 export const SCORER_BYTES = 48;
+
+/** Writes the scorer struct at s (SCORER_BYTES) for `r` over the rows at `rows`. */
+export function writeScorer(memory: KernelMemory, s: number, r: RowScoring, rows: number): void {
+  const u = memory.u32(s, SCORER_BYTES / 4), f = memory.f32(s, SCORER_BYTES / 4), S = SCORER_WORDS;
+  u.fill(0);
+  u[S.KIND] = r.kind; u[S.D] = r.d; u[S.STRIDE] = r.stride; f[S.SCALE] = r.scale; f[S.BIAS] = r.bias;
+  u[S.P0] = r.p0; u[S.P1] = r.p1; u[S.CODES] = rows; u[S.OUT] = s + 4 * S.SCRATCH;
+  f[S.AUX] = r.aux ?? 0; u[S.BITS] = r.bits ?? 0;
+}
 /** ENTRY of an empty graph. */
 export const NO_NODE = 0xffffffff;
 /** Most entries of a graph's search heaps and work lists: bounds ef and the scratch a graph holds. */
@@ -80,7 +120,7 @@ export interface GraphKernels {
 }
 
 /** The JS twin of the graph kernels, scoring rows with the twin kernels `k` on `memory`. */
-export function graphTwin(memory: KernelMemory, k: () => DenseKernels & ScalarKernels): GraphKernels {
+export function graphTwin(memory: KernelMemory, k: () => DenseKernels & ScalarKernels & RabitqKernels): GraphKernels {
   const W = GRAPH_WORDS, S = SCORER_WORDS;
   let U32: Uint32Array, F32: Float32Array, U16: Uint16Array, U8: Uint8Array;
   const views = () => { const v = memory.views(); U32 = v.u32; F32 = v.f32; U16 = v.u16; U8 = v.u8; };
@@ -100,7 +140,20 @@ export function graphTwin(memory: KernelMemory, k: () => DenseKernels & ScalarKe
       case 5: kern.sqDotU8(p0, scale, row, 1, d, stride, bias, out); r = F32[out >> 2]; break;
       case 6: kern.sqL2U8(p0, p1, row, 1, d, stride, bias, out); r = F32[out >> 2]; break;
       case 7: kern.sqDotU4(p0, scale, row, 1, d, stride, bias, out); r = F32[out >> 2]; break;
-      default: kern.sqL2U4(p0, p1, row, 1, d, stride, bias, out); r = F32[out >> 2]; break;
+      case 8: kern.sqL2U4(p0, p1, row, 1, d, stride, bias, out); r = F32[out >> 2]; break;
+      case 9: case 10: {
+        const bits = U32[w + S.BITS];
+        kern.lvqScore(p0, p1, scale, F32[w + S.AUX], row, 1, d, stride, bits & 0xff, bits >>> 8, kind - 9, bias, out);
+        r = F32[out >> 2];
+        break;
+      }
+      case 11: {
+        const bits = U32[w + S.BITS];
+        kern.rabitqScan(row, 1, stride, bits & 0xff, d >> 3, p0, bits >>> 8, p1, out, 0);
+        r = Math.fround(F32[out >> 2] + bias);
+        break;
+      }
+      default: kern.rabitqScanDirect(row, 1, stride, d, U32[w + S.BITS], p0, p1, out, 0); r = Math.fround(F32[out >> 2] + bias); break;
     }
     return r;
   }

@@ -30,10 +30,18 @@ export function compileKernelModule(): WebAssembly.Module | null {
 export function createWasmKernels(): Kernels {
   const mod = compileKernelModule();
   if (!mod) throw new QuiverError('UNSUPPORTED_FORMAT', 'this runtime does not support WebAssembly SIMD');
+  return instantiateKernels(mod);
+}
+
+/**
+ * Kernels of an instance of `mod`: on its own memory, or on `imported` (the shared build,
+ * kernels-shared.wasm, imports env.memory).
+ */
+export function instantiateKernels(mod: WebAssembly.Module, imported?: WebAssembly.Memory): Kernels {
   const ex = new WebAssembly.Instance(mod, {
-    env: { abort: () => { throw new QuiverError('INVALID_ARGUMENT', 'kernel abort'); } },
+    env: { abort: () => { throw new QuiverError('INVALID_ARGUMENT', 'kernel abort'); }, ...(imported ? { memory: imported } : {}) },
   }).exports as unknown as KernelExports;
-  const memory = new WasmMemory(ex.memory, ex.heapBase());
+  const memory = new WasmMemory(imported ?? ex.memory, ex.heapBase());
   // Every exported function except heapBase is a kernel; the twin-agreement tests check the
   // export list equals the JS twin's (JsKernels.kernelNames()).
   const kernels: Record<string, unknown> = { name: 'wasm-simd', memory };
@@ -41,6 +49,11 @@ export function createWasmKernels(): Kernels {
     if (typeof value === 'function' && key !== 'heapBase') kernels[key] = value;
   }
   return kernels as unknown as Kernels;
+}
+
+/** Decodes an embedded base64 module (the generated *-bytes.generated.ts files). */
+export function decodeKernelBytes(base64: string): Uint8Array<ArrayBuffer> {
+  return decodeBase64(base64);
 }
 
 /** Names of the kernels the WASM module exports (for the twin-agreement tests). */

@@ -1,5 +1,6 @@
 import { columnMeans } from '../math/linalg.js';
 import { QuiverError } from '../errors.js';
+import { SCORE_KIND } from '../kernels/graph.js';
 import { quantizeQueryI16, splitQuery } from '../kernels/scalar.js';
 import { ByteReader, ByteWriter } from '../util/bytes.js';
 import { checkPayloadVersion, QuantizerBase, ScorerMemory } from './common.js';
@@ -17,7 +18,8 @@ import type { QueryScorer, TrainOptions } from './types.js';
  * and is quantized uniformly with B2 bits there: c2_j = round((e_j + scale/2) / (scale / (2^B2 - 1))),
  * so r ~ lo + scale * (c1 + c2 / (2^B2 - 1) - 1/2). Level 1 alone is a complete (coarser) code:
  * a graph index can traverse on it and read level 2 only for candidates. Here scoreBlock scores
- * both levels (the full-precision estimate of the code).
+ * both levels (the full-precision estimate of the code), and so does a graph search (rowScoring:
+ * the same kernel on one row).
  *
  * Specs: LVQ4, LVQ8 (one level), LVQ4x4, LVQ4x8, LVQ8x4, LVQ8x8; levels are 4 or 8 bits (nibbles
  * or bytes, which the kernels read directly).
@@ -140,7 +142,8 @@ export class LvqQuantizer extends QuantizerBase {
       sp = mem.i16(split);
     }
     const bits1 = this.bits1, bits2 = this.bits2, l2flag = l2 ? 1 : 0;
-    return scorer(mem, (codes, n, out) => k.lvqScore(qp, sp, scale, qsum, codes, n, d, stride, bits1, bits2, l2flag, bias, out));
+    return scorer(mem, (codes, n, out) => k.lvqScore(qp, sp, scale, qsum, codes, n, d, stride, bits1, bits2, l2flag, bias, out),
+      { kind: l2 ? SCORE_KIND.LVQ_L2 : SCORE_KIND.LVQ_DOT, d, stride, scale, bias, p0: qp, p1: sp, aux: qsum, bits: bits1 | (bits2 << 8) });
   }
 
   protected writePayload(): Uint8Array {

@@ -1,5 +1,6 @@
 import { columnMeans } from '../math/linalg.js';
 import { QuiverError } from '../errors.js';
+import { SCORE_KIND, type RowScoring } from '../kernels/graph.js';
 import type { Kernels } from '../kernels/types.js';
 import { HadamardRotation, paddedDimension } from '../math/hadamard.js';
 import { ByteReader, ByteWriter } from '../util/bytes.js';
@@ -267,6 +268,7 @@ export class RaBitQuantizer implements Quantizer {
     const mem = this.kernels.memory;
     const kernels = this.kernels, cs = this.codeSize, B = this.bits;
     let delta: number, paramsPtr: number, run: (codesPtr: number, n: number, outPtr: number, boundsPtr: number) => void;
+    let rowScoring: RowScoring;
     if (this.layout === 'planes') {
       // unsigned levels over [low, high], as bit planes for AND + popcount
       const top = (1 << Bq) - 1;
@@ -283,6 +285,7 @@ export class RaBitQuantizer implements Quantizer {
       mem.f32(paramsPtr, 8).set(paramParams(delta, low, -centre * (delta * sumLevels + D * low), outScale, outBias, norm2, D));
       mem.u8(planesPtr, planes.length).set(planes);
       run = (codesPtr, n, outPtr, boundsPtr) => kernels.rabitqScan(codesPtr, n, cs, B, pb, planesPtr, Bq, paramsPtr, outPtr, boundsPtr);
+      rowScoring = { kind: SCORE_KIND.RABITQ_PLANES, d: D, stride: cs, scale: 0, bias: 0, p0: planesPtr, p1: paramsPtr, bits: B | (Bq << 8) };
     } else {
       // signed levels in [-queryBits, queryBits] for the i16 dot products
       const top = Bq;
@@ -300,9 +303,12 @@ export class RaBitQuantizer implements Quantizer {
       mem.f32(paramsPtr, 8).set(paramParams(delta, 0, -centre * delta * sumLevels, outScale, outBias, norm2, D));
       mem.views().i16.set(levels, levelsPtr >> 1);
       run = (codesPtr, n, outPtr, boundsPtr) => kernels.rabitqScanDirect(codesPtr, n, cs, D, B, levelsPtr, paramsPtr, outPtr, boundsPtr);
+      rowScoring = { kind: SCORE_KIND.RABITQ_DIRECT, d: D, stride: cs, scale: 0, bias: 0, p0: levelsPtr, p1: paramsPtr, bits: B };
     }
     let live = true;
     return {
+      // a graph search scores one row with the same kernel: the estimate (bounds are not used there)
+      rowScoring,
       scoreBlock(codesPtr, n, outPtr, boundsPtr = 0) {
         if (!live) throw new QuiverError('INVALID_ARGUMENT', 'this query scorer was released', { expected: 'live scorer', received: 'released' });
         run(codesPtr, n, outPtr, boundsPtr);

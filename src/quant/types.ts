@@ -54,7 +54,7 @@ export interface QueryScorer {
   release(): void;
   /**
    * How to score one row of codes inside a graph search kernel (src/kernels/graph.ts), when
-   * this quantizer's codes can be scored there (F16, SQ8, SQ4); absent otherwise. Its pointers
+   * this quantizer's codes can be scored there (F16, SQ8, SQ4, LVQ, RaBitQ); absent otherwise. Its pointers
    * live in this scorer's memory.
    */
   readonly rowScoring?: RowScoring;
