@@ -23,7 +23,18 @@ export type QuiverErrorCode =
   | 'OUT_OF_MEMORY'
   | 'MISSING_DEPENDENCY'
   /** A failure inside the engine's own machinery (e.g. a build thread died); the operation did not take effect. */
-  | 'INTERNAL';
+  | 'INTERNAL'
+  // The HTTP server's own codes (quiverdb/server; src/server/errors.ts maps every code to a status):
+  /** No valid API key was presented (HTTP 401). */
+  | 'UNAUTHENTICATED'
+  /** The API key is valid but its scope or collection does not allow the request (HTTP 403). */
+  | 'PERMISSION_DENIED'
+  /** A request carries more bytes or items than the server's limits allow (HTTP 413). */
+  | 'TOO_LARGE'
+  /** Too many requests for one API key or client address; retry after the given delay (HTTP 429). */
+  | 'RATE_LIMITED'
+  /** The server has as many searches running and queued as it accepts; retry shortly (HTTP 503). */
+  | 'OVERLOADED';
 
 export class QuiverError extends Error {
   readonly code: QuiverErrorCode;

@@ -121,6 +121,66 @@ export function buildProgram(): Command {
       if (!(await runVerify(dir, { json: !!opts.json }))) process.exitCode = 1;
     });
 
+  // the server's modules (Fastify and its plugins) load only for these commands
+  program
+    .command('serve')
+    .description('serve the collections of a data directory over HTTP (API keys, limits, /metrics, /openapi.json)')
+    .requiredOption('--data <dir>', 'data directory: one subdirectory per collection, and the API keys (created if missing)')
+    .option('--port <n>', 'port', int('port', 0, 65535), 8080)
+    .option('--host <address>', 'address to listen on (default 127.0.0.1: this machine only)')
+    .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM)')
+    .option('--tls-key <file>', 'private key of --tls-cert (PEM)')
+    .option('--insecure', 'allow a non-loopback --host although no API key exists (anyone could read and write)')
+    .addOption(new Option('--log-level <level>', 'JSON log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
+    .option('--max-body-bytes <n>', 'largest request body', int('max-body-bytes', 1024, 1 << 30))
+    .option('--max-batch <n>', 'records per upsert, ids per delete', int('max-batch', 1, 1_000_000))
+    .option('--max-dimension <n>', 'largest vector dimension of a new collection', int('max-dimension', 1, 65536))
+    .option('--max-k <n>', 'largest k of a search', int('max-k', 1, 100_000))
+    .option('--max-queries <n>', 'queries per search request', int('max-queries', 1, 100_000))
+    .option('--concurrent-searches <n>', 'searches running at once (default: cores)', int('concurrent-searches', 1, 1024))
+    .option('--rate-limit <n>', 'requests per second per API key, 0 = off (default 1000)', int('rate-limit', 0, 1_000_000))
+    .action(async (opts) => {
+      const { runServe } = await import('./server-commands.js');
+      const limits = Object.fromEntries(Object.entries({
+        bodyBytes: opts.maxBodyBytes, batchSize: opts.maxBatch, dimension: opts.maxDimension, k: opts.maxK, queries: opts.maxQueries,
+        concurrentSearches: opts.concurrentSearches, ratePerSecond: opts.rateLimit,
+      }).filter(([, v]) => v !== undefined));
+      await runServe({ data: opts.data, port: opts.port, host: opts.host, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, insecure: !!opts.insecure, logLevel: opts.logLevel, limits });
+    });
+
+  const keys = program.command('keys').description('API keys of a data directory (stored as scrypt hashes in DIR/.keys.json)');
+  keys
+    .command('create')
+    .description('create an API key and print it, once, on its own line')
+    .requiredOption('--data <dir>', 'data directory')
+    .addOption(new Option('--scope <scope>', 'what the key may do').choices(['read-only', 'read-write']).makeOptionMandatory())
+    .option('--collection <name>', 'limit the key to one collection')
+    .option('--label <text>', 'a note: who or what uses the key')
+    .option('--json', 'print JSON')
+    .action(async (opts) => {
+      const { runKeysCreate } = await import('./server-commands.js');
+      await runKeysCreate({ data: opts.data, scope: opts.scope, collection: opts.collection, label: opts.label, json: !!opts.json });
+    });
+  keys
+    .command('list')
+    .description('list API keys (ids, scopes, collections; never the keys)')
+    .requiredOption('--data <dir>', 'data directory')
+    .option('--json', 'print JSON')
+    .action(async (opts) => {
+      const { runKeysList } = await import('./server-commands.js');
+      await runKeysList({ data: opts.data, json: !!opts.json });
+    });
+  keys
+    .command('revoke')
+    .description('revoke an API key by id (a running server refuses it within a second)')
+    .argument('<id>', 'key id, as `quiver keys list` shows it')
+    .requiredOption('--data <dir>', 'data directory')
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts) => {
+      const { runKeysRevoke } = await import('./server-commands.js');
+      await runKeysRevoke({ data: opts.data, id, json: !!opts.json });
+    });
+
   return program;
 }
 

@@ -1,0 +1,265 @@
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import { resolve } from 'node:path';
+import { QuiverError } from '../errors.js';
+import type { Collection, Hit, SearchOptions } from '../node.js';
+import { Authenticator, authorize, type Access, type AuthMode, type Principal } from './auth.js';
+import { scrubPaths, statusOf, toQuiverError } from './errors.js';
+import { resolveLimits, SearchGate, TokenBuckets, type ServerLimits } from './limits.js';
+import { ServerMetrics } from './metrics.js';
+import { CollectionRegistry, type ServerOpenOptions } from './registry.js';
+import {
+  CollectionDescription, CollectionList, CollectionParams, Deleted, Dropped, ErrorResponse, Health, RecordParams,
+  requestSchemas, SearchResponse, StoredRecord, Upserted, type CollectionView, type SearchResult,
+} from './schemas.js';
+
+export interface ServerOptions {
+  /** The directory holding one subdirectory per collection (created if missing) and the key file. */
+  dataDir: string;
+  /** Limits on what one request may ask (see ServerLimits for the defaults). */
+  limits?: Partial<ServerLimits>;
+  /** Whether requests need an API key (default 'auto': when the data directory has a key file). */
+  auth?: AuthMode;
+  /** Fastify's logger (pino): true, false, or pino options (default { level: 'info' }: JSON lines on stdout). */
+  logger?: FastifyServerOptions['logger'];
+  /** Serve HTTPS with this certificate and private key (PEM). */
+  https?: { cert: string | Buffer; key: string | Buffer } | null;
+  /** Options for every Collection.open (kernels, sealRows, groupCommitMs, ...). */
+  collections?: ServerOpenOptions;
+  /** Open the collections already on disk when the server starts (default true; /readyz is 503 until done). */
+  preload?: boolean;
+  /**
+   * Behind a reverse proxy: trust its X-Forwarded-For for the client address that rate limits
+   * and failed key checks are counted by (Fastify's trustProxy; default false).
+   */
+  trustProxy?: FastifyServerOptions['trustProxy'];
+}
+
+/** What createServer adds to the Fastify instance. */
+export interface QuiverServerState {
+  readonly registry: CollectionRegistry;
+  readonly metrics: ServerMetrics;
+  readonly limits: ServerLimits;
+  readonly authenticator: Authenticator;
+  /** 'starting' (opening collections), 'ready', or 'stopping'. */
+  readonly status: 'starting' | 'ready' | 'stopping';
+}
+
+export type QuiverServer = FastifyInstance & { quiver: QuiverServerState };
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Who may call the route (see Access). */
+    access?: Access;
+  }
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+}
+
+/**
+ * The HTTP server over a data directory of collections: a Fastify app, not yet listening (call
+ * `listen`, or `inject` in tests). Closing it (`close()`) waits for requests in flight, then
+ * closes every collection.
+ */
+export function createServer(options: ServerOptions): QuiverServer {
+  if (typeof options?.dataDir !== 'string' || options.dataDir === '') throw new QuiverError('INVALID_ARGUMENT', 'createServer needs { dataDir }', { field: 'dataDir' });
+  const dataDir = resolve(options.dataDir);
+  const limits = resolveLimits(options.limits);
+  const schemas = requestSchemas(limits);
+  const gate = new SearchGate(limits.concurrentSearches, limits.queuedSearches);
+  const authenticator = new Authenticator(dataDir, options.auth ?? 'auto', limits);
+  const rate = limits.ratePerSecond > 0 ? new TokenBuckets(limits.ratePerSecond, limits.rateBurst) : null;
+
+  const app = Fastify({
+    logger: options.logger ?? { level: 'info' },
+    ...(options.https ? { https: { cert: options.https.cert, key: options.https.key } } : {}),
+    bodyLimit: limits.bodyBytes,
+    trustProxy: options.trustProxy ?? false,
+    // a client has a minute to send its whole request (a slow trickle would hold a connection;
+    // how long the answer takes, e.g. a compaction, is not limited)
+    requestTimeout: 60_000,
+    // record ids are up to 1,024 characters, each up to 9 bytes once percent-encoded
+    routerOptions: { maxParamLength: 10_000 },
+    ajv: {
+      // unknown fields are refused, not dropped; "5" is not a number; one error is enough to refuse
+      // (all errors of a huge body would cost more than the body)
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
+    },
+    // the errors below are the client's; say so in our error shape
+    frameworkErrors: (error, req, reply) => sendError(req, reply, error),
+  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as FastifyInstance;
+
+  const registry = new CollectionRegistry(dataDir, options.collections ?? {}, (name, e) => {
+    if (e.type === 'background-error' || e.type === 'cleanup-failed') app.log.error({ collection: name, event: e.type, err: e.error }, `collection ${name}: ${e.type}`);
+    else if (e.type === 'index-progress') app.log.debug({ collection: name, event: e }, 'index progress');
+    else app.log.info({ collection: name, event: e }, `collection ${name}: ${e.type}`);
+  });
+  const metrics = new ServerMetrics(() => registry.openCollections(), gate);
+  const state = { registry, metrics, limits, authenticator, status: 'starting' as QuiverServerState['status'] };
+  app.decorate('quiver', state);
+  app.decorateRequest('principal', null);
+
+  function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
+    const e = toQuiverError(err);
+    const status = statusOf(e);
+    if (status >= 500) req.log.error({ err }, `request failed: ${e.code}`);
+    else req.log.debug({ code: e.code }, e.message);
+    if (e.code === 'UNAUTHENTICATED') void reply.header('www-authenticate', 'Bearer');
+    const retry = e.details.retryAfterSeconds;
+    if (typeof retry === 'number') void reply.header('retry-after', String(Math.max(1, Math.ceil(retry))));
+    return reply.code(status).type('application/json; charset=utf-8').send(scrubPaths(e, dataDir));
+  }
+
+  app.setErrorHandler((err, req, reply) => sendError(req, reply, err));
+  app.setNotFoundHandler((req, reply) => sendError(req, reply, new QuiverError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0].slice(0, 200)}`, { method: req.method, url: req.url.slice(0, 200) })));
+  // JSON only: a text/plain body is refused (415) rather than parsed as a string. An empty JSON
+  // body is no body (clients often send the header on every request, e.g. POST .../flush); routes
+  // that need one say so through their schema. Prototype poisoning ("__proto__", "constructor")
+  // is refused as malformed, as Fastify's parser does by default.
+  app.removeContentTypeParser(['text/plain', 'application/json']);
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (body === '') done(null, undefined);
+    else parseJson(req, body as string, done);
+  });
+
+  // authentication, scope and rate, before the body is read: a refused request costs no parsing
+  app.addHook('onRequest', async (req) => {
+    const access: Access = req.routeOptions.config?.access ?? (req.is404 ? 'public' : 'server');
+    if (access === 'public') return;
+    const who = await authenticator.authenticate(req.headers.authorization, req.ip);
+    const name = (req.params as { name?: unknown } | undefined)?.name;
+    authorize(who, access, typeof name === 'string' ? name : undefined);
+    req.principal = who;
+    if (rate) {
+      const wait = rate.take(who.id === 'anonymous' ? `ip:${req.ip}` : `key:${who.id}`);
+      if (wait > 0) throw new QuiverError('RATE_LIMITED', `more than ${limits.ratePerSecond} requests per second for this key; retry in ${wait.toFixed(2)} s`, { retryAfterSeconds: wait, limit: limits.ratePerSecond });
+    }
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    metrics.observe(req.method, req.is404 ? 'unmatched' : (req.routeOptions.url ?? 'unmatched'), reply.statusCode, reply.elapsedTime / 1000);
+  });
+
+  let preloading: Promise<unknown> = Promise.resolve();
+  app.addHook('onReady', async () => {
+    await registry.init();
+    if (options.preload === false) { state.status = 'ready'; return; }
+    // opening replays write-ahead logs, which may take a while: /healthz answers meanwhile, /readyz says so
+    preloading = registry.list().then((names) => Promise.all(names.map((n) => registry.get(n).catch((err) => {
+      app.log.error({ collection: n, err }, `collection ${n} could not be opened: ${(err as Error).message}`);
+    })))).catch((err) => app.log.error({ err }, 'listing collections failed')).finally(() => {
+      if (state.status === 'starting') state.status = 'ready';
+    });
+  });
+  app.addHook('preClose', async () => { state.status = 'stopping'; });
+  // a response sent while stopping closes its connection: a keep-alive connection whose request was
+  // in flight when close() began would otherwise hold the server open until its idle timeout
+  app.addHook('onSend', async (_req, reply) => {
+    if (state.status === 'stopping') void reply.header('connection', 'close');
+  });
+  app.addHook('onClose', async () => {
+    await preloading;
+    await registry.closeAll();
+  });
+
+  void app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'QuiverDB', version: '0.1.0', description: 'Vector search over HTTP. Errors: `{ error: { code, message, details } }` with a stable code.' },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'an API key from `quiver keys create`' } } },
+      security: [{ apiKey: [] }],
+    },
+  });
+
+  void app.register(async (api) => {
+    const r = api.withTypeProvider<TypeBoxTypeProvider>();
+    const errors = { '4xx': ErrorResponse, '5xx': ErrorResponse };
+    const publicRoute = { security: [] as never[] };
+
+    r.get('/healthz', { config: { access: 'public' }, schema: { ...publicRoute, summary: 'liveness: the process answers', response: { 200: Health } } }, async () => ({ status: 'ok' }));
+    r.get('/readyz', { config: { access: 'public' }, schema: { ...publicRoute, summary: 'readiness: collections opened and not shutting down', response: { 200: Health, 503: Health } } }, async (_req, reply) => {
+      return reply.code(state.status === 'ready' ? 200 : 503).send({ status: state.status });
+    });
+    r.get('/metrics', { config: { access: 'server' }, schema: { summary: 'Prometheus metrics', produces: ['text/plain'], response: { 200: { type: 'string' }, ...errors } } }, async (_req, reply) => {
+      return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    });
+    r.get('/openapi.json', { config: { access: 'public' }, schema: { hide: true } }, async () => api.swagger());
+
+    r.get('/collections', { config: { access: 'read' }, schema: { summary: 'list collections', response: { 200: CollectionList, ...errors } } }, async (req) => {
+      const names = await registry.list();
+      const only = req.principal?.collection ?? null;
+      return { collections: names.filter((n) => only === null || n === only).map((name) => ({ name })) };
+    });
+    r.put('/collections/:name', { config: { access: 'write' }, schema: { summary: 'create a collection (or check an existing one against this schema; new fields are added)', params: CollectionParams, body: schemas.CreateCollection, response: { 200: CollectionDescription, 201: CollectionDescription, ...errors } } }, async (req, reply) => {
+      const { collection, created } = await registry.create(req.params.name, req.body);
+      return reply.code(created ? 201 : 200).send(describe(req.params.name, collection));
+    });
+    r.get('/collections/:name', { config: { access: 'read' }, schema: { summary: 'schema, counts, segments, WAL and memory of a collection', params: CollectionParams, response: { 200: CollectionDescription, ...errors } } }, async (req) => {
+      return describe(req.params.name, await registry.get(req.params.name));
+    });
+    r.delete('/collections/:name', { config: { access: 'write' }, schema: { summary: 'delete a collection and its files', params: CollectionParams, response: { 200: Dropped, ...errors } } }, async (req) => {
+      await registry.drop(req.params.name);
+      return { name: req.params.name, dropped: true };
+    });
+    r.post('/collections/:name/records', { config: { access: 'write' }, schema: { summary: 'upsert a batch of records (all or nothing; durable when answered)', params: CollectionParams, body: schemas.Upsert, response: { 200: Upserted, ...errors } } }, async (req) => {
+      const col = await registry.get(req.params.name);
+      await col.upsert(req.body.records);
+      return { upserted: req.body.records.length };
+    });
+    r.post('/collections/:name/records/delete', { config: { access: 'write' }, schema: { summary: 'delete records by id (durable when answered)', params: CollectionParams, body: schemas.Delete, response: { 200: Deleted, ...errors } } }, async (req) => {
+      const col = await registry.get(req.params.name);
+      return { deleted: await col.delete(req.body.ids) };
+    });
+    r.get('/collections/:name/records/:id', { config: { access: 'read' }, schema: { summary: 'one record: vector and metadata', params: RecordParams, response: { 200: StoredRecord, ...errors } } }, async (req) => {
+      const rec = (await registry.get(req.params.name)).get(req.params.id);
+      return { id: rec.id, vector: Array.from(rec.vector), ...(rec.metadata !== undefined ? { metadata: rec.metadata } : {}) };
+    });
+    r.post('/collections/:name/search', { config: { access: 'read' }, schema: { summary: 'k nearest records of one query (vector) or a batch (vectors)', params: CollectionParams, body: schemas.Search, response: { 200: SearchResponse, ...errors } } }, async (req) => {
+      const { vector, vectors, ...rest } = req.body;
+      if ((vector === undefined) === (vectors === undefined)) {
+        throw new QuiverError('INVALID_ARGUMENT', 'a search needs exactly one of "vector" (one query) and "vectors" (a batch)', { expected: 'vector xor vectors' });
+      }
+      const col = await registry.get(req.params.name);
+      const searchOptions = { ...rest, withStats: true } as SearchOptions & { withStats: true };
+      return gate.run(async (): Promise<SearchResult> => {
+        if (vector !== undefined) {
+          const { hits, stats } = await col.search(vector, searchOptions);
+          return { hits: hits.map(plainHit), ...(rest.withStats ? { stats: stats } : {}) };
+        }
+        const { hits, stats } = await col.search(vectors!, searchOptions);
+        return { results: hits.map((h, q) => ({ hits: h.map(plainHit), ...(rest.withStats ? { stats: stats[q] } : {}) })) };
+      });
+    });
+    r.post('/collections/:name/flush', { config: { access: 'write' }, schema: { summary: 'seal the write-ahead log into a segment', params: CollectionParams, response: { 200: CollectionDescription, ...errors } } }, async (req) => {
+      const col = await registry.get(req.params.name);
+      await col.flush();
+      return describe(req.params.name, col);
+    });
+    r.post('/collections/:name/compact', { config: { access: 'write' }, schema: { summary: 'merge all segments into one, dropping deleted records', params: CollectionParams, response: { 200: CollectionDescription, ...errors } } }, async (req) => {
+      const col = await registry.get(req.params.name);
+      await col.compact();
+      return describe(req.params.name, col);
+    });
+  });
+
+  return app as QuiverServer;
+}
+
+/** A collection as the API shows it (its directory, a server path, left out). */
+function describe(name: string, col: Collection): CollectionView {
+  const { directory: _directory, durable: _durable, readOnly: _readOnly, dimension: _d, metric: _m, index: _i, ...info } = col.info();
+  return { name, schema: col.schema, info };
+}
+
+/** A hit with its vector (if any) as a plain array, which JSON serializes as a list. */
+function plainHit(h: Hit): { id: string; score: number; metadata?: Record<string, unknown>; vector?: number[] } {
+  // a score that overflowed float32 (components near 3e38) is +-Infinity, which JSON cannot carry:
+  // the largest finite double keeps the order ("larger is closer")
+  const score = Number.isFinite(h.score) ? h.score : h.score > 0 ? Number.MAX_VALUE : h.score < 0 ? -Number.MAX_VALUE : h.score;
+  const out: { id: string; score: number; metadata?: Record<string, unknown>; vector?: number[] } = { id: h.id, score };
+  if (h.metadata !== undefined) out.metadata = h.metadata;
+  if (h.vector !== undefined) out.vector = Array.from(h.vector);
+  return out;
+}
