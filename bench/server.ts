@@ -416,7 +416,7 @@ async function main(): Promise<void> {
   const seconds = args.seconds ?? (args.smoke ? 1 : 5);
   const levels = args.concurrency ?? (args.smoke ? [1, 4] : [1, 4, 16, 64]);
   const kills = args.soakKills ?? (args.smoke ? 2 : 5);
-  notes.push('Searches run on the server\'s event loop (no worker threads yet), so /healthz waits behind them.');
+  notes.push('Searches run on the server\'s search threads (searchThreads: the machine\'s cores), writes on its event loop.');
 
   const tmpRoot = await mkdtemp(join(tmpdir(), 'quiver-bench-server-'));
   const cleanup = () => rm(tmpRoot, { recursive: true, force: true });

@@ -4,7 +4,7 @@ export {
   Collection,
   type CollectionSchema, type NormalizedSchema, type CollectionOptions, type OpenOptions, type UpsertRecord, type StoredRecord,
   type MetadataUpdate, type ReadOptions, type ScrollOptions, type ScrollPage,
-  type SearchOptions, type SearchStats, type FilterStats, type QueryBatch, type Hit, type CollectionStats, type CollectionInfo,
+  type SearchOptions, type SearchStats, type FilterStats, type QueryBatch, type Hit, type CollectionStats, type CollectionInfo, type RefreshResult,
 } from './collection/collection.js';
 export type { EngineEvent, RecoveryReport, SegmentInfo } from './collection/engine.js';
 export type { FieldType, FieldSpec } from './fields/types.js';

@@ -11,6 +11,8 @@ export interface ServeOptions {
   insecure: boolean;
   logLevel: string;
   limits: Partial<ServerLimits>;
+  /** Search threads (undefined: the server's default, the machine's cores; 0: the main thread). */
+  searchThreads?: number;
 }
 
 /**
@@ -29,7 +31,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
     }
   };
   const https = o.tlsCert && o.tlsKey ? { cert: readPem(o.tlsCert), key: readPem(o.tlsKey) } : null;
-  const app = createServer({ dataDir: o.data, https, logger: { level: o.logLevel }, limits: o.limits });
+  const app = createServer({ dataDir: o.data, https, logger: { level: o.logLevel }, limits: o.limits, ...(o.searchThreads !== undefined ? { searchThreads: o.searchThreads } : {}) });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {

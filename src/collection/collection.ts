@@ -9,6 +9,7 @@ import { graphBuildThreads, type GraphBuildThreads } from '../index/build-thread
 import { MemoryDirectory, type Directory } from '../storage/directory.js';
 import { parseIndexSpec } from '../index/spec.js';
 import type { IndexSearchParams } from '../index/types.js';
+import type { RefreshResult } from './refresh.js';
 import { Engine, type EngineEvent, type PreparedRecord, type RecoveryReport, type SegmentInfo } from './engine.js';
 import { normalizeFields, normalizeSchema, publicSchema, type CollectionSchema, type NormalizedSchema } from './schema.js';
 import { scrollPage } from './scroll.js';
@@ -17,6 +18,7 @@ import { checkId, checkMetadata, describe, norm, toVector, type Metric, type Vec
 import { transientFloats } from '../util/transient.js';
 
 export type { CollectionSchema, NormalizedSchema } from './schema.js';
+export type { RefreshResult } from './refresh.js';
 
 export interface CollectionOptions {
   /** Kernel implementation: 'auto' (WASM SIMD when available), 'wasm' or 'js'. */
@@ -217,8 +219,13 @@ export interface CollectionInfo extends CollectionStats {
   readOnly: boolean;
   manifestGeneration: number;
   walGeneration: number | null;
-  /** Bytes in the current WAL file. */
+  /** Bytes in the current WAL file (a read-only opener: where it stopped reading it). */
   walBytes: number;
+  /**
+   * The last write reflected in this collection's state, by WAL sequence number: a writer's last
+   * committed write; a read-only opener's last write applied (at open or refresh). See refresh().
+   */
+  appliedSeq: number;
   segmentList: SegmentInfo[];
   recovery: RecoveryReport;
   /** Kernel memory the segments hold (WASM memories or their JS twins), in bytes. */
@@ -570,6 +577,43 @@ export class Collection {
     return out;
   }
 
+  /**
+   * The last write reflected in this collection's state (a WAL sequence number): on a writer, its
+   * last committed write (every write resolved so far is at or below it); on a read-only opener,
+   * the last write it has applied. Pass a writer's value to a reader's refresh({ upTo }) to read
+   * your writes.
+   */
+  get appliedSeq(): number {
+    return this.engine.appliedSeq;
+  }
+
+  /**
+   * Read-only openers (Collection.open(dir, { readOnly: true })): catches up with what the writer
+   * (in this process or another) has made durable: re-reads the manifest; loads the segment files
+   * it does not have yet (segments it has are kept, never reloaded) and drops those the manifest
+   * no longer lists (searches in flight keep theirs until they finish); applies the WAL records
+   * written since the last refresh. A record still being written is left for the next refresh.
+   * Cost when nothing changed: one manifest read and one read of the WAL's new bytes.
+   *
+   * `upTo`: apply writes up to this sequence number (a writer's `appliedSeq`) and no further, so
+   * the reader never shows a write whose sync is still running; without it every complete record
+   * in the log is applied. Either way the state is the writer's state after one of its writes.
+   *
+   * INVALID_ARGUMENT on a writer or an in-memory collection (they hold their own state); CLOSED
+   * after close(); NOT_FOUND if the collection's directory no longer holds one.
+   */
+  async refresh(options: { upTo?: number } = {}): Promise<RefreshResult> {
+    this.checkOpen();
+    if (typeof options !== 'object' || options === null || Object.keys(options).some((k) => k !== 'upTo')) {
+      throw new QuiverError('INVALID_ARGUMENT', `refresh options must be { upTo?: number }, got ${describe(options)}`, { expected: '{ upTo?: number }' });
+    }
+    const upTo = options.upTo;
+    if (upTo !== undefined && !(Number.isSafeInteger(upTo) && upTo >= 0)) {
+      throw new QuiverError('INVALID_ARGUMENT', `upTo must be a sequence number (an integer >= 0), got ${describe(upTo)}`, { field: 'upTo', received: describe(upTo) });
+    }
+    return this.engine.refresh(upTo);
+  }
+
   /** Makes every acknowledged write part of a sealed segment file (durable collections). */
   async flush(): Promise<void> {
     this.checkOpen();
@@ -619,6 +663,7 @@ export class Collection {
       manifestGeneration: e.manifestGeneration,
       walGeneration: e.walGeneration,
       walBytes: e.walBytes,
+      appliedSeq: e.appliedSeq,
       segmentList: e.segments,
       recovery: this.engine.recovery,
       kernelMemoryBytes: e.kernelMemoryBytes,

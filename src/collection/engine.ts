@@ -13,7 +13,8 @@ import { CommitLane } from './commit-lane.js';
 import { isolateCallback, type EngineEvent } from './events.js';
 import { Maintenance, type MaintenanceHost } from './maintenance.js';
 import type { MergePolicy } from './merge-policy.js';
-import { recover, type RecoveryReport } from './recovery.js';
+import { recover, type RecoveryReport, type WalPosition } from './recovery.js';
+import { refreshOnce, type RefreshHost, type RefreshResult } from './refresh.js';
 import { SealedSegment } from './sealed-segment.js';
 import { searchSnapshot, Snapshot, type SnapshotSearchResult } from './searcher.js';
 import type { ParsedFilter } from '../filter/types.js';
@@ -92,11 +93,19 @@ export interface SegmentInfo {
   index: string;
 }
 
-export class Engine implements MaintenanceHost {
+export class Engine implements MaintenanceHost, RefreshHost {
   readonly dir: Directory;
   readonly readOnly: boolean;
   readonly recovery: RecoveryReport;
-  readonly state: CollectionState;
+  /** Replaced only by a read-only engine's refresh (in one synchronous step). */
+  state: CollectionState;
+  /**
+   * The last WAL sequence number reflected in memory: for a writer, its last committed write; for
+   * a reader, the last write it has applied (at open or refresh).
+   */
+  appliedSeq = 0;
+  /** Where a reader stopped in the WAL (refresh continues from there). */
+  walTail: WalPosition = { generation: 0, offset: 0 };
   readonly lane: CommitLane;
   readonly newKernels: () => Kernels;
   readonly buildThreads: GraphBuildThreads | null;
@@ -115,6 +124,8 @@ export class Engine implements MaintenanceHost {
   private tasksPending = 0;
   private backgroundError: QuiverError | null = null;
   private closed = false;
+  private refreshing: Promise<unknown> = Promise.resolve();
+  private readonly sealRows: number;
 
   private constructor(dir: Directory, manifest: ManifestState, o: EngineOptions, recovery: RecoveryReport) {
     this.dir = dir;
@@ -125,6 +136,7 @@ export class Engine implements MaintenanceHost {
     this.buildThreads = o.buildThreads ?? null;
     const d = manifest.schema.dimension;
     const sealRows = o.sealRows ?? Math.max(4096, Math.floor((64 << 20) / (d * 4)));
+    this.sealRows = sealRows;
     this.state = new CollectionState(manifest, o.newKernels, sealRows);
     this.minQuantizedRows = o.minQuantizedRows ?? MIN_QUANTIZED_ROWS;
     this.policy = { segmentsPerTier: o.segmentsPerTier ?? 4, maxDeletedRatio: o.maxDeletedRatio ?? 0.3, baseRows: sealRows };
@@ -197,10 +209,13 @@ export class Engine implements MaintenanceHost {
     const engine = new Engine(dir, manifest, { ...o, readOnly }, recovery);
     engine.lock = lock;
     try {
-      engine.wal = await recover(dir, engine.state, {
+      const { writer, tail } = await recover(dir, engine.state, {
         readOnly, walEnabled: engine.walEnabled, walMaxRecordBytes: engine.walMaxRecordBytes,
         emit: (e) => engine.emit(e), loadSealed: (entry) => engine.loadSealed(entry),
       }, recovery);
+      engine.wal = writer;
+      engine.walTail = tail;
+      engine.appliedSeq = Math.max(engine.state.nextSeq - 1, manifest.committedSeq ?? 0);
       if (addFields.length) await engine.addFields(addFields.map((f) => ({ name: f.name, type: f.type })));
       if (engine.wal && engine.state.mutable.count >= engine.state.sealRows) engine.scheduleSeal();
     } catch (e) {
@@ -211,8 +226,8 @@ export class Engine implements MaintenanceHost {
   }
 
   /** Loads a sealed segment in fresh kernels. */
-  async loadSealed(entry: ManifestSegment): Promise<SealedSegment> {
-    const s = this.state.schema;
+  async loadSealed(entry: ManifestSegment, schema: ManifestSchema = this.state.schema): Promise<SealedSegment> {
+    const s = schema;
     return SealedSegment.load(this.dir, entry, {
       kernels: this.newKernels(), dimension: s.dimension, metric: s.metric, spec: this.state.spec, fields: s.fields, pause: yieldToEventLoop,
     });
@@ -250,16 +265,18 @@ export class Engine implements MaintenanceHost {
     return this.lane.submit(payload, () => {
       const missing = this.state.fieldsNotIn(fields);
       for (const r of records) this.state.applyUpsert(r, r.invNorm, seq, missing);
+      this.appliedSeq = seq;
     });
   }
 
   /** Durably deletes ids; resolves to how many were present. */
   delete(ids: readonly string[]): Promise<number> {
     this.checkWritable();
-    const { payload } = this.record((s) => encodeDelete(s, ids));
+    const { seq, payload } = this.record((s) => encodeDelete(s, ids));
     return this.lane.submit(payload, () => {
       let n = 0;
       for (const id of ids) if (this.state.applyDelete(id)) n++;
+      this.appliedSeq = seq;
       return n;
     });
   }
@@ -292,6 +309,7 @@ export class Engine implements MaintenanceHost {
         payload,
         apply: () => {
           for (const u of upserts) st.applyUpsert(u, inverseNorm(u.vector, st.schema.metric), seq, []);
+          this.appliedSeq = seq;
           return upserts.length;
         },
       };
@@ -321,7 +339,7 @@ export class Engine implements MaintenanceHost {
         added.push(def);
       }
       if (added.length === 0) return;
-      const next: ManifestState = { ...st.manifest, generation: st.manifest.generation + 1, schema: { ...st.schema, fields: Object.freeze(fields) } };
+      const next: ManifestState = { ...st.manifest, generation: st.manifest.generation + 1, committedSeq: this.appliedSeq, schema: { ...st.schema, fields: Object.freeze(fields) } };
       if (this.walEnabled || st.manifest.generation > 0) await writeManifest(this.dir, next);
       st.manifest = next;
       for (const def of added) st.addField(def);
@@ -391,10 +409,6 @@ export class Engine implements MaintenanceHost {
 
   // ---- reads ----
 
-  private checkOpen(): void {
-    if (this.closed) throw new QuiverError('CLOSED', 'the collection is closed');
-  }
-
   get size(): number { return this.state.ids.size; }
   has(id: string): boolean { this.checkOpen(); return this.state.ids.has(id); }
 
@@ -419,7 +433,41 @@ export class Engine implements MaintenanceHost {
     return searchSnapshot(snap, queries, nq, k, params, filter);
   }
 
-  info(): { segments: SegmentInfo[]; manifestGeneration: number; walGeneration: number | null; walBytes: number; nextSeq: number; pendingCleanup: string[]; kernelMemoryBytes: number; callbackErrors: number } {
+  // ---- read-only engines: following the writer ----
+
+  /**
+   * Brings a read-only engine up to what the writer has made durable (see refresh.ts); calls are
+   * serialized. INVALID_ARGUMENT on a writer: it holds its own state, there is nothing to follow.
+   */
+  refresh(upTo?: number): Promise<RefreshResult> {
+    this.checkOpen();
+    if (!this.readOnly || !this.walEnabled) {
+      throw new QuiverError('INVALID_ARGUMENT', 'refresh() follows a writer from a read-only opener (Collection.open(dir, { readOnly: true })); this collection is its own writer', { readOnly: this.readOnly });
+    }
+    const run = this.refreshing.then(async () => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await refreshOnce(this, upTo);
+        } catch (e) {
+          // the writer removed a file between our reading the manifest and the file: start over
+          const retry = attempt < 5 && e instanceof QuiverError && e.code === 'IO_ERROR' && e.details.errno === 'ENOENT';
+          if (!retry) throw e;
+        }
+      }
+    });
+    this.refreshing = run.catch(() => {});
+    return run;
+  }
+
+  newState(manifest: ManifestState): CollectionState {
+    return new CollectionState(manifest, this.newKernels, this.sealRows);
+  }
+
+  checkOpen(): void {
+    if (this.closed) throw new QuiverError('CLOSED', 'the collection is closed');
+  }
+
+  info(): { segments: SegmentInfo[]; manifestGeneration: number; walGeneration: number | null; walBytes: number; nextSeq: number; appliedSeq: number; pendingCleanup: string[]; kernelMemoryBytes: number; callbackErrors: number } {
     const st = this.state;
     const segs: SegmentInfo[] = st.sealed.map((s) => ({ number: s.number, state: 'sealed', rows: s.count, deleted: s.deleted, fileBytes: s.fileBytes, memoryBytes: s.memoryBytes, index: s.index.description }));
     if (st.sealing) segs.push({ number: st.sealing.number, state: 'sealing', rows: st.sealing.count, deleted: st.sealing.deleted, fileBytes: 0, memoryBytes: st.sealing.memoryBytes, index: 'Flat' });
@@ -428,8 +476,8 @@ export class Engine implements MaintenanceHost {
     let kernelMemoryBytes = 0;
     for (const m of memories) kernelMemoryBytes += m.buffer.byteLength;
     return {
-      segments: segs, manifestGeneration: st.manifest.generation, walGeneration: this.wal?.generation ?? null, walBytes: this.wal?.size ?? 0,
-      nextSeq: st.nextSeq, pendingCleanup: [...this.maintenance.pendingCleanup], kernelMemoryBytes, callbackErrors: this.callbacks.errors(),
+      segments: segs, manifestGeneration: st.manifest.generation, walGeneration: this.wal?.generation ?? (this.readOnly && this.walEnabled ? this.walTail.generation : null), walBytes: this.wal?.size ?? (this.readOnly ? this.walTail.offset : 0),
+      nextSeq: st.nextSeq, appliedSeq: this.appliedSeq, pendingCleanup: [...this.maintenance.pendingCleanup], kernelMemoryBytes, callbackErrors: this.callbacks.errors(),
     };
   }
 

@@ -26,6 +26,8 @@ export interface MaintenanceHost {
   readonly dir: Directory;
   readonly state: CollectionState;
   readonly lane: CommitLane;
+  /** The last committed WAL sequence number (written into each manifest as committedSeq). */
+  readonly appliedSeq: number;
   /** The current WAL writer (null without a WAL); a seal starts the next generation. */
   wal: WalWriter | null;
   readonly newKernels: () => Kernels;
@@ -101,6 +103,7 @@ export class Maintenance {
         nextSegment: st.nextSegment,
         walStart: h.wal ? h.wal.generation : st.manifest.walStart,
         appliedSeq: Math.max(st.manifest.appliedSeq, m.maxSeq),
+        committedSeq: h.appliedSeq,
         segments: [...st.sealed.map((s) => s.manifestEntry()), ...(seg ? [seg.manifestEntry()] : [])],
       };
       await this.replaceManifest(next, seg);
@@ -171,7 +174,7 @@ export class Maintenance {
       if (seg) rows.forEach((r, i) => { if (r.seg.isDeleted(r.ord)) seg.markDeleted(i); });
       const order = st.sealed.filter((s) => !sources.includes(s));
       if (seg) order.splice(Math.min(Math.min(...sources.map((s) => st.sealed.indexOf(s))), order.length), 0, seg);
-      const next: ManifestState = { ...st.manifest, generation: st.manifest.generation + 1, nextSegment: st.nextSegment, segments: order.map((s) => s.manifestEntry()) };
+      const next: ManifestState = { ...st.manifest, generation: st.manifest.generation + 1, nextSegment: st.nextSegment, committedSeq: h.appliedSeq, segments: order.map((s) => s.manifestEntry()) };
       await this.replaceManifest(next, seg);
       // installed from here on
       st.manifest = next;

@@ -15,6 +15,12 @@ export interface RecoveryReport {
   orphansRemoved: string[];
 }
 
+/** Where a reader stopped in the WAL: the generation and the byte offset of the next record to read (0: header not read yet). */
+export interface WalPosition {
+  generation: number;
+  offset: number;
+}
+
 export interface RecoveryOptions {
   readOnly: boolean;
   /** Open a WAL writer (durable writers). */
@@ -30,9 +36,10 @@ export interface RecoveryOptions {
  * than its walStart, a leftover MANIFEST.tmp), loads the sealed segments, and replays the WAL
  * generations from walStart into a new mutable segment. A torn tail of the newest generation is
  * dropped and reported (it was never acknowledged); a gap or damage elsewhere is CORRUPT_WAL.
- * Returns the WAL writer to append to (null for readers and collections without a WAL).
+ * Returns the WAL writer to append to (null for readers and collections without a WAL) and where
+ * replay stopped (a reader tails the log from there: refresh.ts).
  */
-export async function recover(dir: Directory, state: CollectionState, o: RecoveryOptions, recovery: RecoveryReport): Promise<WalWriter | null> {
+export async function recover(dir: Directory, state: CollectionState, o: RecoveryOptions, recovery: RecoveryReport): Promise<{ writer: WalWriter | null; tail: WalPosition }> {
   const m = state.manifest;
   const listed = new Set(m.segments.map((s) => s.file));
   const files = await dir.list();
@@ -98,7 +105,8 @@ export async function recover(dir: Directory, state: CollectionState, o: Recover
     lastValid = res.validBytes;
   }
   state.nextSeq = lastSeq + 1;
-  if (o.readOnly || !o.walEnabled) return null;
-  if (replay.length) return WalWriter.reopen(dir, replay[replay.length - 1], lastValid, o.walMaxRecordBytes);
-  return WalWriter.create(dir, m.walStart, o.walMaxRecordBytes);
+  const tail: WalPosition = replay.length ? { generation: replay[replay.length - 1], offset: lastValid } : { generation: m.walStart, offset: 0 };
+  if (o.readOnly || !o.walEnabled) return { writer: null, tail };
+  if (replay.length) return { writer: await WalWriter.reopen(dir, replay[replay.length - 1], lastValid, o.walMaxRecordBytes), tail };
+  return { writer: await WalWriter.create(dir, m.walStart, o.walMaxRecordBytes), tail };
 }

@@ -1,14 +1,16 @@
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { QuiverError } from '../errors.js';
-import type { Collection, Hit, SearchOptions } from '../node.js';
+import type { Collection, Hit, SearchOptions, SearchStats } from '../node.js';
 import { Authenticator, authorize, type Access, type AuthMode, type Principal } from './auth.js';
 import { scrubPaths, statusOf, toQuiverError } from './errors.js';
 import { resolveLimits, SearchGate, TokenBuckets, type ServerLimits } from './limits.js';
 import { ServerMetrics } from './metrics.js';
 import { CollectionRegistry, type ServerOpenOptions } from './registry.js';
+import { SearchPool } from './search-pool.js';
 import {
   CollectionDescription, CollectionList, CollectionParams, Deleted, Dropped, ErrorResponse, Health, RecordParams,
   requestSchemas, SearchResponse, StoredRecord, Upserted, type CollectionView, type SearchResult,
@@ -34,6 +36,12 @@ export interface ServerOptions {
    * and failed key checks are counted by (Fastify's trustProxy; default false).
    */
   trustProxy?: FastifyServerOptions['trustProxy'];
+  /**
+   * Threads that run searches (default: the machine's cores, at most 64). Each opens the
+   * collections read-only and follows the writer (Collection.refresh), so searches never block
+   * the event loop that answers health checks and takes writes. 0 searches on the main thread.
+   */
+  searchThreads?: number;
 }
 
 /** What createServer adds to the Fastify instance. */
@@ -42,6 +50,8 @@ export interface QuiverServerState {
   readonly metrics: ServerMetrics;
   readonly limits: ServerLimits;
   readonly authenticator: Authenticator;
+  /** The search threads (null when searches run on the main thread: searchThreads 0). */
+  readonly searchPool: SearchPool | null;
   /** 'starting' (opening collections), 'ready', or 'stopping'. */
   readonly status: 'starting' | 'ready' | 'stopping';
 }
@@ -71,6 +81,11 @@ export function createServer(options: ServerOptions): QuiverServer {
   const gate = new SearchGate(limits.concurrentSearches, limits.queuedSearches);
   const authenticator = new Authenticator(dataDir, options.auth ?? 'auto', limits);
   const rate = limits.ratePerSecond > 0 ? new TokenBuckets(limits.ratePerSecond, limits.rateBurst) : null;
+  const threads = options.searchThreads ?? Math.min(64, Math.max(1, cpus().length));
+  if (!Number.isInteger(threads) || threads < 0 || threads > 256) {
+    throw new QuiverError('INVALID_ARGUMENT', `searchThreads must be an integer in [0, 256], got ${String(options.searchThreads)}`, { field: 'searchThreads', expected: [0, 256], received: options.searchThreads });
+  }
+  const pool = threads > 0 ? new SearchPool(threads, { dataDir, niceness: 10, ...(options.collections?.kernels ? { kernels: options.collections.kernels } : {}) }) : null;
 
   const app = Fastify({
     logger: options.logger ?? { level: 'info' },
@@ -97,7 +112,7 @@ export function createServer(options: ServerOptions): QuiverServer {
     else app.log.info({ collection: name, event: e }, `collection ${name}: ${e.type}`);
   });
   const metrics = new ServerMetrics(() => registry.openCollections(), gate);
-  const state = { registry, metrics, limits, authenticator, status: 'starting' as QuiverServerState['status'] };
+  const state = { registry, metrics, limits, authenticator, searchPool: pool, status: 'starting' as QuiverServerState['status'] };
   app.decorate('quiver', state);
   app.decorateRequest('principal', null);
 
@@ -161,6 +176,7 @@ export function createServer(options: ServerOptions): QuiverServer {
   });
   app.addHook('onClose', async () => {
     await preloading;
+    await pool?.close();
     await registry.closeAll();
   });
 
@@ -201,6 +217,7 @@ export function createServer(options: ServerOptions): QuiverServer {
     });
     r.delete('/collections/:name', { config: { access: 'write' }, schema: { summary: 'delete a collection and its files', params: CollectionParams, response: { 200: Dropped, ...errors } } }, async (req) => {
       await registry.drop(req.params.name);
+      await pool?.drop(req.params.name);
       return { name: req.params.name, dropped: true };
     });
     r.post('/collections/:name/records', { config: { access: 'write' }, schema: { summary: 'upsert a batch of records (all or nothing; durable when answered)', params: CollectionParams, body: schemas.Upsert, response: { 200: Upserted, ...errors } } }, async (req) => {
@@ -224,11 +241,15 @@ export function createServer(options: ServerOptions): QuiverServer {
       const col = await registry.get(req.params.name);
       const searchOptions = { ...rest, withStats: true } as SearchOptions & { withStats: true };
       return gate.run(async (): Promise<SearchResult> => {
+        // on a search thread: after the writer's last committed write (read-your-writes)
+        const run = <T>(query: unknown): Promise<T> => (pool
+          ? pool.search(req.params.name, query, searchOptions, col.appliedSeq, col.info().manifestGeneration)
+          : col.search(query as number[], searchOptions)) as Promise<T>;
         if (vector !== undefined) {
-          const { hits, stats } = await col.search(vector, searchOptions);
+          const { hits, stats } = await run<{ hits: Hit[]; stats: SearchStats }>(vector);
           return { hits: hits.map(plainHit), ...(rest.withStats ? { stats: stats } : {}) };
         }
-        const { hits, stats } = await col.search(vectors!, searchOptions);
+        const { hits, stats } = await run<{ hits: Hit[][]; stats: SearchStats[] }>(vectors!);
         return { results: hits.map((h, q) => ({ hits: h.map(plainHit), ...(rest.withStats ? { stats: stats[q] } : {}) })) };
       });
     });

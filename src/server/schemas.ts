@@ -60,6 +60,7 @@ const CollectionInfo = Type.Object({
   walBytes: Type.Integer({ description: 'bytes in the current write-ahead log file' }),
   walGeneration: Type.Union([Type.Integer(), Type.Null()]),
   manifestGeneration: Type.Integer(),
+  appliedSeq: Type.Integer({ description: 'sequence number of the last write committed (a search after a write answered 2xx sees it)' }),
   segmentList: Type.Array(SegmentInfo),
   recovery: Type.Object({
     walFiles: Type.Integer(),

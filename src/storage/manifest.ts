@@ -54,6 +54,13 @@ export interface ManifestState {
   walStart: number;
   /** Largest WAL sequence number whose effect is inside the listed segments. */
   appliedSeq: number;
+  /**
+   * The writer's last committed WAL sequence number when this manifest was written: every write
+   * up to it is reflected by the segments (rows and tombstones) or replayable from walStart.
+   * Absent in manifests written before read-only collections could refresh. (An optional JSON
+   * field: readers of the same format version that do not know it ignore it.)
+   */
+  committedSeq?: number;
   createdAt: string;
   segments: ManifestSegment[];
 }
@@ -61,7 +68,7 @@ export interface ManifestState {
 export function encodeManifest(m: ManifestState): Uint8Array {
   const json = JSON.stringify({
     generation: m.generation, schema: m.schema, nextSegment: m.nextSegment, walStart: m.walStart,
-    appliedSeq: m.appliedSeq, createdAt: m.createdAt,
+    appliedSeq: m.appliedSeq, ...(m.committedSeq !== undefined ? { committedSeq: m.committedSeq } : {}), createdAt: m.createdAt,
     segments: m.segments.map((s) => ({ number: s.number, file: s.file, count: s.count, deleted: s.deleted, bytes: s.bytes })),
   });
   const w = new ByteWriter(4096);
@@ -122,7 +129,11 @@ export function decodeManifest(bytes: Uint8Array, where: string): ManifestState 
     return { number: s.number, file: s.file, count: s.count, deleted: s.deleted, bytes: s.bytes ?? 0, tombstones };
   });
   if (r.remaining !== 4) r.fail(`${r.remaining - 4} unexpected bytes before the checksum`);
-  return { generation: raw.generation, schema, nextSegment: raw.nextSegment, walStart: raw.walStart, appliedSeq: raw.appliedSeq, createdAt: raw.createdAt, segments };
+  if (raw.committedSeq !== undefined && !okInt(raw.committedSeq)) r.fail('manifest committedSeq is malformed');
+  return {
+    generation: raw.generation, schema, nextSegment: raw.nextSegment, walStart: raw.walStart, appliedSeq: raw.appliedSeq,
+    ...(raw.committedSeq !== undefined ? { committedSeq: raw.committedSeq } : {}), createdAt: raw.createdAt, segments,
+  };
 }
 
 /** Atomically replaces the manifest: temp file, sync, rename, directory sync. */

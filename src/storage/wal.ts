@@ -101,44 +101,60 @@ export function readWalBytes(bytes: Uint8Array, file: string, expectedGeneration
   }
   const gen = v.getUint32(8, true);
   if (gen !== expectedGeneration) throw corrupt(file, 8, `header says generation ${gen}, the file name says ${expectedGeneration}`);
+  return scanWalRecords(bytes, WAL_HEADER_BYTES, 0, file, onRecord);
+}
 
-  let off = WAL_HEADER_BYTES;
+/**
+ * Reads the records of `bytes` from `start`, as readWalBytes does after the header. `base` is
+ * the file offset of bytes[0] (a reader tailing a file reads only what follows its last
+ * position): offsets passed to `onRecord` and returned are file offsets. Used by readWalBytes
+ * and by read-only collections that tail the log (refresh).
+ */
+export function scanWalRecords(bytes: Uint8Array, start: number, base: number, file: string, onRecord: (payload: Uint8Array, offset: number) => void): WalReadResult {
+  const n = bytes.length;
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let off = start;
   let records = 0;
   while (off < n) {
     const rest = n - off;
     if (rest < 8) {
-      return tornOrCorrupt(bytes, file, off, records, 'record header cut short');
+      return rebase(tornOrCorrupt(bytes, file, off, records, 'record header cut short', base), base);
     }
     const len = v.getUint32(off, true);
     if (len === 0) {
       // a zero-filled tail (space allocated, data never written) is torn; zeros then data is not
-      if (allZero(bytes, off)) return { validBytes: off, records, torn: { offset: off, droppedBytes: rest, reason: 'zero-filled tail' } };
-      throw corrupt(file, off, 'record of length 0 followed by data');
+      if (allZero(bytes, off)) return rebase({ validBytes: off, records, torn: { offset: off, droppedBytes: rest, reason: 'zero-filled tail' } }, base);
+      throw corrupt(file, base + off, 'record of length 0 followed by data');
     }
     if (len > MAX_RECORD_BYTES) {
-      return tornOrCorrupt(bytes, file, off, records, `record length ${len} exceeds the maximum`);
+      return rebase(tornOrCorrupt(bytes, file, off, records, `record length ${len} exceeds the maximum`, base), base);
     }
     if (len + 8 > rest) {
-      return { validBytes: off, records, torn: { offset: off, droppedBytes: rest, reason: `record of ${len} bytes runs past the end of the file` } };
+      return rebase({ validBytes: off, records, torn: { offset: off, droppedBytes: rest, reason: `record of ${len} bytes runs past the end of the file` } }, base);
     }
     const stored = v.getUint32(off + 4 + len, true);
     if (stored !== crc32c(bytes, 0, off, off + 4 + len)) {
-      if (off + 8 + len === n) return { validBytes: off, records, torn: { offset: off, droppedBytes: rest, reason: 'checksum mismatch in the last record' } };
-      throw corrupt(file, off, `checksum mismatch in a record of ${len} bytes followed by ${n - off - 8 - len} more bytes`);
+      if (off + 8 + len === n) return rebase({ validBytes: off, records, torn: { offset: off, droppedBytes: rest, reason: 'checksum mismatch in the last record' } }, base);
+      throw corrupt(file, base + off, `checksum mismatch in a record of ${len} bytes followed by ${n - off - 8 - len} more bytes`);
     }
-    onRecord(bytes.subarray(off + 4, off + 4 + len), off);
+    onRecord(bytes.subarray(off + 4, off + 4 + len), base + off);
     records++;
     off += 8 + len;
   }
-  return { validBytes: off, records };
+  return rebase({ validBytes: off, records }, base);
 }
 
-function tornOrCorrupt(bytes: Uint8Array, file: string, off: number, records: number, reason: string): WalReadResult {
+function rebase(r: WalReadResult, base: number): WalReadResult {
+  if (base === 0) return r;
+  return { validBytes: r.validBytes + base, records: r.records, ...(r.torn ? { torn: { ...r.torn, offset: r.torn.offset + base } } : {}) };
+}
+
+function tornOrCorrupt(bytes: Uint8Array, file: string, off: number, records: number, reason: string, base = 0): WalReadResult {
   // garbage that cannot be framed: a torn tail only if it is short enough to be one partial record
   // header, or zeros; anything longer is corruption we must not skip
   const rest = bytes.length - off;
   if (rest < 8 || allZero(bytes, off)) return { validBytes: off, records, torn: { offset: off, droppedBytes: rest, reason } };
-  throw corrupt(file, off, reason);
+  throw corrupt(file, base + off, reason);
 }
 
 function allZero(b: Uint8Array, from: number): boolean {
