@@ -30,7 +30,7 @@ export interface DemoOptions {
 
 export const DEFAULT_DEMO_WORDS = ['king', 'paris', 'computer', 'happy'];
 /** The demo's default index: the best compressed index of the ANN benchmark (bench/README-ann.md). */
-export const DEFAULT_DEMO_INDEX = 'HNSW16,SQ8,Rerank';
+export const DEFAULT_DEMO_INDEX = 'HNSW16,RaBitQ4,Rerank';
 export const DEFAULT_DEMO_RECALL = 0.95;
 
 /**
