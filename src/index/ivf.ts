@@ -4,6 +4,8 @@ import type { Metric } from '../collection/validate.js';
 import type { Kernels } from '../kernels/types.js';
 import type { Quantizer } from '../quant/types.js';
 import { candidatesFor, checkRerankRule, Reranker, type RerankRule } from '../query/rerank.js';
+import { bitsetWords, popcount32 } from '../util/bitset.js';
+import { maskDeleted } from './flat.js';
 import type { ExactScorer, IndexSearchParams, SearchResultBatch, SegmentQuery, VectorIndex } from './types.js';
 
 /**
@@ -27,6 +29,33 @@ import type { ExactScorer, IndexSearchParams, SearchResultBatch, SegmentQuery, V
  * rows (a heavy exclusion mask, or k near the segment size), further lists are scanned, closest
  * centroid first, until k are found or every list was scanned: an IVF never returns fewer hits
  * than a flat scan would.
+ *
+ * Under a filter (params.eligible set by the planner), the probe has two phases (none of their
+ * rules tuned on queries):
+ * 1. the nprobe nearest lists, every row scored: exactly the unfiltered probe, so a mask spread
+ *    evenly over the space costs what an unfiltered search does. The r-th best eligible score
+ *    (r = the candidate heap's depth: k * rerank factor, or k pessimistic scores under the bound
+ *    rule) is compared with a rank of the scores of
+ *    all the rows scanned: where the r-th eligible row would fall if the eligible rows were a
+ *    uniform sample of a fraction f of the rows (negative binomial: mean r / f, and one standard
+ *    deviation, sqrt(r (1 - f)) / f, allowed). The difference is the shortfall: near zero under a
+ *    mask independent of the vectors, large when the filter empties the query's neighbourhood and
+ *    its eligible neighbours lie farther away;
+ * 2. then lists holding an eligible row are probed, best first by their centroid score plus
+ *    lambda * ln(list's eligible fraction / f), while that is at least the nprobe-th centroid
+ *    score minus the shortfall: the probe is deepened by as much as the filter pushed the
+ *    neighbours away, re-measured after every list (it stops once the rows found catch up). A list
+ *    with a larger share of eligible rows holds proportionally more eligible neighbours per row
+ *    scanned; lambda = (best - nprobe-th centroid score) / ln(nprobe) is the score change over
+ *    which the neighbours a list holds fall by a factor e, if they fall as 1 / rank across the
+ *    nprobe nearest lists.
+ * A mask whose eligible rows are spread over the lists as a mask independent of the vectors would
+ * spread them (UNIFORM_SIGMAS) and that leaves at least WIDE_FILTER of the rows stops after phase
+ * 1: there a shortfall can only be chance, and the unfiltered probe is what the filter should cost.
+ * A mask's per-list view (eligible rows per list, and the exclusion bits by position, so that a
+ * list is masked a word of 32 rows at a time) is built in one pass over the rows and cached per
+ * index for the last MASK_VIEWS masks, recognised by their bits (the planner's bitset is a new
+ * array every search): a repeated filter pays it once.
  *
  * Compressed lists are reranked like FlatQuantizedIndex: oversampling keeps factor*k candidates
  * and scores them exactly; the bound-driven rule (bounded quantizers with a bare 'Rerank') keeps
@@ -55,8 +84,40 @@ export interface IvfLists {
   readonly ords: Uint32Array;
 }
 
-/** A filter leaving fewer than this fraction of the rows probes by a budget of eligible rows (search()): every filter. */
-export const BUDGET_BELOW = 1;
+/** Masks whose per-list view (eligible rows per list, exclusion bits by position) an index keeps, least recently used dropped first. */
+export const MASK_VIEWS = 8;
+
+/** A filter's mask as the lists see it (IvfIndex.maskView). */
+interface MaskView {
+  /** A copy of the exclusion bitset's words over the index's rows (the cache key). */
+  readonly words: Int32Array;
+  /** Exclusion bits by position (bit p set = the row at position p is excluded). */
+  readonly posBits: Uint32Array;
+  /** Eligible rows per list, u32[nlist]. */
+  readonly eligible: Uint32Array;
+  /** Eligible rows in all. */
+  readonly total: number;
+  /** ln(eligible fraction of list l / eligible fraction of the segment); -Infinity for a list without an eligible row. */
+  readonly lnRel: Float32Array;
+  /** The eligible rows are spread over the lists as a mask independent of the vectors would spread them (UNIFORM_SIGMAS). */
+  readonly uniform: boolean;
+}
+
+/**
+ * A mask counts as independent of the vectors when the dispersion of its eligible rows over the
+ * lists (Pearson's chi^2 / degrees of freedom) is within this many standard deviations of 1, its
+ * value under independence. A priori (3 sigma: a random mask is taken for an aligned one about
+ * once in 700; the other way round costs only the second phase).
+ */
+export const UNIFORM_SIGMAS = 3;
+
+/**
+ * A mask independent of the vectors (MaskView.uniform) leaving at least this fraction of the rows
+ * takes the unfiltered probe, masked, and no second phase: its eligible top k lie among the
+ * unfiltered top k / 0.3, which the calibrated nprobe covers about as well as the top k, and the
+ * second phase would only chase chance shortfalls (a priori).
+ */
+export const WIDE_FILTER = 0.3;
 
 /** Default of the bound-driven rule: most candidates the scan keeps by optimistic score. */
 function boundCandidates(k: number): number {
@@ -212,14 +273,61 @@ export class IvfIndex implements VectorIndex {
     return { ...chosen, ...(params.nprobe !== undefined ? { nprobe: params.nprobe } : {}), ...(params.rerankFactor !== undefined ? { rerankFactor: params.rerankFactor } : {}) };
   }
 
-  /** Rows of list l whose bit is not set in the `excluded` bitset. */
-  private eligibleIn(l: number, excluded: Uint32Array): number {
-    let e = 0;
-    for (let p = this.starts[l], end = this.starts[l + 1]; p < end; p++) {
-      const o = this.ords[p];
-      e += 1 - ((excluded[o >>> 5] >>> (o & 31)) & 1);
+  private maskViews: MaskView[] = [];
+
+  /**
+   * The per-list view of an exclusion mask: taken from the cache when a mask with the same bits
+   * was seen (the planner builds a new bitset per search, so masks are compared by content, most
+   * recently used first; a different mask usually differs in its first words), built otherwise
+   * (one pass over the rows in position order). At most MASK_VIEWS views are kept, each about
+   * count / 4 bytes plus 8 bytes a list.
+   */
+  private maskView(excluded: Uint32Array): MaskView {
+    const w = bitsetWords(this.count);
+    const views = this.maskViews;
+    for (let i = views.length - 1; i >= 0; i--) {
+      const v = views[i];
+      if (!sameWords(v.words, excluded)) continue;
+      if (i !== views.length - 1) { views.splice(i, 1); views.push(v); }
+      return v;
     }
-    return e;
+    const words = new Int32Array(w);
+    for (let i = 0; i < w; i++) words[i] = excluded[i] | 0;
+    const posBits = new Uint32Array(w), eligible = new Uint32Array(this.nlist);
+    const ords = this.ords, starts = this.starts, count = this.count;
+    // one pass in position order, 32 positions to a word; then each list's excluded rows are the
+    // set bits of its range of positions
+    for (let p0 = 0; p0 < count; p0 += 32) {
+      let acc = 0;
+      for (let p = p0, end = Math.min(count, p0 + 32); p < end; p++) {
+        const o = ords[p];
+        acc |= ((words[o >>> 5] >>> (o & 31)) & 1) << (p - p0);
+      }
+      posBits[p0 >>> 5] = acc;
+    }
+    let total = 0;
+    for (let l = 0; l < this.nlist; l++) {
+      eligible[l] = starts[l + 1] - starts[l] - countRange(posBits, starts[l], starts[l + 1]);
+      total += eligible[l];
+    }
+    const lnRel = new Float32Array(this.nlist);
+    const f = total / Math.max(1, count);
+    // Pearson's dispersion of the eligible counts over the lists: chi^2 / (lists - 1) has mean 1
+    // and standard deviation about sqrt(2 / (lists - 1)) when every row is eligible with the same
+    // chance f (a mask independent of the vectors); alignment with regions makes it large
+    let chi = 0, lists = 0;
+    for (let l = 0; l < this.nlist; l++) {
+      const n = starts[l + 1] - starts[l];
+      lnRel[l] = eligible[l] > 0 ? Math.log(eligible[l] / n / f) : -Infinity;
+      if (n === 0) continue;
+      chi += (eligible[l] - f * n) ** 2 / (f * (1 - f) * n);
+      lists++;
+    }
+    const uniform = lists > 1 && f < 1 && chi / (lists - 1) <= 1 + UNIFORM_SIGMAS * Math.sqrt(2 / (lists - 1));
+    const view: MaskView = { words, posBits, eligible, total, lnRel, uniform };
+    views.push(view);
+    if (views.length > MASK_VIEWS) views.shift();
+    return view;
   }
 
   search(sq: SegmentQuery): SearchResultBatch {
@@ -232,12 +340,6 @@ export class IvfIndex implements VectorIndex {
     }
     const params = this.settingFor(sq.params, k);
     const nprobe = params.nprobe === undefined ? this.defaultNprobe : Math.min(this.nlist, checkPositiveInt(params.nprobe, 'nprobe', 1 << 20));
-    // a filter leaving a fraction f of the rows: the budget is eligible rows, not lists. The probe
-    // goes on, nearest list first, until it has scanned f times the rows the nprobe nearest lists
-    // hold: about those lists when the mask is spread evenly, farther when it empties whole regions
-    // of the space (lists without an eligible row are skipped).
-    const eligible = sq.params.eligible;
-    const byBudget = excluded !== undefined && eligible !== undefined && eligible > 0 && eligible < BUDGET_BELOW;
     const q = this.quantizer;
     let rule: RerankRule | null = null;
     const exact = this.rerank.exact;
@@ -249,6 +351,22 @@ export class IvfIndex implements VectorIndex {
     const cap = Math.max(1, Math.min(this.count, rule ? candidatesFor(rule, k, boundCandidates(k)) : k));
     const out = { k, ords: new Uint32Array(nq * k), scores: new Float32Array(nq * k), counts: new Uint32Array(nq) };
     if (this.count === 0) return out;
+    // a filter (the planner says which fraction of the rows it leaves): the two-phase probe of the
+    // class comment, on the mask's per-list view; otherwise (no mask, or deletes only) the nprobe
+    // nearest lists with the mask applied row by row
+    const eligible = sq.params.eligible;
+    const view = excluded !== undefined && eligible !== undefined && eligible > 0 && eligible < 1 ? this.maskView(excluded) : null;
+    if (view && view.total === 0) return out;
+    const f = view ? view.total / this.count : 1;
+    // the eligible rows' shortfall is measured at the depth of the candidate heap (k pessimistic
+    // scores under the bound rule): its depth-th best eligible score against what a mask
+    // independent of the vectors would give, the uniformRank-th best of all the rows phase 1
+    // scans. Under such a mask the rank of the depth-th eligible row is negative binomial, mean
+    // depth / f and standard deviation sqrt(depth (1 - f)) / f: one standard deviation is allowed,
+    // so that chance alone seldom deepens the probe.
+    const depth = byBounds ? k : cap;
+    const deepen = view !== null && !(view.uniform && f >= WIDE_FILTER);
+    const uniformRank = deepen ? Math.min(this.count, Math.ceil((depth + Math.sqrt(depth * (1 - f))) / f)) : 0;
 
     const kern = this.kernels, mem = kern.memory;
     const ptrs: number[] = [];
@@ -258,24 +376,25 @@ export class IvfIndex implements VectorIndex {
       const qPtr = alloc(d * 4);
       const cScores = alloc(this.nlist * 4);
       const probeKeys = alloc(nprobe * 4), probeIds = alloc(nprobe * 4);
-      // the next lists past the nprobe nearest (filters, or too few eligible rows): once per search
-      const wide = Math.min(this.nlist, 4 * nprobe);
-      const more = alloc(wide * 4), moreIds = alloc(wide * 4);
       const scratch = alloc(Math.max(1, this.maxList) * 4);
       const boundsBuf = byBounds ? alloc(Math.max(1, this.maxList) * 4) : 0;
       const heapKeys = alloc(cap * 4), heapIds = alloc(cap * 4);
       const lowKeys = byBounds ? alloc(k * 4) : 0, lowIds = byBounds ? alloc(k * 4) : 0;
+      const allKeys = deepen ? alloc(uniformRank * 4) : 0, allIds = deepen ? alloc(uniformRank * 4) : 0;
       // vectors: l2Many gives distances (keys = -distance); code estimates are already scores
       const sign = !q && this.metric === 'l2' ? -1 : 1;
       const centroidSign = this.metric === 'l2' ? -1 : 1;
       const probed = new Uint8Array(this.nlist);
+      const adj = deepen ? new Float64Array(this.nlist) : null, cand: number[] = [];
       for (let qi = 0; qi < nq; qi++) {
         const query = queries.subarray(qi * d, (qi + 1) * d);
         mem.f32(qPtr, d).set(query);
         const scorer = q ? q.prepare(query) : null;
-        let size = 0, lowSize = 0, scanned = 0;
+        let size = 0, lowSize = 0, allSize = 0, scanned = 0;
         try {
-          const scanList = (l: number): void => {
+          /** Scores list l into the heaps; `all`: its rows also go to the heap of every row scanned (phase 1). */
+          const scanList = (l: number, all: boolean): void => {
+            probed[l] = 1;
             const a = this.starts[l], n = this.starts[l + 1] - a;
             if (n === 0) return;
             if (scorer) {
@@ -292,57 +411,68 @@ export class IvfIndex implements VectorIndex {
               else kern.dotMany(qPtr, rows, n, d, scratch);
               if (this.invNormsPtr) kern.mulInPlace(scratch, this.invNormsPtr + a * 4, n);
             }
-            if (excluded) maskExcluded(mem.views().f32, excluded, this.ords, a, n, scratch >> 2, boundsBuf >> 2);
+            scanned += n;
+            if (view) {
+              // all the rows' scores before the mask (pessimistic under the bound rule, as lowKeys holds)
+              if (all && deepen) allSize = kern.topkPush(byBounds ? boundsBuf : scratch, n, a, sign, allKeys, allIds, uniformRank, allSize);
+              const e = view.eligible[l];
+              if (e === 0) return;
+              if (e < n) {
+                const f32 = mem.views().f32;
+                maskDeleted(f32, scratch >> 2, view.posBits, a, n);
+                if (byBounds) maskDeleted(f32, boundsBuf >> 2, view.posBits, a, n);
+              }
+            } else if (excluded) maskExcluded(mem.views().f32, excluded, this.ords, a, n, scratch >> 2, boundsBuf >> 2);
             size = kern.topkPush(scratch, n, a, sign, heapKeys, heapIds, cap, size);
             if (byBounds) lowSize = kern.topkPush(boundsBuf, n, a, 1, lowKeys, lowIds, k, lowSize);
-            scanned += n;
           };
-          // probe: the nprobe best centroids (one kernel call for all of them), scanned in list order
+          /** The depth-th best eligible key found so far (-Infinity before depth are found). */
+          const deepestEligible = (): number => {
+            if (byBounds) return lowSize >= k ? mem.f32(lowKeys, 1)[0] : -Infinity;
+            return size >= cap ? mem.f32(heapKeys, 1)[0] : -Infinity;
+          };
+          // the nprobe best centroids (one kernel call for all of them), scanned in list order
           if (this.metric === 'l2') kern.l2Many(qPtr, this.centroidsPtr, this.nlist, d, cScores);
           else kern.dotMany(qPtr, this.centroidsPtr, this.nlist, d, cScores);
           const got = kern.topkPush(cScores, this.nlist, 0, centroidSign, probeKeys, probeIds, nprobe, 0);
           const lists = mem.u32(probeIds, got).slice().sort();
           probed.fill(0);
-          // under a filter: as many eligible rows as the nprobe nearest lists hold, and as many
-          // lists holding an eligible row as nprobe (a mask dense in a few regions fills the row
-          // budget in a few lists that are not all the ones holding the nearest eligible rows)
-          let budget = 0, spent = 0, counted = 0;
-          if (byBudget) {
-            for (const l of lists) budget += this.starts[l + 1] - this.starts[l];
-            budget *= eligible!;
-          }
-          // one list of the probe: skipped under a filter when it holds no eligible row
-          const probe = (l: number): void => {
-            probed[l] = 1;
-            if (byBudget) {
-              const e = this.eligibleIn(l, excluded!);
-              if (e === 0) return;
-              spent += e;
-              counted++;
+          for (const l of lists) scanList(l, true);
+          if (deepen) {
+            // phase 2: lists by centroid key + lambda ln(relative eligible fraction), while that is
+            // at least the nprobe-th centroid key minus the eligible rows' shortfall (re-measured
+            // after every list)
+            const pk = mem.f32(probeKeys, got);
+            let best = -Infinity;
+            for (let i = 0; i < got; i++) best = Math.max(best, pk[i]);
+            const last = pk[0]; // the heap's root: the got-th best key
+            const lambda = got >= 2 && best > last ? (best - last) / Math.log(got) : 0;
+            const uniform = allSize > 0 ? mem.f32(allKeys, 1)[0] : -Infinity;
+            const threshold = (): number => { const e = deepestEligible(); return e === -Infinity ? -Infinity : last - Math.max(0, uniform - e); };
+            let t = threshold();
+            const cs = mem.f32(cScores, this.nlist), el = view!.eligible, lnRel = view!.lnRel, ad = adj!;
+            cand.length = 0;
+            for (let l = 0; l < this.nlist; l++) {
+              if (probed[l] || el[l] === 0) continue;
+              const a = centroidSign * cs[l] + lambda * lnRel[l];
+              if (a >= t) { ad[l] = a; cand.push(l); }
             }
-            scanList(l);
-          };
-          for (const l of lists) probe(l);
-          if ((size < k || (byBudget && (spent < budget || counted < nprobe))) && got < this.nlist) {
-            // too few eligible rows in the probed lists (or, under a filter's budget, too few
-            // eligible rows scanned): go on with the next closest lists, nearest first. The next
-            // 3 * nprobe come from one more top-k kernel call; only beyond them are all lists sorted.
+            cand.sort((x, y) => ad[y] - ad[x] || x - y);
+            for (const l of cand) {
+              if (ad[l] < t) break;
+              scanList(l, false);
+              t = threshold();
+            }
+          } else if (size < k && got < this.nlist) {
+            // too few eligible rows in the probed lists: the next closest lists, nearest first
             const cs = mem.f32(cScores, this.nlist).slice();
-            const byScore = (x: number, y: number) => centroidSign * (cs[y] - cs[x]) || x - y;
-            const gotMore = kern.topkPush(cScores, this.nlist, 0, centroidSign, more, moreIds, wide, 0);
-            const stages = [Array.from(mem.u32(moreIds, gotMore)).filter((l) => !probed[l]).sort(byScore)];
-            const go = () => size < k || (byBudget && (spent < budget || counted < nprobe));
-            for (let st = 0; st < 2 && go(); st++) {
-              if (st === 1) {
-                if (gotMore >= this.nlist) break;
-                const rest: number[] = [];
-                for (let l = 0; l < this.nlist; l++) if (!probed[l]) rest.push(l);
-                stages.push(rest.sort(byScore));
-              }
-              for (const l of stages[st]) {
-                if (!go()) break;
-                probe(l);
-              }
+            const rest: number[] = [];
+            for (let l = 0; l < this.nlist; l++) if (!probed[l]) rest.push(l);
+            rest.sort((x, y) => centroidSign * (cs[y] - cs[x]) || x - y);
+            for (const l of rest) {
+              if (size >= k) break;
+              if (view && view.eligible[l] === 0) continue;
+              scanList(l, false);
             }
           }
         } finally {
@@ -404,6 +534,7 @@ export class IvfIndex implements VectorIndex {
  * Sets f32[at + i] (and f32[boundsAt + i] when boundsAt > 0) to NaN for every i < n whose row,
  * ordinal ords[first + i], is set in the `excluded` bitset. The flat scans use maskDeleted over a
  * contiguous ordinal range; a list's ordinals are scattered, so each is looked up (one word test).
+ * (A filter's mask goes by position instead, MaskView.posBits, where a list is a contiguous range.)
  */
 function maskExcluded(f32: Float32Array, excluded: Uint32Array, ords: Uint32Array, first: number, n: number, at: number, boundsAt: number): void {
   for (let i = 0; i < n; i++) {
@@ -413,4 +544,24 @@ function maskExcluded(f32: Float32Array, excluded: Uint32Array, ords: Uint32Arra
       if (boundsAt) f32[boundsAt + i] = NaN;
     }
   }
+}
+
+/** Set bits of `b` in [from, to). */
+function countRange(b: Uint32Array, from: number, to: number): number {
+  if (from >= to) return 0;
+  const w0 = from >>> 5, w1 = (to - 1) >>> 5;
+  const head = -1 << (from & 31), tail = -1 >>> (31 - ((to - 1) & 31));
+  if (w0 === w1) return popcount32(b[w0] & head & tail);
+  let c = popcount32(b[w0] & head) + popcount32(b[w1] & tail);
+  for (let w = w0 + 1; w < w1; w++) c += popcount32(b[w]);
+  return c;
+}
+
+/** Whether b starts with the words of `words` (missing words of b read as 0). */
+function sameWords(words: Int32Array, b: Uint32Array): boolean {
+  const n = words.length, m = Math.min(n, b.length);
+  const w = new Int32Array(b.buffer, b.byteOffset, m);
+  for (let i = 0; i < m; i++) if (words[i] !== w[i]) return false;
+  for (let i = m; i < n; i++) if (words[i] !== 0) return false;
+  return true;
 }
