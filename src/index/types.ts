@@ -49,7 +49,8 @@ export interface IndexSearchParams {
   readonly recall?: number;
   /**
    * Fraction of the segment's live rows a filter leaves eligible (set by the filter planner when
-   * it masks rows); an IVF index probes proportionally more lists to find as many candidates.
+   * it masks rows): an HNSW index walks two hops at a time below 30%; an IVF index compares the
+   * eligible rows its nearest lists held with this fraction and probes further by the shortfall.
    */
   readonly eligible?: number;
   /** Score every eligible row exactly instead of searching the index (the planner's 'exact' path, forced). */
