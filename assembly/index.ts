@@ -5,3 +5,4 @@ export * from './scalar';
 export * from './pq';
 export * from './rabitq';
 export * from './graph';
+export * from './sparse';

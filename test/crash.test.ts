@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Collection } from '../src/node.js';
-import { applyOps, makeOps, rng, UNIVERSE, vectorFor, type CrashOp, type ModelEntry } from './helpers/crash-ops.mjs';
+import { applyOps, makeOps, rng, textFor, UNIVERSE, vectorFor, type CrashOp, type ModelEntry } from './helpers/crash-ops.mjs';
 
 // Crashes for real (DESIGN.md habit 5): a child process writes in random batches, logging each
 // acknowledged operation, and dies by SIGKILL at a random moment or at a named point inside
@@ -57,8 +57,9 @@ function mismatch(col: Collection, model: Map<string, ModelEntry>): string | nul
     if (col.has(id) !== (want !== undefined)) return `${id}: present ${col.has(id)}, model ${want !== undefined}`;
     if (want === undefined) continue;
     const rec = col.get(id);
-    const meta = rec.metadata as { v: number; u?: number };
+    const meta = rec.metadata as { v: number; u?: number; t?: string };
     if (meta.v !== want.version) return `${id}: version ${meta.v}, model ${want.version}`;
+    if (meta.t !== textFor(id, want.version)) return `${id}: text ${meta.t}, model ${textFor(id, want.version)}`;
     if (meta.u !== want.tag) return `${id}: update tag ${meta.u}, model ${want.tag}`;
     const v = vectorFor(id, want.version);
     for (let j = 0; j < v.length; j++) if (rec.vector[j] !== v[j]) return `${id}: vector differs at ${j}`;
@@ -140,6 +141,16 @@ describe('crash safety with real process kills', () => {
         const q = Float32Array.from({ length: 8 }, () => r() * 2 - 1);
         const k = Math.min(10, model.size);
         assert.deepEqual((await col.search(q, { k })).map((h) => h.id), bruteForce(model, q, k), `cycle ${cycle}: search`);
+        // text search through the postings: an id's word finds that record alone, at its version
+        const ids = [...model.keys()];
+        for (let t = 0; t < 3; t++) {
+          const id = ids[Math.floor(r() * ids.length)];
+          const hits = await col.search({ text: id, k: 3 });
+          assert.deepEqual(hits.map((h) => h.id), [id], `cycle ${cycle}: text search for ${id}`);
+          assert.equal((hits[0].metadata as { t: string }).t, textFor(id, model.get(id)!.version));
+        }
+        const both = await col.search({ text: 'crash', k: model.size + 5 });
+        assert.equal(both.length, model.size, `cycle ${cycle}: every live record holds "crash"`);
       }
       if (cycle % 10 === 0) assert.deepEqual((await col.verify()).problems, [], `cycle ${cycle}: verify`);
       stats.checks++;

@@ -194,7 +194,7 @@ describe('server fuzz', () => {
         ['PUT', '/collections/fuzz-new', { dimension: pick<Json>([0, -1, 1.5, 65, 1e9]) }],
         ['PUT', '/collections/fuzz-new', { dimension: 4, metric: pick<Json>(['cos', 'L2', '', 'euclid']) }],
         ['PUT', '/collections/fuzz-new', { dimension: 4, index: pick<Json>(['HNSW', 'IVF0', 'Flat,Flat', 'HNSW3', 'PQ', 'Flat,SQ9', '%%%', 'HNSW16,RaBitQ99', 'IVF99999999']) }],
-        ['PUT', '/collections/fuzz-new', { dimension: 4, fields: pick<Json>([{ '1abc': 'keyword' }, { $x: 'number' }, { ['a'.repeat(65)]: 'keyword' }, { a: 'text' }, { a: { type: 'keyword', extra: 1 } }, { a: 5 }]) }],
+        ['PUT', '/collections/fuzz-new', { dimension: 4, fields: pick<Json>([{ '1abc': 'keyword' }, { $x: 'number' }, { ['a'.repeat(65)]: 'keyword' }, { a: 'vector' }, { a: { type: 'keyword', extra: 1 } }, { a: 5 }]) }],
         ['PUT', '/collections/fuzz', { dimension: 9 }],
         ['PUT', '/collections/fuzz', { dimension: 8, fields: { year: 'keyword' } }],
       ]);

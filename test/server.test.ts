@@ -153,7 +153,7 @@ describe('server routes', () => {
       ['a field retyped', 'PUT', '/collections/docs', { dimension: 4, fields: { lang: 'number' } }, 409, 'SCHEMA_MISMATCH'],
       ['an unknown index spec', 'PUT', '/collections/bad-spec', { dimension: 4, index: 'HNSW16,NOPE' }, 400, 'UNKNOWN_SPEC'],
       ['a dimension above the server limit', 'PUT', '/collections/big', { dimension: 65 }, 400, 'INVALID_ARGUMENT'],
-      ['a field of unknown type', 'PUT', '/collections/f', { dimension: 4, fields: { t: 'text' } }, 400, 'INVALID_ARGUMENT'],
+      ['a field of unknown type', 'PUT', '/collections/f', { dimension: 4, fields: { t: 'vector' } }, 400, 'INVALID_ARGUMENT'],
       ['an uppercase name', 'PUT', '/collections/Docs', { dimension: 4 }, 400, 'INVALID_ARGUMENT'],
       ['a traversal name', 'GET', '/collections/..%2F..%2Fetc', undefined, 400, 'INVALID_ARGUMENT'],
       ['a hidden name', 'GET', '/collections/.keys.json', undefined, 400, 'INVALID_ARGUMENT'],

@@ -16,8 +16,16 @@ import { scrollPage } from './scroll.js';
 import type { Segment } from './segment.js';
 import { checkId, checkMetadata, describe, norm, toVector, type Metric, type VectorLike } from './validate.js';
 import { transientFloats } from '../util/transient.js';
+import type { Embedder } from '../embed/types.js';
+import { registeredEmbedder } from '../embed/registry.js';
+import type { ManifestSchema } from '../storage/manifest.js';
+import { searchSparse, searchText, type RetrieverResult } from './retrievers.js';
+import { fuseLists, isSearchRequest, planRequest, type PlannedRequest, type SearchRequest } from './search-request.js';
+import type { RankedList, RetrieverName } from '../query/fusion.js';
+import type { SnapshotHit } from './searcher.js';
 
 export type { CollectionSchema, NormalizedSchema } from './schema.js';
+export type { SearchRequest } from './search-request.js';
 export type { RefreshResult } from './refresh.js';
 
 export interface CollectionOptions {
@@ -30,6 +38,13 @@ export interface CollectionOptions {
    * threads differ from run to run in their links (not in quality). WASM kernels only.
    */
   buildThreads?: number;
+  /**
+   * The embedder that turns text into this collection's vectors (records upserted without a
+   * vector, and text queries). Its `model` must equal the schema's `embedder` and its dimension
+   * the collection's. Without it, a collection whose schema names an embedder uses the one
+   * registered for that model id (quiverdb/node registers 'use-lite-512'), made on first use.
+   */
+  embedder?: Embedder;
 }
 
 /** Options of Collection.open (durable collections). */
@@ -83,7 +98,11 @@ export interface OpenOptions extends CollectionOptions {
 
 export interface UpsertRecord {
   id: string;
-  vector: VectorLike;
+  /**
+   * The record's vector. May be left out when the collection embeds text (schema.embedder): the
+   * text of the field declared `embed: true` is embedded instead.
+   */
+  vector?: VectorLike;
   /** A plain JSON object; values of declared fields must have their declared type. */
   metadata?: Record<string, unknown>;
 }
@@ -162,10 +181,27 @@ export interface SearchOptions {
 
 export interface Hit {
   id: string;
-  /** Larger is closer: cosine similarity, inner product, or minus the squared L2 distance. */
+  /**
+   * Larger is closer: cosine similarity, inner product, or minus the squared L2 distance; BM25
+   * for text; the inner product for sparse; the fused score when a request ran several retrievers.
+   */
   score: number;
   metadata?: Record<string, unknown>;
   vector?: Float32Array;
+  /** Requests (search({ text, vector, sparse })): the hit's rank (from 1) in each retriever that found it. */
+  ranks?: Partial<Record<RetrieverName, number>>;
+  /** Requests: the hit's raw score in each retriever that found it. */
+  scores?: Partial<Record<RetrieverName, number>>;
+}
+
+/** What a search request did, per retriever. */
+export interface RequestStats {
+  retrievers: RetrieverName[];
+  /** BM25: documents scored in full, and row windows skipped on block bounds. */
+  text?: { terms: number; scored: number; windowsSkipped: number; candidates: number };
+  vector?: SearchStats & { candidates: number; embedded: boolean };
+  sparse?: { scored: number; blocksSkipped: number; candidates: number };
+  fusion?: string;
 }
 
 /** What one query's search did. */
@@ -239,7 +275,7 @@ export interface CollectionInfo extends CollectionStats {
 const SEARCH_OPTION_KEYS = new Set(['k', 'includeMetadata', 'includeVector', 'rerank', 'ef', 'nprobe', 'recall', 'exact', 'filter', 'withStats']);
 const READ_OPTION_KEYS = new Set(['includeVector', 'includeMetadata']);
 const SCROLL_OPTION_KEYS = new Set(['includeVector', 'includeMetadata', 'limit', 'after']);
-const OPEN_OPTION_KEYS = new Set(['kernels', 'buildThreads', 'schema', 'readOnly', 'groupCommitMs', 'commitMode', 'sealRows', 'autoMerge', 'minQuantizedRows', 'mergePolicy', 'onEvent', 'faults']);
+const OPEN_OPTION_KEYS = new Set(['kernels', 'buildThreads', 'embedder', 'schema', 'readOnly', 'groupCommitMs', 'commitMode', 'sealRows', 'autoMerge', 'minQuantizedRows', 'mergePolicy', 'onEvent', 'faults']);
 
 /** Opens a filesystem path as a Directory; registered by quiverdb/node. */
 let pathDirectory: ((path: string, create: boolean) => Promise<Directory>) | null = null;
@@ -273,9 +309,15 @@ export class Collection {
   private readonly kernelName: Kernels['name'];
   private readonly engine: Engine;
   private closed = false;
+  /** The embedder given at open, or the registered one once made (null: not resolved yet). */
+  private embedderInstance: Embedder | null;
+  /** Writes waiting for an embedding: later writes queue behind them so that writes apply in call order. */
+  private orderedTail: Promise<void> | null = null;
+  private orderedPending = 0;
 
-  private constructor(engine: Engine, kernelName: Kernels['name']) {
+  private constructor(engine: Engine, kernelName: Kernels['name'], embedder?: Embedder) {
     this.engine = engine;
+    this.embedderInstance = checkEmbedder(embedder, engine.schema);
     this.dimension = engine.schema.dimension;
     this.metric = engine.schema.metric;
     this.index = engine.schema.index;
@@ -295,7 +337,7 @@ export class Collection {
     const parsed = parseIndexSpec(s.index);
     const exact = parsed.index === 'Flat' && parsed.quantizer === null;
     const engine = Engine.createInMemory(new MemoryDirectory(), s, { newKernels, buildThreads, wal: false, sealRows: exact ? Infinity : undefined });
-    return new Collection(engine, name);
+    return new Collection(engine, name, options.embedder);
   }
 
   /**
@@ -345,7 +387,12 @@ export class Collection {
       segmentsPerTier: mp.segmentsPerTier, maxDeletedRatio: mp.maxDeletedRatio,
       onEvent: options.onEvent, faults: options.faults, wal: true, walMaxRecordBytes: testHooks.walMaxRecordBytes,
     });
-    return new Collection(engine, name);
+    try {
+      return new Collection(engine, name, options.embedder);
+    } catch (e) {
+      await engine.close();
+      throw e;
+    }
   }
 
   /** Live records (the same as count()). */
@@ -373,17 +420,64 @@ export class Collection {
    */
   async upsert(records: readonly UpsertRecord[]): Promise<void> {
     this.checkOpen();
-    const prepared = this.prepare(records);
+    const { prepared, toEmbed } = this.prepare(records);
     if (prepared.length === 0) return; // nothing to log or sync
-    await this.engine.upsert(prepared);
+    if (toEmbed.length === 0) return this.ordered(null, () => this.engine.upsert(prepared));
+    return this.ordered(async () => {
+      const embedder = await this.embedder();
+      const vectors = await embedder.embed(toEmbed.map((t) => t.text));
+      const d = this.dimension;
+      toEmbed.forEach(({ index }, i) => {
+        const p = prepared[index];
+        p.vector.set(vectors.subarray(i * d, (i + 1) * d));
+        const nv = norm(p.vector);
+        if (!(nv > 0) || !Number.isFinite(nv)) throw new QuiverError('INVALID_VECTOR', `the embedder gave record "${p.id}" a ${nv === 0 ? 'zero' : 'non-finite'} vector`, { id: p.id, index });
+        p.invNorm = this.metric === 'cosine' ? 1 / nv : 1;
+      });
+    }, () => this.engine.upsert(prepared));
   }
 
-  private prepare(records: readonly UpsertRecord[]): PreparedRecord[] {
+  /**
+   * Runs a write in call order: at once when no write is waiting for an embedding, else after
+   * the writes before it were submitted. `prep` (an embedding) runs first; if it fails, only
+   * this write fails.
+   */
+  private ordered<T>(prep: (() => Promise<void>) | null, submit: () => Promise<T>): Promise<T> {
+    if (!prep && this.orderedPending === 0) return submit();
+    this.orderedPending++;
+    const before = this.orderedTail ?? Promise.resolve();
+    let submitted!: () => void;
+    const tail = new Promise<void>((resolve) => { submitted = resolve; });
+    this.orderedTail = tail;
+    const run = before.then(() => (prep ? prep() : undefined)).then(
+      () => { try { return submit(); } finally { submitted(); } },
+      (e: unknown) => { submitted(); throw e; },
+    );
+    const done = (): void => {
+      if (--this.orderedPending === 0 && this.orderedTail === tail) this.orderedTail = null;
+    };
+    run.then(done, done);
+    return run;
+  }
+
+  /** The collection's embedder: the one given at open, or the one registered for the schema's model. */
+  private async embedder(): Promise<Embedder> {
+    if (this.embedderInstance) return this.embedderInstance;
+    const model = this.engine.schema.embedder;
+    if (!model) throw new QuiverError('INVALID_ARGUMENT', 'the collection has no embedder (schema.embedder): give records a vector', {});
+    const e = await registeredEmbedder(model);
+    this.embedderInstance = checkEmbedder(e, this.engine.schema);
+    return e;
+  }
+
+  private prepare(records: readonly UpsertRecord[]): { prepared: PreparedRecord[]; toEmbed: { index: number; text: string }[] } {
     if (!Array.isArray(records)) {
       throw new QuiverError('INVALID_ARGUMENT', `upsert expects an array of records, got ${describe(records)}`, { expected: 'array', received: describe(records) });
     }
     const fields = this.engine.schema.fields;
+    const embedField = this.engine.schema.embedder ? fields.find((f) => f.embed) : undefined;
     const prepared: PreparedRecord[] = [];
+    const toEmbed: { index: number; text: string }[] = [];
     const d = this.dimension;
     // one buffer for the whole batch's vectors (copies: the caller may reuse its arrays, and the
     // WAL must log exactly what is applied), rather than a small allocation per record
@@ -401,6 +495,17 @@ export class Collection {
       }
       const id = checkId(rec.id, { index: i });
       const where = { index: i, id };
+      const split = splitMetadata(checkMetadata(rec.metadata, where), fields, where);
+      if (rec.vector === undefined) {
+        const text = embedField ? split.values[embedField.name] : undefined;
+        if (typeof text !== 'string') {
+          const why = embedField ? `the collection embeds metadata field "${embedField.name}", which this record lacks` : 'the collection has no embedder (schema.embedder) to make one from text';
+          throw new QuiverError('INVALID_ARGUMENT', `record ${i} ("${id}") has no vector: ${why}`, { ...where, field: 'vector' });
+        }
+        prepared.push({ id, vector: vectors.subarray(i * d, (i + 1) * d), invNorm: 1, metadataJson: split.json, values: split.values });
+        toEmbed.push({ index: prepared.length - 1, text });
+        continue;
+      }
       const vector = toVector(rec.vector, d, where, vectors.subarray(i * d, (i + 1) * d));
       let invNorm = 1;
       if (this.metric === 'cosine') {
@@ -408,10 +513,9 @@ export class Collection {
         if (nv === 0) throw new QuiverError('INVALID_VECTOR', `record "${id}" has a zero vector, which has no direction for cosine similarity`, where);
         invNorm = 1 / nv;
       }
-      const split = splitMetadata(checkMetadata(rec.metadata, where), fields, where);
       prepared.push({ id, vector, invNorm, metadataJson: split.json, values: split.values });
     }
-    return prepared;
+    return { prepared, toEmbed };
   }
 
   /** Deletes records by id; ids not present are ignored. Resolves to the number deleted. */
@@ -420,7 +524,8 @@ export class Collection {
     if (!Array.isArray(ids)) throw new QuiverError('INVALID_ARGUMENT', `delete expects an array of ids, got ${describe(ids)}`, { received: describe(ids) });
     ids.forEach((id, i) => checkId(id, { index: i }));
     if (ids.length === 0) return 0;
-    return this.engine.delete(ids.slice());
+    const copy = ids.slice();
+    return this.ordered(null, () => this.engine.delete(copy));
   }
 
   /**
@@ -448,7 +553,7 @@ export class Collection {
       return { id, metadataJson: split.json, values: split.values };
     });
     if (entries.length === 0) return 0;
-    return this.engine.update(entries, options.merge === true);
+    return this.ordered(null, () => this.engine.update(entries, options.merge === true));
   }
 
   /**
@@ -521,12 +626,92 @@ export class Collection {
    * one list of hits per query. With `withStats: true` it resolves to `{ hits, stats }` saying
    * what each search did.
    */
+  search(request: SearchRequest & { withStats?: false }): Promise<Hit[]>;
+  search(request: SearchRequest & { withStats: true }): Promise<{ hits: Hit[]; stats: RequestStats }>;
   search(query: VectorLike, options?: SearchOptions & { withStats?: false }): Promise<Hit[]>;
   search(queries: QueryBatch, options?: SearchOptions & { withStats?: false }): Promise<Hit[][]>;
   search(query: VectorLike, options: SearchOptions & { withStats: true }): Promise<{ hits: Hit[]; stats: SearchStats }>;
   search(queries: QueryBatch, options: SearchOptions & { withStats: true }): Promise<{ hits: Hit[][]; stats: SearchStats[] }>;
-  async search(query: VectorLike | QueryBatch, options: SearchOptions = {}): Promise<unknown> {
+  async search(query: VectorLike | QueryBatch | SearchRequest, options: SearchOptions = {}): Promise<unknown> {
+    if (isSearchRequest(query)) {
+      if (arguments.length > 1) throw new QuiverError('INVALID_ARGUMENT', 'a search request carries its options itself: search({ text, vector, k, ... }) takes one argument', {});
+      return this.searchRequest(query);
+    }
     return this.searchNow(query, options);
+  }
+
+  /**
+   * Runs a request's retrievers on one snapshot and fuses their lists (see SearchRequest).
+   * The query text is embedded first (when it is), before the snapshot is taken.
+   */
+  private async searchRequest(r: SearchRequest): Promise<unknown> {
+    this.checkOpen();
+    const schema = this.engine.schema;
+    const plan = planRequest(r, schema.fields, schema.embedder);
+    const dense = checkSearchOptions({
+      k: plan.depth, ...pick(r, ['rerank', 'ef', 'nprobe', 'recall', 'exact']),
+    });
+    const filter = r.filter === undefined ? undefined : parseFilter(r.filter, schema.fields);
+    let queryVector: Float32Array | null = null;
+    if (r.vector !== undefined) {
+      queryVector = this.packQueries([r.vector]);
+    } else if (plan.embedText) {
+      const e = await this.embedder();
+      queryVector = this.packQueries([await e.embed([r.text!])]);
+    }
+    this.checkOpen();
+    const includeMetadata = r.includeMetadata ?? true;
+    const includeVector = r.includeVector ?? false;
+    const snap = this.engine.snapshot();
+    try {
+      const lists: RankedList[] = [];
+      const rows = new Map<string, SnapshotHit>();
+      const stats: RequestStats = { retrievers: plan.retrievers };
+      const add = (name: RetrieverName, hits: readonly SnapshotHit[]): void => {
+        const keys: string[] = [], scores: number[] = [];
+        for (const h of hits) {
+          const key = `${h.segment.number}:${h.ord}`;
+          rows.set(key, h);
+          keys.push(key);
+          scores.push(h.score);
+        }
+        lists.push({ name, keys, scores });
+      };
+      const depth = plan.retrievers.length > 1 ? plan.depth : plan.k;
+      if (plan.text) {
+        const res: RetrieverResult = searchText(snap, plan.text, depth, filter);
+        let terms = 0;
+        for (const t of plan.text.terms.values()) terms += t.length;
+        stats.text = { terms, scored: res.scored, windowsSkipped: res.skipped, candidates: res.hits.length };
+        add('text', res.hits);
+      }
+      if (queryVector) {
+        const res = this.engine.search(snap, queryVector, 1, depth, dense.params, filter);
+        const st: SearchStats = { segments: res.segmentsSearched, scanned: res.counters.scanned[0], reranked: res.counters.reranked[0] };
+        if (res.filter) st.filter = filterStats(res.filter);
+        stats.vector = { ...st, candidates: res.hits[0].length, embedded: r.vector === undefined };
+        add('vector', res.hits[0]);
+      }
+      if (plan.sparse) {
+        const res = searchSparse(snap, plan.sparse.field, plan.sparse.query, depth, plan.sparse.mode ? { mode: plan.sparse.mode } : {}, filter);
+        stats.sparse = { scored: res.scored, blocksSkipped: res.skipped, candidates: res.hits.length };
+        add('sparse', res.hits);
+      }
+      if (lists.length > 1) stats.fusion = plan.fusion.method;
+      const hits = fuseLists(lists, plan).map((e) => {
+        const { segment, ord } = rows.get(e.key)!;
+        const hit: Hit = { id: segment.idAt(ord), score: e.score, ranks: e.ranks, scores: e.scores };
+        if (includeMetadata) {
+          const m = parseMetadata(segment, ord);
+          if (m !== undefined) hit.metadata = m;
+        }
+        if (includeVector) hit.vector = segment.vectorAt(ord);
+        return hit;
+      });
+      return r.withStats ? { hits, stats } : hits;
+    } finally {
+      snap.release();
+    }
   }
 
   private searchNow(query: VectorLike | QueryBatch, options: SearchOptions): unknown {
@@ -685,6 +870,34 @@ export class Collection {
   private checkOpen(): void {
     if (this.closed) throw new QuiverError('CLOSED', 'the collection is closed');
   }
+}
+
+/** The keys of `o` that are set, for passing a subset of options on. */
+function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Pick<T, K> {
+  const out = {} as Pick<T, K>;
+  for (const key of keys) if (o[key] !== undefined) out[key] = o[key];
+  return out;
+}
+
+/**
+ * Checks an embedder against the schema: its model id must be the one the schema records (a
+ * query is never embedded by another model than its documents), its dimension the collection's.
+ */
+function checkEmbedder(e: Embedder | undefined, schema: ManifestSchema): Embedder | null {
+  if (e === undefined) return null;
+  if (typeof e !== 'object' || e === null || typeof e.embed !== 'function' || typeof e.model !== 'string') {
+    throw new QuiverError('INVALID_ARGUMENT', `embedder must implement Embedder { model, dimension, embed() }, got ${describe(e)}`, { field: 'embedder' });
+  }
+  if (schema.embedder === undefined) {
+    throw new QuiverError('INVALID_ARGUMENT', `an embedder was given, but the schema names none: create the collection with embedder: '${e.model}' and a text field declared embed: true`, { field: 'embedder', received: e.model });
+  }
+  if (e.model !== schema.embedder) {
+    throw new QuiverError('SCHEMA_MISMATCH', `the collection's vectors were made by embedder "${schema.embedder}", not "${e.model}": queries and documents must be embedded by the same model`, { field: 'embedder', expected: schema.embedder, received: e.model });
+  }
+  if (e.dimension !== schema.dimension) {
+    throw new QuiverError('DIMENSION_MISMATCH', `embedder "${e.model}" makes ${e.dimension}-d vectors, the collection holds ${schema.dimension}-d ones`, { field: 'embedder', expected: schema.dimension, received: e.dimension });
+  }
+  return e;
 }
 
 /** A batch is an array whose elements are vectors (not numbers); [] is an empty batch. */

@@ -216,7 +216,7 @@ export class Engine implements MaintenanceHost, RefreshHost {
       engine.wal = writer;
       engine.walTail = tail;
       engine.appliedSeq = Math.max(engine.state.nextSeq - 1, manifest.committedSeq ?? 0);
-      if (addFields.length) await engine.addFields(addFields.map((f) => ({ name: f.name, type: f.type })));
+      if (addFields.length) await engine.addFields(addFields);
       if (engine.wal && engine.state.mutable.count >= engine.state.sealRows) engine.scheduleSeal();
     } catch (e) {
       await engine.releaseAll();
@@ -321,7 +321,7 @@ export class Engine implements MaintenanceHost, RefreshHost {
    * the mutable segment adopts their values from its rows' JSON. Fields already declared with
    * the same type are ignored; another type is SCHEMA_MISMATCH.
    */
-  async addFields(defs: readonly { name: string; type: FieldDef['type'] }[]): Promise<void> {
+  async addFields(defs: readonly Omit<FieldDef, 'id'>[]): Promise<void> {
     this.checkWritable();
     await this.lane.run(async () => {
       const st = this.state;
@@ -332,9 +332,11 @@ export class Engine implements MaintenanceHost, RefreshHost {
         const have = fields.find((f) => f.name === d.name);
         if (have) {
           if (have.type !== d.type) throw new QuiverError('SCHEMA_MISMATCH', `field "${d.name}" is declared ${have.type}, not ${d.type} (a field's type cannot change)`, { field: d.name, expected: have.type, received: d.type });
+          if (have.analyzer !== d.analyzer) throw new QuiverError('SCHEMA_MISMATCH', `text field "${d.name}" is analyzed by "${have.analyzer}", not "${d.analyzer}" (an analyzer cannot change)`, { field: d.name, expected: have.analyzer, received: d.analyzer });
           continue;
         }
-        const def = Object.freeze({ name: d.name, type: d.type, id: nextId++ });
+        if (d.embed) throw new QuiverError('SCHEMA_MISMATCH', `field "${d.name}" cannot be added with embed: true (the embedded field is chosen when the collection is created)`, { field: d.name });
+        const def: FieldDef = Object.freeze({ ...d, id: nextId++ });
         fields.push(def);
         added.push(def);
       }
@@ -534,10 +536,12 @@ function schemaChanges(dir: Directory, stored: ManifestSchema, requested: Manife
   if (requested.dimension !== stored.dimension) throw mismatch('dimension differs');
   if (requested.metric !== stored.metric) throw mismatch('metric differs');
   if (requested.index !== stored.index) throw mismatch('index spec differs');
+  if (requested.embedder !== undefined && requested.embedder !== stored.embedder) throw mismatch(`embedder differs (stored: ${stored.embedder ?? 'none'})`);
   const added: FieldDef[] = [];
   for (const f of requested.fields) {
     const have = stored.fields.find((s) => s.name === f.name);
     if (have && have.type !== f.type) throw mismatch(`field "${f.name}" is ${have.type}, not ${f.type}`);
+    if (have && have.analyzer !== f.analyzer) throw mismatch(`text field "${f.name}" is analyzed by "${have.analyzer}", not "${f.analyzer}"`);
     if (!have) added.push(f);
   }
   if (added.length && readOnly) throw mismatch(`fields ${added.map((f) => f.name).join(', ')} are not declared, and a read-only opener cannot add them`);

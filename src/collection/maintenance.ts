@@ -215,6 +215,8 @@ export class Maintenance {
         number, dimension: d, metric: st.schema.metric, count: rows.length, minSeq, maxSeq,
         vectorChunks: () => liveVectorChunks(sources, rows, d),
         ids, metadataJson: meta, values, fields,
+        // the same rows with the same ordinals: the mutable segment's postings are the segment's
+        postings: reuse ? (field) => reuse.mutableTextPostings(field)?.toLists() : undefined,
         index: { spec: st.spec, kernels: h.newKernels(), threads: h.buildThreads, minRows: h.minQuantizedRows, donor: donor && { ...donor, onReuse } as IndexDonor, progress: throttledProgress((phase, done, total, threads) => h.emit({ type: 'index-progress', segment: number, phase, done, total, ...(threads !== undefined ? { threads } : {}) })) },
       }, h.faults);
       let segment: SealedSegment;

@@ -11,6 +11,9 @@ import type { Directory } from '../storage/directory.js';
 import type { ManifestSegment } from '../storage/manifest.js';
 import { SECTION, SegmentFile, StringColumn } from '../storage/segment-file.js';
 import { bitsetWords, growBitset } from '../util/bitset.js';
+import { decodePostings, type FieldPostings } from '../text/postings.js';
+import { decodeSparseIndex } from '../sparse/section.js';
+import type { SparseIndex, SparseSearcher } from '../sparse/types.js';
 import type { MutableSegment } from './mutable-segment.js';
 import { SegmentBase, type Segment } from './segment.js';
 import type { Metric } from './validate.js';
@@ -73,7 +76,10 @@ export class SealedSegment extends SegmentBase implements Segment, ExactScorer {
     const ids = m.ids, meta = m.metadataJson;
     // the vectors stay m's: the sealed segment holds a reference to m, released when it is freed
     m.retain();
-    const fields: RowFields = { has: (name) => m.hasField(name), valuesAt: (i) => m.fieldValuesAt(i), data: () => null, bytes: 0 };
+    const fields: RowFields = {
+      has: (name) => m.hasField(name), valuesAt: (i) => m.fieldValuesAt(i), data: () => null, bytes: 0,
+      text: (name) => m.textPostings(name), sparse: (name) => m.sparseSearcher(name), release: () => {},
+    };
     return new SealedSegment(m.number, file, file.name, m.count, m.dimension, m.metric, m.kernels, m.index, null,
       { value: (i) => ids[i] }, { value: (i) => meta[i] }, fields, growBitset(m.tombstones, m.count).slice(), m.deleted, m);
   }
@@ -96,7 +102,7 @@ export class SealedSegment extends SegmentBase implements Segment, ExactScorer {
       }
       const ids = new StringColumn(file.read(SECTION.IDS), h.count, where, 'ids');
       const meta = new StringColumn(file.read(SECTION.METADATA), h.count, where, 'metadata');
-      const columns = readColumns(file, where, h.count, ctx.fields);
+      const columns = readColumns(file, where, h.count, ctx.fields, ctx.kernels);
       const normBytes = file.read(SECTION.NORMS);
       if (normBytes.length !== h.count * 4) throw new QuiverError('CORRUPT_FILE', `${where}: norms section has ${normBytes.length} bytes, expected ${h.count * 4}`, { file: where });
       const norms = new Float32Array(h.count);
@@ -132,6 +138,8 @@ export class SealedSegment extends SegmentBase implements Segment, ExactScorer {
   hasField(name: string): boolean { return this.fields.has(name); }
   fieldValuesAt(ord: number): FieldValues { return this.fields.valuesAt(ord); }
   columnData(name: string): ColumnData | null { return this.fields.data(name); }
+  textPostings(name: string): FieldPostings | null { return this.fields.text(name); }
+  sparseSearcher(name: string): SparseSearcher | null { return this.fields.sparse(name); }
 
   vectorAt(ord: number, out: Float32Array = new Float32Array(this.dimension)): Float32Array {
     if (this.flat) return this.flat.store.get(ord, out);
@@ -202,6 +210,7 @@ export class SealedSegment extends SegmentBase implements Segment, ExactScorer {
   }
 
   protected free(): void {
+    this.fields.release();
     if (this.memoryOwner) this.memoryOwner.release();
     else this.index.release();
     void this.file.close();
@@ -216,13 +225,28 @@ interface RowFields {
   data(name: string): ColumnData | null;
   /** Bytes held in memory. */
   readonly bytes: number;
+  text(name: string): FieldPostings | null;
+  sparse(name: string): SparseSearcher | null;
+  /** Frees what the fields hold outside the JS heap (sparse indexes in kernel memory). */
+  release(): void;
 }
 
-function columnFields(columns: Map<string, ColumnReader> | null): RowFields {
-  if (!columns || columns.size === 0) return { has: () => false, valuesAt: () => NO_VALUES, data: () => null, bytes: 0 };
+/** A segment's declared fields as read from its file. */
+interface SegmentFields {
+  columns: Map<string, ColumnReader>;
+  postings: Map<string, FieldPostings>;
+  sparse: Map<string, SparseIndex>;
+}
+
+function columnFields(fields: SegmentFields | null): RowFields {
+  if (!fields || fields.columns.size === 0) return { has: () => false, valuesAt: () => NO_VALUES, data: () => null, bytes: 0, text: () => null, sparse: () => null, release: () => {} };
+  const { columns, postings, sparse } = fields;
   const list = [...columns];
   return {
     has: (name) => columns.has(name),
+    text: (name) => postings.get(name) ?? null,
+    sparse: (name) => sparse.get(name) ?? null,
+    release: () => { for (const s of sparse.values()) s.release(); },
     data: (name) => columns.get(name)?.data ?? null,
     valuesAt: (ord) => {
       let out: Record<string, FieldValue> | null = null;
@@ -234,12 +258,16 @@ function columnFields(columns: Map<string, ColumnReader> | null): RowFields {
       }
       return out ?? NO_VALUES;
     },
-    bytes: list.reduce((a, [, c]) => a + c.bytes, 0),
+    bytes: list.reduce((a, [, c]) => a + c.bytes, 0) + [...postings.values()].reduce((a, p) => a + p.bytes, 0),
   };
 }
 
-/** Reads the FIELDS section and each field's COLUMN, keyed by field name; null when the segment has none. */
-function readColumns(file: SegmentFile, where: string, count: number, schemaFields: readonly FieldDef[]): Map<string, ColumnReader> | null {
+/**
+ * Reads the FIELDS section and each field's COLUMN (text fields: and POSTINGS; sparse fields:
+ * their SPARSE section, which is also their column), keyed by field name; null when the segment
+ * has none.
+ */
+function readColumns(file: SegmentFile, where: string, count: number, schemaFields: readonly FieldDef[], kernels: Kernels): SegmentFields | null {
   if (!file.has(SECTION.FIELDS)) {
     if (file.fieldsWith(SECTION.COLUMN).length) throw new QuiverError('CORRUPT_FILE', `${where}: column sections without a FIELDS section`, { file: where });
     return null;
@@ -251,15 +279,27 @@ function readColumns(file: SegmentFile, where: string, count: number, schemaFiel
   } catch (e) {
     throw new QuiverError('CORRUPT_FILE', `${where}: FIELDS section does not parse (${(e as Error).message})`, { file: where }, { cause: e });
   }
-  const out = new Map<string, ColumnReader>();
-  for (const f of listed) {
-    const declared = schemaFields.find((s) => s.id === f?.id);
-    if (!declared || declared.name !== f.name || declared.type !== f.type) {
-      throw new QuiverError('CORRUPT_FILE', `${where}: field ${JSON.stringify(f)} does not match the collection's schema`, { file: where, received: f, expected: declared ?? null });
+  const out: SegmentFields = { columns: new Map(), postings: new Map(), sparse: new Map() };
+  try {
+    for (const f of listed) {
+      const declared = schemaFields.find((s) => s.id === f?.id);
+      if (!declared || declared.name !== f.name || declared.type !== f.type) {
+        throw new QuiverError('CORRUPT_FILE', `${where}: field ${JSON.stringify(f)} does not match the collection's schema`, { file: where, received: f, expected: declared ?? null });
+      }
+      if (declared.type === 'sparse') {
+        const index = decodeSparseIndex(file.read(SECTION.SPARSE, f.id), count, where, kernels);
+        out.sparse.set(f.name, index);
+        out.columns.set(f.name, { type: 'sparse', data: { type: 'sparse' }, bytes: index.memoryBytes, value: (i) => index.vectorAt(i) });
+        continue;
+      }
+      const col = decodeColumn(file.read(SECTION.COLUMN, f.id), count, where, f.name);
+      if (col.type !== declared.type) throw new QuiverError('CORRUPT_FILE', `${where}: column "${f.name}" holds ${col.type} values, the schema says ${declared.type}`, { file: where });
+      out.columns.set(f.name, col);
+      if (declared.type === 'text') out.postings.set(f.name, decodePostings(file.read(SECTION.POSTINGS, f.id), count, where, f.name));
     }
-    const col = decodeColumn(file.read(SECTION.COLUMN, f.id), count, where, f.name);
-    if (col.type !== declared.type) throw new QuiverError('CORRUPT_FILE', `${where}: column "${f.name}" holds ${col.type} values, the schema says ${declared.type}`, { file: where });
-    out.set(f.name, col);
+  } catch (e) {
+    for (const s of out.sparse.values()) s.release();
+    throw e;
   }
   return out;
 }

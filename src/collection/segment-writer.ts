@@ -8,6 +8,11 @@ import type { Directory } from '../storage/directory.js';
 import { encodeStringColumn, SECTION, segmentFileName, SegmentWriter } from '../storage/segment-file.js';
 import type { Metric } from './validate.js';
 import { transientFloats } from '../util/transient.js';
+import { getAnalyzer } from '../text/analyzer.js';
+import { encodePostings, gatherPostings, type PostingLists } from '../text/postings.js';
+import { buildSparseIndex } from '../sparse/build.js';
+import { encodeSparseIndex } from '../sparse/section.js';
+import type { SparseValue } from '../fields/types.js';
 
 /** What a segment file is written from: rows in ordinal order. */
 export interface SegmentRows {
@@ -24,8 +29,13 @@ export interface SegmentRows {
   metadataJson: readonly string[];
   /** Declared field values per row. */
   values: readonly FieldValues[];
-  /** The collection's declared fields: each gets a COLUMN section. */
+  /**
+   * The collection's declared fields: each gets a COLUMN section; text fields a POSTINGS section
+   * too, sparse fields a SPARSE section instead.
+   */
   fields: readonly FieldDef[];
+  /** Postings a text field already has for exactly these rows (a frozen mutable segment's), instead of analysing the texts again. */
+  postings?: (field: string) => PostingLists | undefined;
   /**
    * The collection's index spec: a compressed spec trains a quantizer (on scratch `kernels`) and
    * writes a CODES section when the segment has at least `minRows` rows.
@@ -81,7 +91,26 @@ export async function writeSegmentFile(dir: Directory, rows: SegmentRows, fault?
     if (rows.fields.length) {
       const listed = rows.fields.map((f) => ({ id: f.id, name: f.name, type: f.type }));
       await w.section(SECTION.FIELDS, [new TextEncoder().encode(JSON.stringify(listed))]);
-      for (const f of rows.fields) await w.section(SECTION.COLUMN, encodeColumn(f.type, rows.count, (i) => rows.values[i][f.name]), f.id);
+      for (const f of rows.fields) {
+        if (f.type === 'sparse') {
+          const index = buildSparseIndex((i) => rows.values[i][f.name] as SparseValue | undefined, rows.count, { kernels: rows.index.kernels });
+          try {
+            await w.section(SECTION.SPARSE, encodeSparseIndex(index), f.id);
+          } finally {
+            index.release();
+          }
+          continue;
+        }
+        await w.section(SECTION.COLUMN, encodeColumn(f.type, rows.count, (i) => rows.values[i][f.name]), f.id);
+        if (f.type === 'text') {
+          let lists = rows.postings?.(f.name);
+          if (!lists) {
+            const analyzer = getAnalyzer(f.analyzer ?? 'english');
+            lists = gatherPostings(rows.count, (i) => { const v = rows.values[i][f.name]; return typeof v === 'string' ? analyzer.analyze(v) : null; });
+          }
+          await w.section(SECTION.POSTINGS, encodePostings(lists), f.id);
+        }
+      }
     }
     return await w.finish();
   } catch (e) {

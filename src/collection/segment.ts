@@ -3,6 +3,8 @@ import type { FieldValues } from '../fields/types.js';
 import type { SearchResultBatch, VectorIndex } from '../index/types.js';
 import type { Kernels } from '../kernels/types.js';
 import { setBit, testBit } from '../util/bitset.js';
+import type { FieldPostings } from '../text/postings.js';
+import type { SparseSearcher } from '../sparse/types.js';
 
 /**
  * What the engine and searches need of a segment: the mutable segment that takes new writes
@@ -43,6 +45,10 @@ export interface Segment {
    * fieldValuesAt; filters build their own arrays from them, src/filter/rows.ts).
    */
   columnData(name: string): ColumnData | null;
+  /** BM25 postings of text field `name`, or null when the segment has none (field declared after it was written). */
+  textPostings(name: string): FieldPostings | null;
+  /** The index of sparse field `name`, or null when the segment has none. */
+  sparseSearcher(name: string): SparseSearcher | null;
   /**
    * Exact top-k among the given rows for each query (a filtered search's exact path): full
    * vectors gathered from kernel memory or read from the file, scored with the scan kernels.

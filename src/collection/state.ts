@@ -50,7 +50,7 @@ export class CollectionState {
   /** A new, empty mutable segment in its own kernel memory, registered in the id map. */
   newMutable(): MutableSegment {
     const s = this.schema;
-    const m = new MutableSegment(this.nextSegment++, this.newKernels(), s.dimension, s.metric, s.fields.map((f) => f.name), this.sealRows);
+    const m = new MutableSegment(this.nextSegment++, this.newKernels(), s.dimension, s.metric, s.fields, this.sealRows);
     this.ids.addSegment(m);
     return m;
   }
@@ -132,12 +132,13 @@ export class CollectionState {
    */
   addField(def: FieldDef): void {
     const m = this.mutable;
-    m.addField(def.name);
     for (let ord = 0; ord < m.count; ord++) {
       if (m.isDeleted(ord)) continue;
       const split = adoptFromJson({ json: m.metadataJson[ord], values: m.fieldValuesAt(ord) }, [def]);
       if (split.json !== m.metadataJson[ord]) m.setMetadata(ord, split.json, split.values);
     }
+    // after adoption: a text or sparse field indexes the values just adopted
+    m.addField(def);
   }
 
   /**
@@ -148,7 +149,7 @@ export class CollectionState {
   vacuumMutable(): void {
     const old = this.mutable;
     const fresh = this.newMutable();
-    for (const f of this.fields) fresh.addField(f.name);
+    for (const f of this.fields) fresh.addField(f);
     fresh.minSeq = old.minSeq;
     fresh.maxSeq = old.maxSeq;
     const v = new Float32Array(this.schema.dimension);

@@ -19,6 +19,9 @@ import { FIELD_TYPE_CODES, fieldTypeOfCode, type FieldType, type FieldValue } fr
  *     boolean    u32[W] presence bitset, u32[W] value bitset
  *     keyword[]  u32[W] presence bitset, u32 T, terms as above, u32[n + 1] offsets into the
  *                list, u32 L, u32[L] term ordinals (row i's terms: list[offsets[i] .. offsets[i+1]))
+ *     text       u32[W] presence bitset, the texts as a string column (u32[n + 1] offsets, UTF-8
+ *                blob; '' where absent). Their terms are in the field's POSTINGS section.
+ * Sparse fields have no COLUMN section: their SPARSE section (src/sparse/) holds the vectors.
  * Keyword dictionaries make equality filters a comparison of integers and give term postings
  * without decoding strings.
  */
@@ -31,6 +34,18 @@ const ABSENT = ABSENT_TERM;
 export function encodeColumn(type: FieldType, n: number, valueAt: (ord: number) => FieldValue | undefined): Uint8Array[] {
   const head = new ByteWriter(16).u32(COLUMN_VERSION).u8(FIELD_TYPE_CODES[type]).u8(0).u8(0).u8(0).u32(n);
   const words = bitsetWords(n);
+  if (type === 'sparse') throw new Error('sparse fields are stored in their SPARSE section, not a column');
+  if (type === 'text') {
+    const present = new Uint32Array(words);
+    const texts: string[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const v = valueAt(i);
+      texts[i] = v === undefined ? '' : (v as string);
+      if (v !== undefined) setBit(present, i);
+    }
+    head.typed(present);
+    return [head.finish(), ...encodeStringColumn(texts)];
+  }
   if (type === 'number' || type === 'boolean') {
     const present = new Uint32Array(words);
     const nums = type === 'number' ? new Float64Array(n) : null;
@@ -120,7 +135,9 @@ export type ColumnData =
   | { readonly type: 'keyword'; readonly terms: TermDictionary; readonly ords: Uint32Array }
   | { readonly type: 'keyword[]'; readonly terms: TermDictionary; readonly present: Uint32Array; readonly starts: Uint32Array; readonly ends: Uint32Array; readonly list: Uint32Array }
   | { readonly type: 'number'; readonly present: Uint32Array; readonly values: Float64Array }
-  | { readonly type: 'boolean'; readonly present: Uint32Array; readonly values: Uint32Array };
+  | { readonly type: 'boolean'; readonly present: Uint32Array; readonly values: Uint32Array }
+  /** Not filterable: searched through their own indexes (BM25 postings, the sparse index). */
+  | { readonly type: 'text' | 'sparse' };
 
 /** A stored (sorted) dictionary: lookups by binary search, decoding log2(size) terms. */
 function sortedDictionary(terms: StringColumn, size: number): TermDictionary {
@@ -157,6 +174,19 @@ export function decodeColumn(bytes: Uint8Array, count: number, where: string, fi
   const n = r.u32('column rows');
   if (n !== count) r.fail(`column "${field}" holds ${n} rows, the segment ${count}`);
   const words = bitsetWords(n);
+  if (type === 'sparse') r.fail(`column "${field}" has the sparse type code (sparse fields have no column)`);
+  if (type === 'text') {
+    const present = r.u32Array(words, 'presence');
+    const start = r.pos;
+    r.need((n + 1) * 4, 'text offsets');
+    const blobLen = r.view.getUint32(r.pos + n * 4, true);
+    r.pos += (n + 1) * 4;
+    r.need(blobLen, 'texts');
+    r.pos += blobLen;
+    const texts = new StringColumn(bytes.slice(start, r.pos), n, where, `texts of "${field}"`);
+    end(r, field);
+    return { type, bytes: present.byteLength + texts.bytes, data: { type }, value: (i) => (testBit(present, i) ? texts.value(i) : undefined) };
+  }
   if (type === 'number') {
     const present = r.u32Array(words, 'presence');
     const b = r.bytesView(n * 8, 'numbers');

@@ -14,30 +14,51 @@ import { checkWellFormed, describe } from '../util/strings.js';
  *   number     a finite number (float64)
  *   boolean    true or false
  *   keyword[]  an array of strings (a record matches a term if any element equals it)
- * 'text' fields (analysed, BM25) come with text search; the schema form { type } leaves room.
+ *   text       a string, analysed into terms and indexed for BM25 (src/text/); stored and returned
+ *   sparse     a learned-sparse vector { term: weight } (weights finite, >= 0), indexed for
+ *              inner-product search (src/sparse/)
+ * Filters apply to the first four; text and sparse fields are searched with `text` / `sparse`.
  */
-export type FieldType = 'keyword' | 'number' | 'boolean' | 'keyword[]';
-export const FIELD_TYPES: readonly FieldType[] = ['keyword', 'number', 'boolean', 'keyword[]'];
+export type FieldType = 'keyword' | 'number' | 'boolean' | 'keyword[]' | 'text' | 'sparse';
+export const FIELD_TYPES: readonly FieldType[] = ['keyword', 'number', 'boolean', 'keyword[]', 'text', 'sparse'];
+/** The types filters compile against (columns of scalar values). */
+export const FILTERABLE_TYPES: readonly FieldType[] = ['keyword', 'number', 'boolean', 'keyword[]'];
 
 /** A declared field as the manifest records it: `id` keys its segment sections, never reused. */
 export interface FieldDef {
   readonly name: string;
   readonly type: FieldType;
   readonly id: number;
+  /** Text fields: the analyzer's name (src/text/analyzer.ts), 'english' by default. */
+  readonly analyzer?: string;
+  /** Text fields: the field whose text the collection's embedder turns into a record's vector when none is given. */
+  readonly embed?: boolean;
 }
 
-export type FieldValue = string | number | boolean | readonly string[];
+/** A sparse vector as stored: term -> weight (finite, > 0), frozen. */
+export type SparseValue = Readonly<Record<string, number>>;
+
+export type FieldValue = string | number | boolean | readonly string[] | SparseValue;
 
 /** Values of declared fields of one record, by field name (absent fields are missing keys). */
 export type FieldValues = Readonly<Record<string, FieldValue>>;
 
-/** What the user may write in a schema: `{ price: 'number' }` or `{ price: { type: 'number' } }`. */
-export type FieldSpec = FieldType | { type: FieldType };
+/**
+ * What the user may write in a schema: `{ price: 'number' }` or `{ price: { type: 'number' } }`;
+ * text fields take options: `{ body: { type: 'text', analyzer: 'english', embed: true } }`.
+ */
+export type FieldSpec = FieldType | { type: FieldType; analyzer?: string; embed?: boolean };
 
 /** Longest keyword (or keyword[] element), in UTF-16 code units. */
 export const MAX_KEYWORD_LENGTH = 4096;
 /** Most elements of a keyword[] value. */
 export const MAX_KEYWORD_LIST = 1024;
+/** Longest text value, in UTF-16 code units (1 Mi). */
+export const MAX_TEXT_LENGTH = 1 << 20;
+/** Most terms of a sparse vector. */
+export const MAX_SPARSE_TERMS = 4096;
+/** Longest term of a sparse vector. */
+export const MAX_SPARSE_TERM_LENGTH = 256;
 
 const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 
@@ -51,21 +72,31 @@ export function checkFieldName(name: unknown): string {
   return name;
 }
 
-/** The type of one schema entry; INVALID_ARGUMENT naming the field otherwise. */
-export function parseFieldSpec(name: string, spec: unknown): FieldType {
-  const type = typeof spec === 'object' && spec !== null && !Array.isArray(spec) ? (spec as { type?: unknown }).type : spec;
-  if (typeof spec === 'object' && spec !== null) {
-    for (const key of Object.keys(spec)) {
-      if (key !== 'type') throw new QuiverError('INVALID_ARGUMENT', `field "${name}": unknown option "${key}" (allowed: type)`, { field: name, received: key });
-    }
-  }
+/** A schema entry's type and options; INVALID_ARGUMENT naming the field otherwise. */
+export function parseFieldSpec(name: string, spec: unknown): { type: FieldType; analyzer?: string; embed?: boolean } {
+  const isObject = typeof spec === 'object' && spec !== null && !Array.isArray(spec);
+  const type = isObject ? (spec as { type?: unknown }).type : spec;
   if (!(FIELD_TYPES as readonly unknown[]).includes(type)) {
-    const text = type === 'text' ? ' (text fields arrive with text search)' : '';
-    throw new QuiverError('INVALID_ARGUMENT', `field "${name}" has type ${describe(type)}; expected one of ${FIELD_TYPES.join(', ')}${text}`, {
+    throw new QuiverError('INVALID_ARGUMENT', `field "${name}" has type ${describe(type)}; expected one of ${FIELD_TYPES.join(', ')}`, {
       field: name, expected: FIELD_TYPES, received: describe(type),
     });
   }
-  return type as FieldType;
+  if (!isObject) return { type: type as FieldType };
+  const allowed = type === 'text' ? ['type', 'analyzer', 'embed'] : ['type'];
+  const o = spec as { analyzer?: unknown; embed?: unknown };
+  for (const key of Object.keys(spec as object)) {
+    if (!allowed.includes(key)) throw new QuiverError('INVALID_ARGUMENT', `field "${name}": unknown option "${key}" (allowed for ${type as string}: ${allowed.join(', ')})`, { field: name, received: key });
+  }
+  const out: { type: FieldType; analyzer?: string; embed?: boolean } = { type: type as FieldType };
+  if (o.analyzer !== undefined) {
+    if (typeof o.analyzer !== 'string' || o.analyzer.length === 0) throw new QuiverError('INVALID_ARGUMENT', `field "${name}": analyzer must be an analyzer name, got ${describe(o.analyzer)}`, { field: name, received: describe(o.analyzer) });
+    out.analyzer = o.analyzer;
+  }
+  if (o.embed !== undefined) {
+    if (typeof o.embed !== 'boolean') throw new QuiverError('INVALID_ARGUMENT', `field "${name}": embed must be a boolean, got ${describe(o.embed)}`, { field: name, received: describe(o.embed) });
+    if (o.embed) out.embed = true;
+  }
+  return out;
 }
 
 /**
@@ -99,7 +130,40 @@ export function checkFieldValue(name: string, type: FieldType, value: unknown, w
       }
       return Object.freeze(out);
     }
+    case 'text':
+      if (typeof value !== 'string') return bad(`got ${describe(value)}`);
+      if (value.length > MAX_TEXT_LENGTH) return bad(`got ${value.length} characters (at most ${MAX_TEXT_LENGTH})`);
+      checkWellFormed(value, `metadata field "${name}"`, { ...where, field: name });
+      return value;
+    case 'sparse':
+      return checkSparseValue(name, value, where);
   }
+}
+
+/**
+ * A sparse vector: a plain object of term -> weight, weights finite and >= 0 (zeros dropped:
+ * they never change an inner product), terms non-empty, at most MAX_SPARSE_TERMS of them.
+ * Returns a frozen copy with the terms in code-unit order.
+ */
+export function checkSparseValue(name: string, value: unknown, where: Record<string, unknown>): SparseValue {
+  const bad = (why: string, received: unknown = describe(value)): never => {
+    throw new QuiverError('INVALID_ARGUMENT', `${name} must be a sparse vector {term: weight} with finite weights >= 0, ${why}`, { ...where, field: name, expected: '{ [term: string]: number >= 0 }', received });
+  };
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || ArrayBuffer.isView(value)) return bad(`got ${describe(value)}`);
+  const keys = Object.keys(value);
+  if (keys.length > MAX_SPARSE_TERMS) return bad(`got ${keys.length} terms (at most ${MAX_SPARSE_TERMS})`, keys.length);
+  keys.sort();
+  const out: Record<string, number> = Object.create(null) as Record<string, number>;
+  for (const t of keys) {
+    const w = (value as Record<string, unknown>)[t];
+    if (t.length === 0 || t.length > MAX_SPARSE_TERM_LENGTH) bad(`but a term is ${t.length} characters long (1..${MAX_SPARSE_TERM_LENGTH})`, t.length);
+    if (typeof w !== 'number' || !Number.isFinite(w) || w < 0) bad(`but term "${t.slice(0, 64)}" has weight ${describe(w)}`, describe(w));
+    checkWellFormed(t, `${name} term`, { ...where, field: name });
+    // rounded to f32 now, as the WAL stores it: a replayed record scores exactly like the original
+    const f = Math.fround(w as number);
+    if (f > 0) out[t] = f;
+  }
+  return Object.freeze(out);
 }
 
 function checkKeyword(name: string, s: string, where: Record<string, unknown>): void {
@@ -185,14 +249,14 @@ export function joinMetadata(json: string, values: FieldValues | null): Record<s
     for (const name in values) {
       const v = values[name];
       out ??= {};
-      out[name] = Array.isArray(v) ? [...v] : v;
+      out[name] = Array.isArray(v) ? [...v] : typeof v === 'object' ? { ...(v as SparseValue) } : v;
     }
   }
   return out;
 }
 
 /** Type codes used in WAL records and segment column sections. */
-export const FIELD_TYPE_CODES: Readonly<Record<FieldType, number>> = { keyword: 1, number: 2, boolean: 3, 'keyword[]': 4 };
+export const FIELD_TYPE_CODES: Readonly<Record<FieldType, number>> = { keyword: 1, number: 2, boolean: 3, 'keyword[]': 4, text: 5, sparse: 6 };
 
 export function fieldTypeOfCode(code: number): FieldType | undefined {
   return (Object.keys(FIELD_TYPE_CODES) as FieldType[]).find((t) => FIELD_TYPE_CODES[t] === code);

@@ -81,8 +81,11 @@ export function parseFilter(filter: unknown, fields: readonly FieldDef[]): Parse
         if (!FIELD_NAME.test(key)) fail(at, `"${key}" is not a field name`, declared, key);
         fail(at, `unknown field "${key}": filters run on declared fields only (declared: ${declared.length ? declared.join(', ') : 'none'}; declare more with addFields)`, declared, key);
       }
+      if (def.type === 'text' || def.type === 'sparse') {
+        fail(at, `"${key}" is a ${def.type} field: it is searched with the search's \`${def.type}\` query, not filtered (filters apply to keyword, number, boolean and keyword[] fields)`, 'keyword, number, boolean or keyword[] field', key);
+      }
       used.set(def.name, def);
-      parts.push(parseField(def, value, at, depth + 1));
+      parts.push(parseField(def, value!, at, depth + 1));
     }
     return and(parts);
   };

@@ -3,6 +3,7 @@ import { graphTwin, type GraphKernels } from './graph.js';
 import { pqTwin, type PqKernels } from './pq.js';
 import { rabitqTwin, type RabitqKernels } from './rabitq.js';
 import { scalarTwin, type ScalarKernels } from './scalar.js';
+import { sparseTwin, type SparseKernels } from './sparse.js';
 import type { Kernels } from './types.js';
 
 /** Half-float bits -> number, for all 65536 values (the JS twin's f16 decoder). */
@@ -24,7 +25,7 @@ export function decodeF16(h: number): number {
 
 // The family twins (scalar.ts, pq.ts, rabitq.ts) are mixed into JsKernels at construction.
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
-export interface JsKernels extends ScalarKernels, PqKernels, RabitqKernels, GraphKernels {}
+export interface JsKernels extends ScalarKernels, PqKernels, RabitqKernels, GraphKernels, SparseKernels {}
 
 /**
  * The reference twin of every kernel: plain loops over the same pointer-addressed memory.
@@ -45,7 +46,7 @@ export class JsKernels implements Kernels {
 
   constructor(memory: KernelMemory = new ArrayMemory()) {
     this.memory = memory;
-    Object.assign(this, scalarTwin(memory), pqTwin(memory), rabitqTwin(memory), graphTwin(memory, () => this));
+    Object.assign(this, scalarTwin(memory), pqTwin(memory), rabitqTwin(memory), sparseTwin(memory), graphTwin(memory, () => this));
   }
 
   /** Names of every kernel (dense methods and family twins); the WASM module must export each. */

@@ -3,6 +3,7 @@ import type { KernelMemory } from './memory.js';
 import type { PqKernels } from './pq.js';
 import type { RabitqKernels } from './rabitq.js';
 import type { ScalarKernels } from './scalar.js';
+import type { SparseKernels } from './sparse.js';
 
 /**
  * Batch numeric primitives. Every pointer is a byte offset into `memory`; f32/u32/i32 pointers
@@ -12,7 +13,7 @@ import type { ScalarKernels } from './scalar.js';
  * Two implementations exist: `wasm-simd` (assembly/, WASM SIMD) and `js` (src/kernels/js.ts,
  * the reference twin). Results agree up to float summation order.
  */
-export interface Kernels extends DenseKernels, ScalarKernels, PqKernels, RabitqKernels, GraphKernels {
+export interface Kernels extends DenseKernels, ScalarKernels, PqKernels, RabitqKernels, GraphKernels, SparseKernels {
   readonly name: 'wasm-simd' | 'js';
   readonly memory: KernelMemory;
 }

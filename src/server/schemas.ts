@@ -14,7 +14,7 @@ import { COLLECTION_NAME_PATTERN } from './names.js';
 const JsonObject = (description: string) => Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true, description });
 
 export const Metric = Type.Union([Type.Literal('cosine'), Type.Literal('dot'), Type.Literal('l2')], { description: 'similarity; larger scores are closer (cosine similarity, inner product, minus squared L2 distance)' });
-export const FieldType = Type.Union([Type.Literal('keyword'), Type.Literal('number'), Type.Literal('boolean'), Type.Literal('keyword[]')]);
+export const FieldType = Type.Union([Type.Literal('keyword'), Type.Literal('number'), Type.Literal('boolean'), Type.Literal('keyword[]'), Type.Literal('text'), Type.Literal('sparse')]);
 
 export const ErrorResponse = Type.Object({
   error: Type.Object({
@@ -38,6 +38,8 @@ const NormalizedSchema = Type.Object({
   metric: Metric,
   index: Type.String({ description: 'canonical index spec' }),
   fields: Type.Unsafe<Record<string, Static<typeof FieldType>>>({ type: 'object', additionalProperties: FieldType, description: 'declared metadata fields by name' }),
+  analyzers: Type.Optional(Type.Unsafe<Record<string, string>>({ type: 'object', additionalProperties: { type: 'string' }, description: 'text fields\' analyzers by field name' })),
+  embedder: Type.Optional(Type.String({ description: 'model id of the embedder that makes the vectors from text' })),
 });
 
 const SegmentInfo = Type.Object({

@@ -32,6 +32,8 @@ export interface ManifestSchema {
   index: string;
   /** Declared fields in declaration order (empty when none). */
   fields: readonly FieldDef[];
+  /** The embedder's model id (collections that embed text). */
+  embedder?: string;
 }
 
 export interface ManifestSegment {
@@ -112,14 +114,23 @@ export function decodeManifest(bytes: Uint8Array, where: string): ManifestState 
   if (!Array.isArray(rawFields)) r.fail('manifest schema lacks its field list');
   const fields: FieldDef[] = [];
   const names = new Set<string>(), ids = new Set<number>();
-  for (const f of rawFields as { name?: unknown; type?: unknown; id?: unknown }[]) {
+  for (const f of rawFields as { name?: unknown; type?: unknown; id?: unknown; analyzer?: unknown; embed?: unknown }[]) {
     if (!f || typeof f.name !== 'string' || !(FIELD_TYPES as readonly unknown[]).includes(f.type) || !okInt(f.id) || (f.id as number) < 1
-      || names.has(f.name) || ids.has(f.id as number)) r.fail(`manifest field entry ${JSON.stringify(f)} is malformed`);
+      || names.has(f.name) || ids.has(f.id as number) || (f.type === 'text') !== (typeof f.analyzer === 'string')
+      || (f.embed !== undefined && f.embed !== true)) r.fail(`manifest field entry ${JSON.stringify(f)} is malformed`);
     names.add(f.name as string);
     ids.add(f.id as number);
-    fields.push(Object.freeze({ name: f.name as string, type: f.type as FieldDef['type'], id: f.id as number }));
+    fields.push(Object.freeze({
+      name: f.name as string, type: f.type as FieldDef['type'], id: f.id as number,
+      ...(f.type === 'text' ? { analyzer: f.analyzer as string } : {}), ...(f.embed ? { embed: true } : {}),
+    }));
   }
-  const schema: ManifestSchema = { dimension: raw.schema.dimension, metric: raw.schema.metric, index: raw.schema.index, fields: Object.freeze(fields) };
+  const embedder = (raw.schema as { embedder?: unknown }).embedder;
+  if (embedder !== undefined && typeof embedder !== 'string') r.fail('manifest schema embedder is malformed');
+  const schema: ManifestSchema = {
+    dimension: raw.schema.dimension, metric: raw.schema.metric, index: raw.schema.index, fields: Object.freeze(fields),
+    ...(embedder !== undefined ? { embedder: embedder as string } : {}),
+  };
   const segments: ManifestSegment[] = raw.segments.map((s, i) => {
     if (!okInt(s.number) || !okInt(s.count) || !okInt(s.deleted) || typeof s.file !== 'string') r.fail(`segment entry ${i} is malformed`);
     const words = r.u32(`tombstone length of segment ${s.number}`);

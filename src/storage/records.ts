@@ -1,5 +1,5 @@
 import { QuiverError } from '../errors.js';
-import { FIELD_TYPE_CODES, fieldTypeOfCode, NO_VALUES, type FieldType, type FieldValue, type FieldValues } from '../fields/types.js';
+import { FIELD_TYPE_CODES, fieldTypeOfCode, NO_VALUES, type FieldType, type FieldValue, type FieldValues, type SparseValue } from '../fields/types.js';
 import { ByteReader, ByteWriter } from '../util/bytes.js';
 
 /**
@@ -22,7 +22,8 @@ import { ByteReader, ByteWriter } from '../util/bytes.js';
  *           knew, so a record replays correctly after later fields are added.
  *   field value: u8 0 (absent) or 1 (present), then when present:
  *           keyword: u32 byte length + UTF-8; number: f64; boolean: u8 0/1;
- *           keyword[]: u32 count, per element u32 byte length + UTF-8
+ *           keyword[]: u32 count, per element u32 byte length + UTF-8;
+ *           text: u32 byte length + UTF-8; sparse: u32 count, per term u32 byte length + UTF-8, f32 weight
  */
 export const RECORD_UPSERT_V1 = 1;
 export const RECORD_DELETE = 2;
@@ -60,13 +61,19 @@ function writeValue(w: ByteWriter, type: FieldType, v: FieldValue | undefined): 
   if (v === undefined) { w.u8(0); return; }
   w.u8(1);
   switch (type) {
-    case 'keyword': w.blob(enc.encode(v as string)); break;
+    case 'keyword': case 'text': w.blob(enc.encode(v as string)); break;
     case 'number': w.f64(v as number); break;
     case 'boolean': w.u8(v ? 1 : 0); break;
     case 'keyword[]':
       w.u32((v as readonly string[]).length);
       for (const s of v as readonly string[]) w.blob(enc.encode(s));
       break;
+    case 'sparse': {
+      const terms = Object.keys(v as SparseValue);
+      w.u32(terms.length);
+      for (const t of terms) w.blob(enc.encode(t)).f32((v as SparseValue)[t]);
+      break;
+    }
   }
 }
 
@@ -74,7 +81,16 @@ function writeValue(w: ByteWriter, type: FieldType, v: FieldValue | undefined): 
 export function encodeUpsert(seq: number, dimension: number, entries: readonly UpsertEntry[], fields: readonly RecordField[] = []): Uint8Array {
   // sized for the worst case (3 UTF-8 bytes per UTF-16 unit) so the writer never grows
   let size = 32 + fields.length * 64;
-  for (const e of entries) size += 2 + e.id.length * 3 + dimension * 4 + 4 + (e.metadataJson.length * 3) + fields.length * 9;
+  for (const e of entries) {
+    size += 2 + e.id.length * 3 + dimension * 4 + 4 + (e.metadataJson.length * 3) + fields.length * 9;
+    for (const f of fields) {
+      const v = e.values[f.name];
+      if (f.type === 'text' && typeof v === 'string') size += v.length * 3;
+      else if (f.type === 'keyword' && typeof v === 'string') size += v.length * 3;
+      else if (f.type === 'keyword[]' && Array.isArray(v)) for (const x of v as string[]) size += 4 + x.length * 3;
+      else if (f.type === 'sparse' && v !== undefined) for (const t in v as SparseValue) size += 8 + t.length * 3;
+    }
+  }
   const w = new ByteWriter(size);
   w.u8(RECORD_UPSERT).u64(seq).u32(entries.length).u32(dimension);
   writeFieldTable(w, fields);
@@ -137,6 +153,14 @@ export function decodeOperation(payload: Uint8Array, dimension: number, file: st
         let v: FieldValue;
         switch (f.type) {
           case 'keyword': v = dec.decode(r.blob('keyword')); break;
+          case 'text': v = dec.decode(r.blob('text')); break;
+          case 'sparse': {
+            const n = r.u32('sparse term count');
+            const o: Record<string, number> = Object.create(null) as Record<string, number>;
+            for (let i = 0; i < n; i++) { const t = dec.decode(r.blob('sparse term')); o[t] = r.f32('sparse weight'); }
+            v = Object.freeze(o);
+            break;
+          }
           case 'number': v = r.f64('number'); break;
           case 'boolean': v = r.u8('boolean') !== 0; break;
           default: {

@@ -37,6 +37,9 @@ import { transientBytes } from '../util/transient.js';
  *   5 CODES     compressed vectors and their quantizer (src/index/codes-section.ts; absent for Flat)
  *   6 FIELDS    JSON [{id, name, type}]: the declared fields this segment has columns for
  *   7 COLUMN    one per declared field (field id = the field's id): src/fields/columns.ts
+ *   8 GRAPH, 9 IVF, 10 CALIBRATION: the approximate index (src/index/*-section.ts)
+ *   11 POSTINGS one per text field: BM25 postings with block impacts (src/text/postings.ts)
+ *   12 SPARSE   one per sparse field: the sparse index with its forward rows (src/sparse/section.ts)
  */
 export const SEGMENT_MAGIC = 0x47455351;
 export const SEGMENT_END_MAGIC = 0x444e4551;
@@ -48,7 +51,7 @@ const FOOTER_BYTES = 20;
 const TABLE_ENTRY_BYTES = 32;
 const TABLE_ENTRY_BYTES_V1 = 24;
 
-export const SECTION = { VECTORS: 1, NORMS: 2, IDS: 3, METADATA: 4, CODES: 5, FIELDS: 6, COLUMN: 7, GRAPH: 8, IVF: 9, CALIBRATION: 10 } as const;
+export const SECTION = { VECTORS: 1, NORMS: 2, IDS: 3, METADATA: 4, CODES: 5, FIELDS: 6, COLUMN: 7, GRAPH: 8, IVF: 9, CALIBRATION: 10, POSTINGS: 11, SPARSE: 12 } as const;
 export type SectionKind = (typeof SECTION)[keyof typeof SECTION];
 
 export type MetricCode = 0 | 1 | 2;

@@ -6,7 +6,7 @@
 import { openSync, writeSync } from 'node:fs';
 // QUIVER_CRASH_DIST: another build of the package (a long stress run uses a frozen copy of dist/)
 const { Collection } = await import(process.env.QUIVER_CRASH_DIST ?? '../../dist/node.js');
-import { makeOps, vectorFor } from './crash-ops.mjs';
+import { makeOps, textFor, vectorFor } from './crash-ops.mjs';
 
 const [dir, seedS, countS, logFile, faultPoint, faultHitS, sealRowsS, index = 'Flat'] = process.argv.slice(2);
 const seed = Number(seedS);
@@ -21,8 +21,8 @@ const faults = faultPoint === '-' ? undefined : (point) => {
 };
 
 const col = await Collection.open(dir, {
-  // a declared field: its column is written and read at every seal and merge
-  schema: { dimension: 8, metric: 'cosine', index, fields: { v: 'number' } },
+  // declared fields: a column, and a text field's column and postings, written and read at every seal and merge
+  schema: { dimension: 8, metric: 'cosine', index, fields: { v: 'number', t: 'text' } },
   sealRows: Number(sealRowsS),
   // small segments get codes too, so that crashes hit the CODES path of compressed specs
   minQuantizedRows: 8,
@@ -36,7 +36,7 @@ const submit = (n) => {
   const op = ops[n];
   say(`begin ${n}`);
   let p;
-  if (op.kind === 'upsert') p = col.upsert(op.records.map((r) => ({ id: r.id, vector: vectorFor(r.id, r.version), metadata: { v: r.version } })));
+  if (op.kind === 'upsert') p = col.upsert(op.records.map((r) => ({ id: r.id, vector: vectorFor(r.id, r.version), metadata: { v: r.version, t: textFor(r.id, r.version) } })));
   else if (op.kind === 'delete') p = col.delete(op.ids);
   else if (op.kind === 'update') p = col.update(op.ids.map((id) => ({ id, metadata: { u: op.tag } })), { merge: true });
   else if (op.kind === 'flush') p = col.flush();

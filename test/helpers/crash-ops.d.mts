@@ -11,3 +11,4 @@ export function vectorFor(id: string, version: number): Float32Array;
 export function makeOps(seed: number, count: number): CrashOp[];
 export interface ModelEntry { version: number; tag: number | undefined }
 export function applyOps(model: Map<string, ModelEntry>, ops: CrashOp[], m: number): Map<string, ModelEntry>;
+export function textFor(id: string, version: number): string;

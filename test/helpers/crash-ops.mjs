@@ -64,3 +64,8 @@ export function applyOps(model, ops, m) {
   }
   return model;
 }
+
+/** The text of a record version: its id and version as words (a text search for the id finds it alone). */
+export function textFor(id, version) {
+  return `${id} version${version} crash`;
+}
