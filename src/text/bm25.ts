@@ -219,14 +219,17 @@ export function searchTextSegment(segment: TextSegment, clauses: readonly TextCl
     while (e < m && prefix[e] * SLACK <= t) e++;
   };
   updateEssential();
+  // rows up to windowEnd may be candidates (their window passed the block-bound check)
+  let windowEnd = -1;
   for (;;) {
     if (e >= m) return; // not even every clause together can beat the k-th score
     let doc = NO_MORE_DOCS;
     for (let j = e; j < m; j++) if (items[j].cur.doc < doc) doc = items[j].cur.doc;
     if (doc === NO_MORE_DOCS) return;
-    const theta = top.threshold;
-    if (theta > -Infinity) {
-      // a window [doc, end] where every essential list stays inside one block
+    let theta = top.threshold;
+    if (doc > windowEnd && theta > -Infinity) {
+      // a window [doc, end] where every essential list stays inside one block: its bound is
+      // the non-essential bounds plus the essential lists' block bounds
       let end = NO_MORE_DOCS;
       for (let j = e; j < m; j++) { const last = items[j].cur.shallowAdvance(doc); if (last < end) end = last; }
       let windowBound = e > 0 ? prefix[e - 1] : 0;
@@ -240,6 +243,7 @@ export function searchTextSegment(segment: TextSegment, clauses: readonly TextCl
         for (let j = e; j < m; j++) items[j].cur.advance(end + 1);
         continue;
       }
+      windowEnd = end;
     }
     const skip = excluded !== undefined && ((excluded[doc >>> 5] >>> (doc & 31)) & 1) === 1;
     let partial = 0;
@@ -256,13 +260,16 @@ export function searchTextSegment(segment: TextSegment, clauses: readonly TextCl
     }
     if (skip) continue;
     let pruned = false;
+    theta = top.threshold;
     for (let i = e - 1; i >= 0; i--) {
       if ((partial + prefix[i]) * SLACK <= theta) { pruned = true; break; }
       const it = items[i], c = it.cur;
-      c.shallowAdvance(doc);
-      if (c.shallowBlockStart() > doc) continue; // the list has no block that can hold doc
-      if (theta > -Infinity && (partial + bound(it.sc, c.shallowImpacts()) + (i > 0 ? prefix[i - 1] : 0)) * SLACK <= theta) { pruned = true; break; }
-      c.advance(doc);
+      if (c.doc < doc) {
+        c.shallowAdvance(doc);
+        if (c.shallowBlockStart() > doc) continue; // the list has no block that can hold doc
+        if (theta > -Infinity && (partial + bound(it.sc, c.shallowImpacts()) + (i > 0 ? prefix[i - 1] : 0)) * SLACK <= theta) { pruned = true; break; }
+        c.advance(doc);
+      }
       if (c.doc === doc) {
         const tf = c.freq, sc = it.sc;
         const s = (sc.w * tf) / (tf + sc.c0 + sc.c1 * scoredLength(it.lens[doc]));
@@ -275,9 +282,8 @@ export function searchTextSegment(segment: TextSegment, clauses: readonly TextCl
       let score = 0;
       for (let q = 0; q < contrib.length; q++) score += contrib[q];
       counters.scored++;
-      const before = top.threshold;
       top.offer(score, seg, doc);
-      if (top.threshold !== before) updateEssential();
+      if (top.threshold !== theta) updateEssential();
     }
     contrib.fill(0);
   }
