@@ -172,13 +172,16 @@ describe('USE-Lite on worker threads', { skip: haveCacm ? false : `no CACM data 
     // one thread, one batch of 64 abstracts: a couple of seconds of work on whichever thread runs it
     const embedder = await createUseLiteEmbedder({ threads: 1, batchSize: 64 });
     try {
-      let last = performance.now(), worstGap = 0;
-      const tick = setInterval(() => { const now = performance.now(); worstGap = Math.max(worstGap, now - last); last = now; }, 10);
+      let last = performance.now(), worstGap = 0, ticks = 0;
+      const tick = setInterval(() => { const now = performance.now(); worstGap = Math.max(worstGap, now - last); last = now; ticks++; }, 10);
       const started = performance.now();
       await embedder.embed(docs);
       const took = performance.now() - started;
       clearInterval(tick);
-      assert.ok(worstGap < Math.min(300, took / 2), `the event loop stalled ${worstGap.toFixed(0)} ms during ${took.toFixed(0)} ms of embedding`);
+      // embedding on the main thread would leave no tick at all for seconds; on a loaded machine the
+      // scheduler alone can delay a tick by a few hundred ms, so count ticks rather than time one gap
+      assert.ok(ticks >= took / 10 / 4, `the event loop ticked ${ticks} times in ${took.toFixed(0)} ms of embedding (every 10 ms expected)`);
+      assert.ok(worstGap < took / 2, `the event loop stalled ${worstGap.toFixed(0)} ms during ${took.toFixed(0)} ms of embedding`);
     } finally {
       await embedder.close();
     }
