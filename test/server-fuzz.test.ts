@@ -7,12 +7,13 @@ import { call, tempServer } from './helpers/server.js';
 
 // Hundreds of malformed requests from a seeded generator (bad JSON, wrong types, unknown fields,
 // huge arrays and bodies, path traversal in names, wrong methods, bad headers and URLs, values
-// the engine refuses): each must get a 4xx whose body is our error shape with the status its
-// code maps to; never a 5xx, never a 2xx. Then the server must be alive and the data unchanged.
-// A second part sends malformed HTTP over a real socket.
+// the engine refuses, malformed text, sparse and fusion parts of searches and schemas): each must
+// get a 4xx whose body is our error shape with the status its code maps to; never a 5xx, never a
+// 2xx. Odd but well-formed text and sparse values must never be a 5xx either. Then the server
+// must be alive and the data unchanged. A last part sends malformed HTTP over a real socket.
 
 const SEED = 20_241_010;
-const INJECT_REQUESTS = 700;
+const INJECT_REQUESTS = 800;
 const RAW_REQUESTS = 60;
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -30,10 +31,18 @@ describe('server fuzz', () => {
     assert.equal((await call(s.app, 'PUT', '/collections/fuzz', { dimension: 8, fields: { lang: 'keyword', year: 'number', tags: 'keyword[]' } }, key)).statusCode, 201);
     const records = Array.from({ length: 20 }, (_, i) => ({ id: `r${i}`, vector: Array.from({ length: 8 }, (_, j) => Math.sin(i * 8 + j + 1)), metadata: { lang: i % 2 ? 'en' : 'fr', year: 2000 + i, tags: [`t${i % 3}`] } }));
     assert.equal((await call(s.app, 'POST', '/collections/fuzz/records', { records }, key)).statusCode, 200);
+    assert.equal((await call(s.app, 'PUT', '/collections/fuzztext', { dimension: 8, fields: { title: 'text', body: { type: 'text', analyzer: 'standard' }, terms: 'sparse', lang: 'keyword' } }, key)).statusCode, 201);
+    assert.equal((await call(s.app, 'POST', '/collections/fuzztext/records', { records: textRecords() }, key)).statusCode, 200);
   });
   after(s.cleanup);
 
   const vec = (n = 8): number[] => Array.from({ length: n }, () => +(r() * 2 - 1).toFixed(4));
+  const WORDS = ['alpha', 'beta', 'gamma', 'delta', 'owl', 'river', 'stone', 'night'];
+  const textRecords = () => Array.from({ length: 20 }, (_, i) => ({
+    id: `t${i}`, vector: Array.from({ length: 8 }, (_, j) => Math.cos(i * 8 + j + 1)),
+    metadata: { title: `${WORDS[i % 8]} ${WORDS[(i * 3) % 8]}`, body: `${WORDS[(i + 1) % 8]} and ${WORDS[(i * 5) % 8]}`, terms: { [`s${i % 4}`]: 1 + (i % 3), s9: 0.5 }, lang: i % 2 ? 'en' : 'fr' },
+  }));
+  const TS = '/collections/fuzztext/search';
   /** Valid bodies, which the mutations below break. */
   const validBodies: { method: string; path: string; body: () => Json }[] = [
     { method: 'POST', path: '/collections/fuzz/search', body: () => ({ vector: vec(), k: 1 + int(10), filter: { year: { $gte: 2005 } }, withStats: true }) },
@@ -41,6 +50,12 @@ describe('server fuzz', () => {
     { method: 'POST', path: '/collections/fuzz/records', body: () => ({ records: [{ id: `new${int(1e6)}`, vector: vec(), metadata: { lang: 'en', year: 2020 } }] }) },
     { method: 'POST', path: '/collections/fuzz/records/delete', body: () => ({ ids: ['r1', 'r2'] }) },
     { method: 'PUT', path: '/collections/fuzz-new', body: () => ({ dimension: 4, metric: 'l2', index: 'Flat', fields: { a: 'keyword' } }) },
+    { method: 'POST', path: TS, body: () => ({ text: `${pick(WORDS)} ${pick(WORDS)}`, k: 1 + int(10), withStats: true }) },
+    { method: 'POST', path: TS, body: () => ({ text: pick(WORDS), vector: vec(), sparse: { s1: 1, s2: 0.5 }, fusion: { method: 'rrf', k: 20, weights: { text: 2, sparse: 1 } }, depth: 50, bm25: { k1: 1.2, b: 0.5 } }) },
+    { method: 'POST', path: TS, body: () => ({ sparse: { s0: 1 }, sparseField: 'terms', sparseMode: 'exact', fusion: { method: 'weighted', normalize: 'zscore' }, exhaustive: true }) },
+    { method: 'POST', path: TS, body: (): Json => [{ text: pick(WORDS), k: 2 }, { vector: vec(), k: 3, includeMetadata: false }] },
+    { method: 'POST', path: '/collections/fuzztext/records', body: () => ({ records: [{ id: `n${int(1e6)}`, vector: vec(), metadata: { title: 'new text', terms: { s1: 2 } } }] }) },
+    { method: 'PUT', path: '/collections/fuzz-new', body: () => ({ dimension: 4, fields: { t: { type: 'text', analyzer: 'english' }, sp: 'sparse' } }) },
   ];
 
   /** A value of another JSON type than `v` (so the request stays invalid), or a placeholder for a huge number. */
@@ -108,9 +123,11 @@ describe('server fuzz', () => {
     'unknown fields': () => {
       const b = pick(validBodies);
       const body = b.body() as Record<string, Json>;
-      const field = pick(['extra', 'text', 'sparse', 'fusion', 'K', 'vector ', 'prototype', 'constructor', 'ID', '']);
+      const field = pick(['extra', 'query', 'sparseVector', 'rrf', 'K', 'vector ', 'prototype', 'constructor', 'ID', '']);
+      // in a batch, the unknown field goes into one of its requests (an array has no fields to add)
+      const target = Array.isArray(body) ? (body as unknown as Record<string, Json>[])[int((body as unknown as Json[]).length)] : body;
       if (b.path.endsWith('/records') && r() < 0.5) (body.records as Record<string, Json>[])[0][field] = 1;
-      else body[field] = pick([1, 'x', null, {}, []] as Json[]);
+      else target[field] = pick([1, 'x', null, {}, []] as Json[]);
       const text = field === '' && r() < 0.5 ? JSON.stringify(body).replace('"":', '"__proto__":') : JSON.stringify(body);
       return { kind: 'unknown fields', method: b.method, url: b.path, headers: withKey(), payload: text };
     },
@@ -203,6 +220,40 @@ describe('server fuzz', () => {
       const payload = url.endsWith('/delete') && r() < 0.5 ? '{"ids": ["a\\ud800b"]}' : text;
       return { kind: 'engine refusals', method, url, headers: withKey(), payload };
     },
+    'text, sparse and fusion': () => {
+      const many = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`m${i}`, 1]));
+      const q = () => pick(WORDS);
+      const [method, url, body] = pick<[string, string, Json]>([
+        ['POST', TS, { text: pick<Json>([123, true, null, [], {}, ['a'], { text: 'a' }]) }],
+        ['POST', TS, { text: 'x'.repeat(65_537) }],
+        ['POST', TS, { sparse: pick<Json>([[], 'a', 1, null, true, { a: -1 }, { a: 'x' }, { a: null }, { a: true }, { '': 1 }, { ['t'.repeat(257)]: 1 }, { a: {} }, { a: [1] }, many(4097)]) }],
+        ['POST', TS, { sparse: { s1: 1 }, sparseField: pick<Json>(['nope', '', 5, null, 'title', 'lang']) }],
+        ['POST', TS, { text: q(), sparseField: 'terms' }],
+        ['POST', TS, { sparse: { s1: 1 }, sparseMode: pick<Json>(['fast', '', 1, null, 'EXACT']) }],
+        ['POST', TS, { text: q(), vector: vec(), fusion: pick<Json>(['rrf', 1, null, [], {}, { method: 'RRF' }, { method: null }, { method: 'borda' }, { method: 'rrf', k: -1 }, { method: 'rrf', k: '60' },
+          { method: 'rrf', normalize: 'zscore' }, { method: 'weighted', normalize: 'l2' }, { method: 'weighted', k: 60 }, { method: 'rrf', weights: { bm25: 1 } }, { method: 'rrf', weights: { text: -1 } },
+          { method: 'rrf', weights: { text: '1' } }, { method: 'rrf', weights: [] }, { method: 'weighted', weights: null }, { method: 'rrf', extra: 1 }, { k: 60 }]) }],
+        ['POST', TS, { text: q(), bm25: pick<Json>([{ k1: -1 }, { b: 1.5 }, { k3: 1 }, 'x', [], { k1: '1' }, null, { b: -0.1 }, { k1: 101 }]) }],
+        ['POST', TS, { text: q(), depth: pick<Json>([0, -1, 1.5, 1e9, '10', null]) }],
+        ['POST', TS, { text: q(), fields: pick<Json>([{ nope: 1 }, { title: 0 }, { title: -1 }, { title: 'x' }, [], 'title', { lang: 1 }, { terms: 1 }, null]) }],
+        ['POST', TS, { text: q(), exhaustive: pick<Json>(['yes', 1, null]), embed: pick<Json>([true, false]) }],
+        ['POST', TS, { text: q(), embed: pick<Json>(['no', 0, null]) }],
+        ['POST', TS, pick<Json>([{ k: 3 }, {}, { fusion: { method: 'rrf' } }, { includeMetadata: false, withStats: true }, { sparseMode: 'exact' }])],
+        ['POST', TS, Array.from({ length: 11 + int(20) }, () => ({ text: q() }))],
+        ['POST', TS, [{ text: q() }, pick<Json>([{ text: 5 }, { k: 0, text: 'a' }, { fusion: 'rrf', text: 'a' }, 'text', null, 5, [], [{ text: 'a' }], { sparse: { a: -1 } }, {}])]],
+        ['POST', TS, { vectors: [vec()], text: q() }],
+        ['POST', TS, { vectors: [vec()], sparse: { s1: 1 } }],
+        ['POST', '/collections/fuzz/search', { text: q() }],
+        ['POST', '/collections/fuzz/search', { sparse: { s1: 1 } }],
+        ['POST', '/collections/fuzztext/records', { records: [{ id: 'x', vector: vec(), metadata: pick<Json>([{ title: 5 }, { title: ['a'] }, { terms: { a: -1 } }, { terms: 'x' }, { terms: [1] }, { terms: many(4097) }, { terms: { a: 'heavy' } }, { body: {} }]) }] }],
+        ['POST', '/collections/fuzztext/records', { records: [{ id: 'nv', metadata: { title: 'no vector and no embedder' } }] }],
+        ['PUT', '/collections/fuzz-new', { dimension: 4, fields: pick<Json>([{ a: { type: 'text', analyzer: 'nope' } }, { a: { type: 'text', embed: 'yes' } }, { a: { type: 'sparse', analyzer: 'english' } },
+          { a: { type: 'text', embed: true } }, { a: { type: 'text', analyzer: '' } }, { a: { type: 'text', analyzer: 5 } }, { a: { type: 'keyword', embed: true } }, { a: 'TEXT' }]) }],
+        ['PUT', '/collections/fuzz-new', { dimension: pick<Json>([4, 512]), embedder: pick<Json>(['use-lite-512', 'nope-model', 5, '', 'has space', null, ['use-lite-512']]), fields: pick<Json>([{ a: { type: 'text', embed: true } }, { a: 'text' }, {}]) }],
+        ['PUT', '/collections/fuzztext', { dimension: 8, fields: pick<Json>([{ title: { type: 'text', analyzer: 'english' } }, { title: 'sparse' }, { terms: 'text' }, { lang: 'text' }]) }],
+      ]);
+      return { kind: 'text, sparse and fusion', method, url, headers: withKey(), payload: JSON.stringify(body) };
+    },
   };
 
   it(`${INJECT_REQUESTS} malformed requests through inject: 4xx only, in our error shape`, async (t) => {
@@ -231,9 +282,36 @@ describe('server fuzz', () => {
     for (const [kind, counts] of byKind) t.diagnostic(`${kind}: ${[...counts].map(([k, n]) => `${k} x${n}`).join(', ')}`);
   });
 
+  it('odd but well-formed text and sparse values: answered (2xx or 4xx), never a 5xx', async () => {
+    const odd: Json[] = [
+      { text: '' }, { text: '   \t\n' }, { text: '\u0000\u0001 alpha' }, { text: 'a\ud800b' }, { text: '\udc00' }, { text: '🦉 night 🌙' }, { text: '\u202eahpla' },
+      { text: 'alpha '.repeat(5000) }, { text: 'ÀÉÎõü ß ﬁ' }, { text: '日本語のテキスト' }, { text: 'alpha', fields: { title: 1e308, body: 1e-308 } },
+      { sparse: {} }, { sparse: { s1: 0 } }, { sparse: { s1: 1e308 } }, { sparse: { s1: 3.5e38, s2: 1e-45 } }, { sparse: { 'a\ud800': 1 } }, { sparse: { constructor: 1, toString: 2, hasOwnProperty: 3 } },
+      { text: 'alpha', vector: new Array(8).fill(1e-30), fusion: { method: 'rrf', k: 0 } }, { text: 'alpha', sparse: { s1: 1 }, fusion: { method: 'weighted', weights: { text: 0, sparse: 0 } } },
+      { text: 'alpha', fusion: { method: 'rrf', k: 1e308, weights: { text: 1e308 } } }, { text: 'alpha', sparse: { s1: 1 }, fusion: { method: 'weighted', normalize: 'minmax', weights: { text: 1e308, sparse: 1e308 } } },
+      { text: 'alpha', sparse: { s1: 1e308, s2: 1 }, fusion: { method: 'weighted', normalize: 'minmax' } }, { text: 'alpha', sparse: { s1: 1e308, s9: 1 }, k: 20 },
+      { text: 'alpha', depth: 1000, k: 100 }, { text: 'alpha', bm25: { k1: 0, b: 0 } }, { text: 'alpha', bm25: { k1: 100, b: 1 } }, [], [{ text: 'alpha' }],
+    ];
+    for (const body of odd) {
+      const res = await s.app.inject({ method: 'POST', url: TS, headers: withKey(), payload: JSON.stringify(body) });
+      const what = `${JSON.stringify(body).slice(0, 120)} -> ${res.statusCode} ${res.body.slice(0, 300)}`;
+      assert.ok(res.statusCode < 500, what);
+      const answer = JSON.parse(res.body);
+      if (res.statusCode >= 400) assert.equal(res.statusCode, HTTP_STATUS[answer.error.code as keyof typeof HTTP_STATUS], what);
+      else for (const hit of answer.hits ?? answer.results.flatMap((x: { hits: unknown[] }) => x.hits)) assert.ok(Number.isFinite(hit.score), what);
+    }
+  });
+
   it('the server is alive and nothing changed', async () => {
     assert.deepEqual((await call(s.app, 'GET', '/healthz')).json(), { status: 'ok' });
-    assert.deepEqual((await call(s.app, 'GET', '/collections', undefined, key)).json(), { collections: [{ name: 'fuzz' }] });
+    assert.deepEqual((await call(s.app, 'GET', '/collections', undefined, key)).json(), { collections: [{ name: 'fuzz' }, { name: 'fuzztext' }] });
+    const t = (await call(s.app, 'GET', '/collections/fuzztext', undefined, key)).json();
+    assert.equal(t.info.count, 20);
+    assert.deepEqual(t.schema.fields, { title: 'text', body: 'text', terms: 'sparse', lang: 'keyword' });
+    const text = (await call(s.app, 'POST', '/collections/fuzztext/search', { text: 'owl', k: 20, fields: { title: 1 } }, key)).json();
+    assert.deepEqual(text.hits.map((h: { id: string }) => h.id).sort(), textRecords().filter((x) => x.metadata.title.split(' ').includes('owl')).map((x) => x.id).sort());
+    const sparse = (await call(s.app, 'POST', '/collections/fuzztext/search', { sparse: { s3: 1 }, k: 20, sparseMode: 'exact' }, key)).json();
+    assert.deepEqual(sparse.hits.map((h: { id: string }) => h.id).sort(), ['t11', 't15', 't19', 't3', 't7']);
     const d = (await call(s.app, 'GET', '/collections/fuzz', undefined, key)).json();
     assert.equal(d.info.count, 20);
     assert.deepEqual(d.schema.fields, { lang: 'keyword', year: 'number', tags: 'keyword[]' });

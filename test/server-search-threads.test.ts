@@ -6,9 +6,10 @@ import { after, describe, it } from 'node:test';
 import { randomF32 } from './helpers/random.js';
 import { call, tempServer } from './helpers/server.js';
 
-// Searches on worker threads (src/server/search-pool.ts): the same answers as the main thread,
-// read-your-writes, health checks that stay fast under search load, and no threads or files left
-// after close.
+// Searches on worker threads (src/server/search-pool.ts): the same answers as the main thread
+// (vector, text, sparse and fused requests), query texts embedded before a search reaches its
+// thread, read-your-writes, health checks that stay fast under search load, and no threads or
+// files left after close.
 
 const tmp = mkdtempSync(join(tmpdir(), 'quiver-threads-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -20,7 +21,7 @@ function openFds(): number {
 }
 
 describe('server: searches on worker threads', () => {
-  it('answers exactly as the main thread does (single, batch, filter, stats, errors)', async () => {
+  it('answers exactly as the main thread does (single, batch, filter, stats, text, sparse, hybrid, errors)', async () => {
     const dataDir = join(tmp, 'same');
     const requests: unknown[] = [
       { vector: vec(16, 1), k: 5, withStats: true },
@@ -29,14 +30,22 @@ describe('server: searches on worker threads', () => {
       { vector: vec(16, 5), k: 10, exact: true, includeMetadata: false },
       { vector: vec(15, 6), k: 3 }, // wrong dimension
       { vector: vec(16, 7), filter: { nope: 1 } }, // undeclared field
+      { text: 'w3 w17', k: 5, withStats: true },
+      { sparse: { s1: 1, s2: 0.5 }, k: 5, filter: { tag: 't1' } },
+      { text: 'w5', vector: vec(16, 8), sparse: { s3: 1 }, fusion: { method: 'rrf' }, k: 8, withStats: true },
+      [{ text: 'w9', k: 3 }, { vector: vec(16, 9), k: 3 }, { sparse: { s0: 2 }, k: 3, sparseMode: 'exact' }],
+      { text: 'w1', fields: { nope: 2 } }, // not a text field
     ];
     const answers: { status: number; body: unknown }[][] = [];
     for (const searchThreads of [2, 0]) {
       const { app, cleanup } = tempServer({ dataDir, searchThreads });
       if (searchThreads) {
-        assert.equal((await call(app, 'PUT', '/collections/docs', { dimension: 16, metric: 'cosine', index: 'Flat', fields: { tag: 'keyword' } })).statusCode, 201);
+        assert.equal((await call(app, 'PUT', '/collections/docs', { dimension: 16, metric: 'cosine', index: 'Flat', fields: { tag: 'keyword', body: 'text', terms: 'sparse' } })).statusCode, 201);
         for (let b = 0; b < 3; b++) {
-          const records = Array.from({ length: 400 }, (_, i) => ({ id: `d${b * 400 + i}`, vector: vec(16, 100 + b * 400 + i), metadata: { tag: `t${i % 4}`, i } }));
+          const records = Array.from({ length: 400 }, (_, i) => ({
+            id: `d${b * 400 + i}`, vector: vec(16, 100 + b * 400 + i),
+            metadata: { tag: `t${i % 4}`, i, body: `w${i % 23} w${i % 7} w${(i * 3) % 31}`, terms: { [`s${i % 5}`]: 1 + (i % 3), [`s${i % 2}`]: 0.5 } },
+          }));
           assert.equal((await call(app, 'POST', '/collections/docs/records', { records })).statusCode, 200);
           if (b === 1) assert.equal((await call(app, 'POST', '/collections/docs/flush')).statusCode, 200);
         }
@@ -54,6 +63,49 @@ describe('server: searches on worker threads', () => {
     assert.deepEqual(answers[0], answers[1]);
     assert.equal(answers[0][4].status, 400);
     assert.equal(answers[0][5].status, 400);
+    assert.equal(answers[0][10].status, 400);
+    for (const i of [6, 7, 8, 9]) assert.equal(answers[0][i].status, 200, JSON.stringify(answers[0][i].body));
+    assert.deepEqual((answers[0][8].body as { stats: { retrievers: string[] } }).stats.retrievers, ['text', 'vector', 'sparse']);
+    assert.equal((answers[0][9].body as { results: unknown[] }).results.length, 3);
+  });
+
+  it('embeds query text for collections with an embedder (USE-Lite) and searches the vector on a thread', async () => {
+    const { app, cleanup } = tempServer({ dataDir: join(tmp, 'embed'), searchThreads: 2 });
+    try {
+      const created = await call(app, 'PUT', '/collections/notes', { dimension: 512, embedder: 'use-lite-512', fields: { body: { type: 'text', embed: true }, topic: 'keyword' } });
+      assert.equal(created.statusCode, 201, created.body);
+      assert.equal(created.json().schema.embedder, 'use-lite-512');
+      const records = [
+        { id: 'cat', metadata: { body: 'The kitten slept on the warm windowsill all afternoon.', topic: 'pets' } },
+        { id: 'stocks', metadata: { body: 'Share prices tumbled as investors sold technology companies.', topic: 'finance' } },
+        { id: 'cake', metadata: { body: 'Bake the chocolate sponge for thirty minutes, then add the frosting.', topic: 'food' } },
+        { id: 'vector', vector: Array.from({ length: 512 }, (_, i) => (i === 0 ? 1 : 0)), metadata: { body: 'A record that brings its own vector.', topic: 'misc' } },
+      ];
+      const up = await call(app, 'POST', '/collections/notes/records', { records });
+      assert.equal(up.statusCode, 200, up.body);
+      // no word in common with any document: BM25 finds nothing, the embedded query finds the kitten
+      const semantic = await call(app, 'POST', '/collections/notes/search', { text: 'a cat napping', k: 1, withStats: true });
+      assert.equal(semantic.statusCode, 200, semantic.body);
+      assert.equal(semantic.json().hits[0].id, 'cat');
+      assert.deepEqual(semantic.json().stats.retrievers, ['text', 'vector']);
+      assert.equal(semantic.json().stats.vector.embedded, true);
+      assert.equal(semantic.json().stats.text.candidates, 0);
+      const batch = await call(app, 'POST', '/collections/notes/search', [
+        { text: 'market crash and falling shares', k: 1, withStats: true },
+        { text: 'dessert recipe', k: 1, filter: { topic: 'food' } },
+        { text: 'kitten', k: 4, embed: false, withStats: true }, // BM25 only
+      ]);
+      assert.equal(batch.statusCode, 200, batch.body);
+      const [stocks, cake, bm25] = batch.json().results;
+      assert.equal(stocks.hits[0].id, 'stocks');
+      assert.equal(stocks.stats.vector.embedded, true);
+      assert.equal(cake.hits[0].id, 'cake');
+      assert.deepEqual(bm25.stats.retrievers, ['text']);
+      assert.deepEqual(bm25.hits.map((h: { id: string }) => h.id), ['cat']);
+      assert.equal(app.quiver.searchPool?.threads, 2, 'the searches ran on the threads');
+    } finally {
+      await cleanup();
+    }
   });
 
   it('a search after an acknowledged write sees it (read-your-writes), across seals and deletes', async () => {

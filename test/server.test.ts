@@ -2,7 +2,7 @@ import SwaggerParser from '@apidevtools/swagger-parser';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { join } from 'node:path';
-import { Collection } from '../src/node.js';
+import { Collection, type Hit } from '../src/node.js';
 import { HTTP_STATUS } from '../src/server/index.js';
 import { SearchGate, TokenBuckets, resolveLimits } from '../src/server/limits.js';
 import { isLoopback } from '../src/server/listen.js';
@@ -62,7 +62,11 @@ describe('server routes', () => {
     assert.deepEqual(one.json().hits.map((h: { id: string }) => h.id), ['a', 'c/with slash']);
     assert.ok(one.json().hits[0].score > one.json().hits[1].score);
     assert.equal(one.json().hits[0].metadata.lang, 'en');
-    assert.equal(one.json().stats.scanned, 3);
+    assert.deepEqual(one.json().hits[0].ranks, { vector: 1 });
+    assert.equal(one.json().hits[0].scores.vector, one.json().hits[0].score);
+    assert.deepEqual(one.json().stats.retrievers, ['vector']);
+    assert.equal(one.json().stats.vector.scanned, 3);
+    assert.equal(one.json().stats.vector.embedded, false);
     assert.equal(one.json().results, undefined);
 
     const batch = await call(app, 'POST', '/collections/docs/search', { vectors: [[1, 0, 0, 0], [0, 1, 0, 0]], k: 1, includeVector: true, includeMetadata: false });
@@ -74,7 +78,7 @@ describe('server routes', () => {
     const filtered = await call(app, 'POST', '/collections/docs/search', { vector: [1, 0, 0, 0], k: 10, filter: { year: { $gte: 2021 } }, withStats: true, exact: true });
     assert.equal(filtered.statusCode, 200, filtered.body);
     assert.deepEqual(filtered.json().hits.map((h: { id: string }) => h.id), ['b']);
-    assert.equal(filtered.json().stats.filter.matched, 1);
+    assert.equal(filtered.json().stats.vector.filter.matched, 1);
 
     const del = await call(app, 'POST', '/collections/docs/records/delete', { ids: ['b', 'never-there'] });
     assert.deepEqual(del.json(), { deleted: 1 });
@@ -134,7 +138,10 @@ describe('server routes', () => {
       ['zero vector under cosine', 'POST', '/collections/docs/records', { records: [{ id: 'z', vector: [0, 0, 0, 0] }] }, 400, 'INVALID_VECTOR'],
       ['a value float32 cannot hold', 'POST', '/collections/docs/records', { records: [{ id: 'z', vector: [1e39, 0, 0, 0] }] }, 400, 'INVALID_VECTOR'],
       ['unknown field in a record', 'POST', '/collections/docs/records', { records: [{ id: 'x', vector: [1, 0, 0, 0], extra: 1 }] }, 400, 'INVALID_ARGUMENT'],
-      ['unknown search option', 'POST', '/collections/docs/search', { vector: [1, 0, 0, 0], text: 'hello' }, 400, 'INVALID_ARGUMENT'],
+      ['unknown search option', 'POST', '/collections/docs/search', { vector: [1, 0, 0, 0], query: 'hello' }, 400, 'INVALID_ARGUMENT'],
+      ['text on a collection without text fields or embedder', 'POST', '/collections/docs/search', { text: 'hello' }, 400, 'INVALID_ARGUMENT'],
+      ['sparse on a collection without sparse fields', 'POST', '/collections/docs/search', { sparse: { a: 1 } }, 400, 'INVALID_ARGUMENT'],
+      ['a record without a vector where nothing embeds', 'POST', '/collections/docs/records', { records: [{ id: 'nv', metadata: { lang: 'en' } }] }, 400, 'INVALID_ARGUMENT'],
       ['k above the limit', 'POST', '/collections/docs/search', { vector: [1, 0, 0, 0], k: 51 }, 400, 'INVALID_ARGUMENT'],
       ['k = 0', 'POST', '/collections/docs/search', { vector: [1, 0, 0, 0], k: 0 }, 400, 'INVALID_ARGUMENT'],
       ['k a string', 'POST', '/collections/docs/search', { vector: [1, 0, 0, 0], k: '5' }, 400, 'INVALID_ARGUMENT'],
@@ -246,8 +253,169 @@ describe('server routes', () => {
       'PUT /collections/{name}',
     ]);
     const search = doc.paths['/collections/{name}/search'].post;
-    assert.equal(search.requestBody.content['application/json'].schema.properties.k.maximum, 50);
+    const [request, batch, vectors] = search.requestBody.content['application/json'].schema.anyOf;
+    assert.equal(request.properties.k.maximum, 50);
+    for (const key of ['text', 'vector', 'sparse', 'sparseField', 'fields', 'fusion', 'depth', 'bm25', 'exhaustive', 'sparseMode', 'filter', 'recall']) assert.ok(request.properties[key], key);
+    assert.equal(request.properties.text.maxLength, 65_536);
+    assert.equal(request.properties.sparse.maxProperties, 4096);
+    assert.equal(request.properties.fusion.discriminator.propertyName, 'method');
+    assert.deepEqual(request.properties.fusion.oneOf.map((b: { properties: { method: { enum: string[] } } }) => b.properties.method.enum), [['rrf'], ['weighted']]);
+    assert.equal(batch.type, 'array');
+    assert.equal(batch.maxItems, 8);
+    assert.ok(vectors.properties.vectors);
+    const hit = search.responses['200'].content['application/json'].schema.properties.hits.items;
+    assert.ok(hit.properties.ranks && hit.properties.scores);
+    const create = doc.paths['/collections/{name}'].put.requestBody.content['application/json'].schema;
+    assert.ok(create.properties.embedder);
     assert.ok(search.responses['4XX'] ?? search.responses['4xx']);
+  });
+});
+
+describe('server: text, sparse and hybrid search', () => {
+  const { app, dir, cleanup } = tempServer({ limits: { queries: 4, k: 50 } });
+  after(cleanup);
+  const schema = { dimension: 4, metric: 'cosine' as const, fields: { title: 'text' as const, body: { type: 'text' as const, analyzer: 'english' }, terms: 'sparse' as const, lang: 'keyword' as const } };
+  const records = [
+    { id: 'p1', vector: [1, 0, 0, 0], metadata: { title: 'Rust ownership and borrowing', body: 'memory safety without garbage collection', terms: { rust: 2, memory: 1 }, lang: 'en' } },
+    { id: 'p2', vector: [0, 1, 0, 0], metadata: { title: 'Garbage collection in Java', body: 'generational collectors and their pauses', terms: { java: 2, gc: 1.5 }, lang: 'en' } },
+    { id: 'p3', vector: [0, 0, 1, 0], metadata: { title: 'Cooking pasta', body: 'boil water, add salt, then the pasta', terms: { pasta: 3 }, lang: 'it' } },
+    { id: 'p4', vector: [0.7, 0.7, 0, 0], metadata: { title: 'Memory management', body: 'garbage collection versus ownership', terms: { memory: 2, gc: 1 }, lang: 'en' } },
+  ];
+  // the library in process, holding the same records: the server must answer exactly as it does
+  let library: Collection;
+  before(async () => {
+    library = Collection.create({ ...schema, fields: { ...schema.fields, summary: { type: 'text', analyzer: 'standard' } } }); // the field the test below adds
+    await library.upsert(records);
+  });
+
+  const requests: Record<string, unknown>[] = [
+    { text: 'garbage collection', withStats: true },
+    { text: 'garbage collection', fields: { title: 2 } },
+    { sparse: { memory: 1, gc: 1 } },
+    { sparse: { gc: 1 }, sparseField: 'terms', sparseMode: 'exact', includeMetadata: false },
+    { text: 'memory', vector: [1, 0.2, 0, 0], fusion: { method: 'rrf', k: 10 } },
+    { text: 'memory', vector: [1, 0.2, 0, 0], sparse: { gc: 1 }, fusion: { method: 'weighted', normalize: 'minmax', weights: { text: 2 } }, k: 3, withStats: true },
+    { text: 'garbage', filter: { lang: 'en' }, bm25: { k1: 1.2, b: 0.75 }, exhaustive: true, depth: 50 },
+    { vector: [0, 0, 1, 0], k: 2, includeVector: true },
+  ];
+  /** What the library answers, as JSON carries it (vectors as arrays, hits without undefined parts). */
+  const libraryAnswer = async (r: Record<string, unknown>) => {
+    const { hits, stats } = await library.search({ ...r, withStats: true } as never) as unknown as { hits: Hit[]; stats: unknown };
+    const plain = hits.map((h) => JSON.parse(JSON.stringify({ ...h, vector: h.vector ? Array.from(h.vector) : undefined })));
+    return r.withStats ? { hits: plain, stats } : { hits: plain };
+  };
+
+  it('creates a collection with text and sparse fields and takes records with text and sparse values', async () => {
+    const c = await call(app, 'PUT', '/collections/lit', schema);
+    assert.equal(c.statusCode, 201, c.body);
+    assert.deepEqual(c.json().schema.fields, { title: 'text', body: 'text', terms: 'sparse', lang: 'keyword' });
+    assert.deepEqual(c.json().schema.analyzers, { title: 'english', body: 'english' });
+    const again = await call(app, 'PUT', '/collections/lit', { ...schema, fields: { ...schema.fields, summary: { type: 'text', analyzer: 'standard' } } });
+    assert.equal(again.statusCode, 200, again.body);
+    assert.deepEqual(again.json().schema.analyzers, { title: 'english', body: 'english', summary: 'standard' });
+    const up = await call(app, 'POST', '/collections/lit/records', { records });
+    assert.equal(up.statusCode, 200, up.body);
+    assert.deepEqual((await call(app, 'GET', '/collections/lit/records/p2')).json().metadata, records[1].metadata);
+  });
+
+  it('answers text, sparse, dense and fused requests exactly as the library, with ranks and scores per retriever', async () => {
+    for (const r of requests) {
+      const res = await call(app, 'POST', '/collections/lit/search', r);
+      assert.equal(res.statusCode, 200, `${JSON.stringify(r)}: ${res.body}`);
+      assert.deepEqual(res.json(), await libraryAnswer(r), JSON.stringify(r));
+    }
+    const text = (await call(app, 'POST', '/collections/lit/search', requests[0])).json();
+    assert.deepEqual(new Set(text.hits.map((h: { id: string }) => h.id)), new Set(['p1', 'p2', 'p4']), 'BM25 finds the documents holding the terms');
+    assert.deepEqual(text.hits.map((h: { ranks: { text: number } }) => h.ranks.text), [1, 2, 3]);
+    assert.deepEqual(text.stats.retrievers, ['text']);
+    assert.ok(text.stats.text.terms >= 2);
+    const hybrid = (await call(app, 'POST', '/collections/lit/search', requests[5])).json();
+    assert.deepEqual(hybrid.stats.retrievers, ['text', 'vector', 'sparse']);
+    assert.equal(hybrid.stats.fusion, 'weighted');
+    assert.equal(hybrid.hits.length, 3);
+    assert.ok(hybrid.hits.every((h: { ranks: object; scores: object }) => Object.keys(h.ranks).length > 0 && Object.keys(h.scores).length === Object.keys(h.ranks).length));
+  });
+
+  it('answers a batch of requests (an array) with one result per request, in order', async () => {
+    const batch = requests.slice(0, 4);
+    const res = await call(app, 'POST', '/collections/lit/search', batch);
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal(res.json().hits, undefined);
+    assert.deepEqual(res.json().results, await Promise.all(batch.map(libraryAnswer)));
+    const vectors = await call(app, 'POST', '/collections/lit/search', { vectors: [[1, 0, 0, 0], [0, 0, 1, 0]], k: 1, withStats: true, includeMetadata: false });
+    assert.equal(vectors.statusCode, 200, vectors.body);
+    assert.deepEqual(vectors.json().results.map((r: { hits: { id: string; ranks: unknown }[] }) => [r.hits[0].id, r.hits[0].ranks]), [['p1', { vector: 1 }], ['p3', { vector: 1 }]]);
+    assert.deepEqual(vectors.json().results[1].stats.retrievers, ['vector']);
+  });
+
+  describe('refusals: 4xx with the QuiverError code', () => {
+    const terms = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`t${i}`, 1]));
+    const S = '/collections/lit/search';
+    const cases: [string, string, string, unknown, number, string][] = [
+      ['text longer than MAX_QUERY_TEXT', 'POST', S, { text: 'x'.repeat(65_537) }, 400, 'INVALID_ARGUMENT'],
+      ['text not a string', 'POST', S, { text: ['a'] }, 400, 'INVALID_ARGUMENT'],
+      ['more sparse terms than MAX_SPARSE_TERMS', 'POST', S, { sparse: terms(4097) }, 400, 'INVALID_ARGUMENT'],
+      ['a negative sparse weight', 'POST', S, { sparse: { gc: -1 } }, 400, 'INVALID_ARGUMENT'],
+      ['a sparse weight that is a string', 'POST', S, { sparse: { gc: '1' } }, 400, 'INVALID_ARGUMENT'],
+      ['an empty sparse term', 'POST', S, { sparse: { '': 1 } }, 400, 'INVALID_ARGUMENT'],
+      ['a sparse term longer than 256', 'POST', S, { sparse: { ['t'.repeat(257)]: 1 } }, 400, 'INVALID_ARGUMENT'],
+      ['a sparse vector as an array', 'POST', S, { sparse: [1, 2] }, 400, 'INVALID_ARGUMENT'],
+      ['an unknown sparse field', 'POST', S, { sparse: { gc: 1 }, sparseField: 'nope' }, 400, 'INVALID_ARGUMENT'],
+      ['sparseField without sparse', 'POST', S, { text: 'gc', sparseField: 'terms' }, 400, 'INVALID_ARGUMENT'],
+      ['an unknown sparseMode', 'POST', S, { sparse: { gc: 1 }, sparseMode: 'fast' }, 400, 'INVALID_ARGUMENT'],
+      ['an unknown fusion method', 'POST', S, { text: 'gc', vector: [1, 0, 0, 0], fusion: { method: 'borda' } }, 400, 'INVALID_ARGUMENT'],
+      ['fusion without a method', 'POST', S, { text: 'gc', fusion: { k: 60 } }, 400, 'INVALID_ARGUMENT'],
+      ['an rrf fusion with normalize', 'POST', S, { text: 'gc', fusion: { method: 'rrf', normalize: 'zscore' } }, 400, 'INVALID_ARGUMENT'],
+      ['an rrf k below 0', 'POST', S, { text: 'gc', fusion: { method: 'rrf', k: -1 } }, 400, 'INVALID_ARGUMENT'],
+      ['an unknown normalization', 'POST', S, { text: 'gc', fusion: { method: 'weighted', normalize: 'l2' } }, 400, 'INVALID_ARGUMENT'],
+      ['a weight for an unknown retriever', 'POST', S, { text: 'gc', fusion: { method: 'rrf', weights: { bm25: 1 } } }, 400, 'INVALID_ARGUMENT'],
+      ['a negative weight', 'POST', S, { text: 'gc', fusion: { method: 'weighted', weights: { text: -1 } } }, 400, 'INVALID_ARGUMENT'],
+      ['fusion as a string', 'POST', S, { text: 'gc', fusion: 'rrf' }, 400, 'INVALID_ARGUMENT'],
+      ['bm25 b above 1', 'POST', S, { text: 'gc', bm25: { b: 2 } }, 400, 'INVALID_ARGUMENT'],
+      ['an unknown bm25 parameter', 'POST', S, { text: 'gc', bm25: { k3: 1 } }, 400, 'INVALID_ARGUMENT'],
+      ['depth 0', 'POST', S, { text: 'gc', depth: 0 }, 400, 'INVALID_ARGUMENT'],
+      ['depth above the limit', 'POST', S, { text: 'gc', depth: 1001 }, 400, 'INVALID_ARGUMENT'],
+      ['a boost for a field that is not a text field', 'POST', S, { text: 'gc', fields: { lang: 1 } }, 400, 'INVALID_ARGUMENT'],
+      ['a boost of 0', 'POST', S, { text: 'gc', fields: { title: 0 } }, 400, 'INVALID_ARGUMENT'],
+      ['exhaustive not a boolean', 'POST', S, { text: 'gc', exhaustive: 'yes' }, 400, 'INVALID_ARGUMENT'],
+      ['embed not a boolean', 'POST', S, { text: 'gc', embed: 1 }, 400, 'INVALID_ARGUMENT'],
+      ['a request with nothing to search', 'POST', S, { k: 3, fusion: { method: 'rrf' } }, 400, 'INVALID_ARGUMENT'],
+      ['a vector batch with text', 'POST', S, { vectors: [[1, 0, 0, 0]], text: 'gc' }, 400, 'INVALID_ARGUMENT'],
+      ['more requests than the limit', 'POST', S, Array.from({ length: 5 }, () => ({ text: 'gc' })), 413, 'TOO_LARGE'],
+      ['a bad request inside a batch', 'POST', S, [{ text: 'gc' }, { text: 'gc', k: 0 }], 400, 'INVALID_ARGUMENT'],
+      ['a request inside a batch the engine refuses', 'POST', S, [{ text: 'gc' }, { text: 'gc', fields: { nope: 1 } }], 400, 'INVALID_ARGUMENT'],
+      ['a text value that is a number', 'POST', '/collections/lit/records', { records: [{ id: 'x', vector: [1, 0, 0, 0], metadata: { title: 5 } }] }, 400, 'INVALID_ARGUMENT'],
+      ['a sparse value with a negative weight', 'POST', '/collections/lit/records', { records: [{ id: 'x', vector: [1, 0, 0, 0], metadata: { terms: { a: -1 } } }] }, 400, 'INVALID_ARGUMENT'],
+      ['a sparse value with too many terms', 'POST', '/collections/lit/records', { records: [{ id: 'x', vector: [1, 0, 0, 0], metadata: { terms: terms(4097) } }] }, 400, 'INVALID_ARGUMENT'],
+      ['a record without a vector where nothing embeds', 'POST', '/collections/lit/records', { records: [{ id: 'x', metadata: { title: 'no vector' } }] }, 400, 'INVALID_ARGUMENT'],
+      ['text options on a keyword field', 'PUT', '/collections/n1', { dimension: 4, fields: { a: { type: 'keyword', analyzer: 'english' } } }, 400, 'INVALID_ARGUMENT'],
+      ['an unknown analyzer', 'PUT', '/collections/n1', { dimension: 4, fields: { a: { type: 'text', analyzer: 'klingon' } } }, 400, 'UNKNOWN_SPEC'],
+      ['an unknown field option', 'PUT', '/collections/n1', { dimension: 4, fields: { a: { type: 'text', stem: true } } }, 400, 'INVALID_ARGUMENT'],
+      ['embed: true without an embedder', 'PUT', '/collections/n1', { dimension: 4, fields: { a: { type: 'text', embed: true } } }, 400, 'INVALID_ARGUMENT'],
+      ['an embedder without a field to embed', 'PUT', '/collections/n1', { dimension: 512, embedder: 'use-lite-512', fields: { a: 'text' } }, 400, 'INVALID_ARGUMENT'],
+      ['an embedder of another dimension', 'PUT', '/collections/n1', { dimension: 4, embedder: 'use-lite-512', fields: { a: { type: 'text', embed: true } } }, 400, 'DIMENSION_MISMATCH'],
+      ['an embedder the server does not have', 'PUT', '/collections/n1', { dimension: 4, embedder: 'acme-embed', fields: { a: { type: 'text', embed: true } } }, 400, 'INVALID_ARGUMENT'],
+      ['an embedder id with spaces', 'PUT', '/collections/n1', { dimension: 4, embedder: 'use lite', fields: { a: { type: 'text', embed: true } } }, 400, 'INVALID_ARGUMENT'],
+      ['another analyzer for an existing text field', 'PUT', '/collections/lit', { ...schema, fields: { title: { type: 'text', analyzer: 'standard' } } }, 409, 'SCHEMA_MISMATCH'],
+      ['a text field retyped', 'PUT', '/collections/lit', { ...schema, fields: { terms: 'text' } }, 409, 'SCHEMA_MISMATCH'],
+    ];
+    for (const [what, method, url, body, status, code] of cases) {
+      it(`${what}: ${status} ${code}`, async () => {
+        const r = await call(app, method as 'GET', url, body);
+        assert.equal(r.statusCode, status, r.body);
+        assert.equal(r.json().error.code, code, r.body);
+        assert.ok(!r.body.includes(dir), `the data directory leaks: ${r.body}`);
+      });
+    }
+
+    it('an existing collection asked for another embedder is SCHEMA_MISMATCH (409); nothing was created by the refusals', async () => {
+      assert.equal((await call(app, 'PUT', '/collections/wide', { dimension: 512, fields: { body: 'text' } })).statusCode, 201);
+      const r = await call(app, 'PUT', '/collections/wide', { dimension: 512, embedder: 'use-lite-512', fields: { body: { type: 'text', embed: true } } });
+      assert.equal(r.statusCode, 409, r.body);
+      assert.equal(r.json().error.code, 'SCHEMA_MISMATCH');
+      assert.deepEqual((await call(app, 'GET', '/collections')).json(), { collections: [{ name: 'lit' }, { name: 'wide' }] });
+      assert.equal((await call(app, 'GET', '/collections/lit')).json().info.count, records.length);
+    });
   });
 });
 

@@ -161,6 +161,7 @@ export function checkSparseValue(name: string, value: unknown, where: Record<str
     checkWellFormed(t, `${name} term`, { ...where, field: name });
     // rounded to f32 now, as the WAL stores it: a replayed record scores exactly like the original
     const f = Math.fround(w as number);
+    if (f === Infinity) bad(`but term "${t.slice(0, 64)}" has weight ${describe(w)}, beyond float32's range`, describe(w));
     if (f > 0) out[t] = f;
   }
   return Object.freeze(out);

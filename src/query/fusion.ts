@@ -68,7 +68,7 @@ export function checkFusion(f: unknown): FusionSpec {
     return { method: 'rrf', k: (o.k as number | undefined) ?? DEFAULT_RRF_K, ...(weights ? { weights } : {}) };
   }
   if (o.normalize !== undefined && o.normalize !== 'minmax' && o.normalize !== 'zscore') bad(`normalize must be 'minmax' or 'zscore'`, o.normalize);
-  return { method: 'weighted', normalize: (o.normalize as 'minmax' | 'zscore' | undefined) ?? 'minmax', ...(weights ? { weights } : {}) };
+  return { method: 'weighted', normalize: (o.normalize as 'minmax' | 'zscore' | undefined) ?? 'zscore', ...(weights ? { weights } : {}) };
 }
 
 /** Fuses `lists` into the best `k` entries, best first; ties by first appearance (list order, then rank). */
@@ -91,7 +91,7 @@ export function fuse(lists: readonly RankedList[], spec: FusionSpec, k: number):
     }
   } else {
     for (const l of lists) {
-      const norm = normalizer(l.scores, spec.normalize ?? 'minmax');
+      const norm = normalizer(l.scores, spec.normalize ?? 'zscore');
       const floor = l.scores.length ? Math.min(...l.scores.map(norm)) : 0;
       for (const e of byKey.values()) {
         const s = e.scores[l.name];

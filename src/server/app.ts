@@ -4,16 +4,18 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { QuiverError } from '../errors.js';
-import type { Collection, Hit, SearchOptions, SearchStats } from '../node.js';
+import type { Collection, Hit, SearchOptions, SearchRequest } from '../node.js';
 import { Authenticator, authorize, type Access, type AuthMode, type Principal } from './auth.js';
 import { scrubPaths, statusOf, toQuiverError } from './errors.js';
 import { resolveLimits, SearchGate, TokenBuckets, type ServerLimits } from './limits.js';
 import { ServerMetrics } from './metrics.js';
+import { QueryEmbedders } from './query-embedder.js';
 import { CollectionRegistry, type ServerOpenOptions } from './registry.js';
+import { runSearchJob, type SearchJob } from './search-job.js';
 import { SearchPool } from './search-pool.js';
 import {
   CollectionDescription, CollectionList, CollectionParams, Deleted, Dropped, ErrorResponse, Health, RecordParams,
-  requestSchemas, SearchResponse, StoredRecord, Upserted, type CollectionView, type SearchResult,
+  requestSchemas, SearchResponse, StoredRecord, Upserted, type CollectionView, type HitBody, type SearchHitsResult, type SearchResult,
 } from './schemas.js';
 
 export interface ServerOptions {
@@ -42,6 +44,12 @@ export interface ServerOptions {
    * the event loop that answers health checks and takes writes. 0 searches on the main thread.
    */
   searchThreads?: number;
+  /**
+   * Threads of the USE-Lite instance that embeds query texts (default 1; each holds the model,
+   * ~100 MB). It is loaded at the first query to embed, or when a collection naming it is
+   * created, and is separate from the writer's, so queries never queue behind an upsert's texts.
+   */
+  queryEmbedderThreads?: number;
 }
 
 /** What createServer adds to the Fastify instance. */
@@ -86,6 +94,11 @@ export function createServer(options: ServerOptions): QuiverServer {
     throw new QuiverError('INVALID_ARGUMENT', `searchThreads must be an integer in [0, 256], got ${String(options.searchThreads)}`, { field: 'searchThreads', expected: [0, 256], received: options.searchThreads });
   }
   const pool = threads > 0 ? new SearchPool(threads, { dataDir, niceness: 10, ...(options.collections?.kernels ? { kernels: options.collections.kernels } : {}) }) : null;
+  const embedThreads = options.queryEmbedderThreads ?? 1;
+  if (!Number.isInteger(embedThreads) || embedThreads < 1 || embedThreads > 64) {
+    throw new QuiverError('INVALID_ARGUMENT', `queryEmbedderThreads must be an integer in [1, 64], got ${String(options.queryEmbedderThreads)}`, { field: 'queryEmbedderThreads', expected: [1, 64], received: options.queryEmbedderThreads });
+  }
+  const queryEmbedders = new QueryEmbedders(embedThreads);
 
   const app = Fastify({
     logger: options.logger ?? { level: 'info' },
@@ -100,7 +113,8 @@ export function createServer(options: ServerOptions): QuiverServer {
     ajv: {
       // unknown fields are refused, not dropped; "5" is not a number; one error is enough to refuse
       // (all errors of a huge body would cost more than the body)
-      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
+      // discriminator: a fusion object is checked against the branch its `method` names
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false, discriminator: true },
     },
     // the errors below are the client's; say so in our error shape
     frameworkErrors: (error, req, reply) => sendError(req, reply, error),
@@ -177,6 +191,7 @@ export function createServer(options: ServerOptions): QuiverServer {
   app.addHook('onClose', async () => {
     await preloading;
     await pool?.close();
+    await queryEmbedders.close();
     await registry.closeAll();
   });
 
@@ -209,6 +224,7 @@ export function createServer(options: ServerOptions): QuiverServer {
       return { collections: names.filter((n) => only === null || n === only).map((name) => ({ name })) };
     });
     r.put('/collections/:name', { config: { access: 'write' }, schema: { summary: 'create a collection (or check an existing one against this schema; new fields are added)', params: CollectionParams, body: schemas.CreateCollection, response: { 200: CollectionDescription, 201: CollectionDescription, ...errors } } }, async (req, reply) => {
+      if (req.body.embedder !== undefined) await queryEmbedders.check(req.body.embedder, req.body.dimension);
       const { collection, created } = await registry.create(req.params.name, req.body);
       return reply.code(created ? 201 : 200).send(describe(req.params.name, collection));
     });
@@ -220,7 +236,7 @@ export function createServer(options: ServerOptions): QuiverServer {
       await pool?.drop(req.params.name);
       return { name: req.params.name, dropped: true };
     });
-    r.post('/collections/:name/records', { config: { access: 'write' }, schema: { summary: 'upsert a batch of records (all or nothing; durable when answered)', params: CollectionParams, body: schemas.Upsert, response: { 200: Upserted, ...errors } } }, async (req) => {
+    r.post('/collections/:name/records', { config: { access: 'write' }, schema: { summary: 'upsert a batch of records (all or nothing; durable when answered); records without a vector are embedded from their text when the collection has an embedder', params: CollectionParams, body: schemas.Upsert, response: { 200: Upserted, ...errors } } }, async (req) => {
       const col = await registry.get(req.params.name);
       await col.upsert(req.body.records);
       return { upserted: req.body.records.length };
@@ -233,24 +249,31 @@ export function createServer(options: ServerOptions): QuiverServer {
       const rec = (await registry.get(req.params.name)).get(req.params.id);
       return { id: rec.id, vector: Array.from(rec.vector), ...(rec.metadata !== undefined ? { metadata: rec.metadata } : {}) };
     });
-    r.post('/collections/:name/search', { config: { access: 'read' }, schema: { summary: 'k nearest records of one query (vector) or a batch (vectors)', params: CollectionParams, body: schemas.Search, response: { 200: SearchResponse, ...errors } } }, async (req) => {
-      const { vector, vectors, ...rest } = req.body;
-      if ((vector === undefined) === (vectors === undefined)) {
-        throw new QuiverError('INVALID_ARGUMENT', 'a search needs exactly one of "vector" (one query) and "vectors" (a batch)', { expected: 'vector xor vectors' });
-      }
+    r.post('/collections/:name/search', { config: { access: 'read' }, schema: { summary: 'search: one request {text?, vector?, sparse?, ...} (retrievers fused when several), or a batch (an array of requests, or {vectors})', params: CollectionParams, body: schemas.Search, response: { 200: SearchResponse, ...errors } } }, async (req) => {
+      const body = req.body;
       const col = await registry.get(req.params.name);
-      const searchOptions = { ...rest, withStats: true } as SearchOptions & { withStats: true };
       return gate.run(async (): Promise<SearchResult> => {
-        // on a search thread: after the writer's last committed write (read-your-writes)
-        const run = <T>(query: unknown): Promise<T> => (pool
-          ? pool.search(req.params.name, query, searchOptions, col.appliedSeq, col.info().manifestGeneration)
-          : col.search(query as number[], searchOptions)) as Promise<T>;
-        if (vector !== undefined) {
-          const { hits, stats } = await run<{ hits: Hit[]; stats: SearchStats }>(vector);
-          return { hits: hits.map(plainHit), ...(rest.withStats ? { stats: stats } : {}) };
+        let job: SearchJob;
+        let wantStats: (i: number) => boolean;
+        let embedded = new Set<number>();
+        if (Array.isArray(body) || !('vectors' in body)) {
+          // copies: embedding gives them a vector
+          const requests = (Array.isArray(body) ? body : [body]).map((r) => ({ ...r }) as SearchRequest);
+          embedded = await embedQueryTexts(col, requests);
+          job = { kind: 'requests', requests };
+          wantStats = (i) => requests[i].withStats === true;
+        } else {
+          const { vectors, ...options } = body;
+          job = { kind: 'vectors', vectors, options: options as SearchOptions };
+          wantStats = () => options.withStats === true;
         }
-        const { hits, stats } = await run<{ hits: Hit[][]; stats: SearchStats[] }>(vectors!);
-        return { results: hits.map((h, q) => ({ hits: h.map(plainHit), ...(rest.withStats ? { stats: stats[q] } : {}) })) };
+        // on a search thread: after the writer's last committed write (read-your-writes)
+        const answers = pool ? await pool.search(req.params.name, job, col.appliedSeq, col.info().manifestGeneration) : await runSearchJob(col, job);
+        const results = answers.map((a, i): SearchHitsResult => {
+          if (embedded.has(i) && a.stats.vector) a.stats.vector.embedded = true;
+          return { hits: a.hits.map(plainHit), ...(wantStats(i) ? { stats: a.stats } : {}) };
+        });
+        return Array.isArray(body) || 'vectors' in body ? { results } : results[0];
       });
     });
     r.post('/collections/:name/flush', { config: { access: 'write' }, schema: { summary: 'seal the write-ahead log into a segment', params: CollectionParams, response: { 200: CollectionDescription, ...errors } } }, async (req) => {
@@ -265,6 +288,25 @@ export function createServer(options: ServerOptions): QuiverServer {
     });
   });
 
+  /**
+   * Embeds the text of each request that needs it (text, no vector, embed not false, and a
+   * collection with an embedder) in one call, here rather than on the search thread (see
+   * query-embedder.ts). Returns the positions of the requests embedded.
+   */
+  async function embedQueryTexts(col: Collection, requests: SearchRequest[]): Promise<Set<number>> {
+    const model = col.schema.embedder;
+    const todo = model === undefined ? [] : requests.flatMap((r, i) => (typeof r.text === 'string' && r.vector === undefined && r.embed !== false ? [i] : []));
+    if (todo.length === 0) return new Set();
+    const embedder = await queryEmbedders.get(model!);
+    const d = embedder.dimension;
+    if (d !== col.dimension) {
+      throw new QuiverError('DIMENSION_MISMATCH', `embedder "${model}" makes ${d}-d vectors, the collection holds ${col.dimension}-d ones`, { field: 'embedder', expected: col.dimension, received: d });
+    }
+    const vectors = await embedder.embed(todo.map((i) => requests[i].text!));
+    todo.forEach((i, row) => { requests[i].vector = vectors.slice(row * d, (row + 1) * d); });
+    return new Set(todo);
+  }
+
   return app as QuiverServer;
 }
 
@@ -274,12 +316,24 @@ function describe(name: string, col: Collection): CollectionView {
   return { name, schema: col.schema, info };
 }
 
-/** A hit with its vector (if any) as a plain array, which JSON serializes as a list. */
-function plainHit(h: Hit): { id: string; score: number; metadata?: Record<string, unknown>; vector?: number[] } {
-  // a score that overflowed float32 (components near 3e38) is +-Infinity, which JSON cannot carry:
-  // the largest finite double keeps the order ("larger is closer")
-  const score = Number.isFinite(h.score) ? h.score : h.score > 0 ? Number.MAX_VALUE : h.score < 0 ? -Number.MAX_VALUE : h.score;
-  const out: { id: string; score: number; metadata?: Record<string, unknown>; vector?: number[] } = { id: h.id, score };
+/**
+ * A score JSON can carry: one that overflowed float32 (components near 3e38) is +-Infinity, sent
+ * as the largest finite double, which keeps the order ("larger is closer"). Fusing such scores
+ * can make NaN (Infinity / Infinity when normalising), which says nothing: sent as the lowest.
+ */
+function finiteScore(s: number): number {
+  return Number.isFinite(s) ? s : s > 0 ? Number.MAX_VALUE : -Number.MAX_VALUE;
+}
+
+/** A hit as the API sends it: finite scores, its vector (if any) as a plain array, which JSON serializes as a list. */
+function plainHit(h: Hit): HitBody {
+  const out: HitBody = { id: h.id, score: finiteScore(h.score) };
+  if (h.ranks !== undefined) out.ranks = h.ranks;
+  if (h.scores !== undefined) {
+    const scores: NonNullable<HitBody['scores']> = {};
+    for (const [name, s] of Object.entries(h.scores) as [keyof typeof scores, number][]) scores[name] = finiteScore(s);
+    out.scores = scores;
+  }
   if (h.metadata !== undefined) out.metadata = h.metadata;
   if (h.vector !== undefined) out.vector = Array.from(h.vector);
   return out;

@@ -58,8 +58,8 @@ interface ValidationEntry {
   message?: string;
 }
 
-/** Arrays whose length is a server limit (maxItems there is TOO_LARGE, not a malformed body). */
-const COUNTED_ARRAYS = /^\/(records|ids|vectors)$/;
+/** Arrays whose length is a server limit (maxItems there is TOO_LARGE, not a malformed body); '' is a batch of search requests. */
+const COUNTED_ARRAYS = /^(\/(records|ids|vectors))?$/;
 
 /**
  * Turns what Fastify throws (validation, body parsing, limits) into a QuiverError with the
@@ -69,7 +69,7 @@ const COUNTED_ARRAYS = /^\/(records|ids|vectors)$/;
 export function toQuiverError(err: unknown): QuiverError {
   if (err instanceof QuiverError) return err;
   const fe = err as FastifyError & { validation?: ValidationEntry[]; validationContext?: string };
-  if (Array.isArray(fe.validation) && fe.validation.length > 0) return fromValidation(fe.validation[0], fe.validationContext ?? 'body');
+  if (Array.isArray(fe.validation) && fe.validation.length > 0) return fromValidation(mostSpecific(fe.validation), fe.validationContext ?? 'body');
   switch (fe.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new QuiverError('TOO_LARGE', 'the request body is larger than the server accepts', { limit: 'bodyLimit' });
@@ -92,10 +92,28 @@ export function toQuiverError(err: unknown): QuiverError {
   return new QuiverError('INTERNAL', 'internal server error', {}, { cause: err });
 }
 
+/**
+ * The error to report. Validation stops at the first error, except across the branches of a
+ * union (a search body is a request, an array of requests or a vector batch): then each branch
+ * reports its own first error, and the one deepest in the body is from the branch the client
+ * meant (`{"k": "5"}` fails at /k as a request, at the top as an array: /k is what is wrong).
+ * At equal depth, a branch that got the right kind of value (its error is not "must be
+ * <type>") says more: 9 requests for 8 fail on maxItems as an array, on their type as a request.
+ * Remaining ties go to the first branch.
+ */
+function mostSpecific(entries: ValidationEntry[]): ValidationEntry {
+  const rank = (v: ValidationEntry) => (v.keyword === 'anyOf' || v.keyword === 'oneOf' ? -1 : (v.instancePath ?? '').split('/').length * 2 + (v.keyword === 'type' ? 0 : 1));
+  let best = entries[0];
+  for (const v of entries) if (rank(v) > rank(best)) best = v;
+  return best;
+}
+
 function fromValidation(v: ValidationEntry, part: string): QuiverError {
   const path = v.instancePath ?? '';
   const details = { where: part, path, keyword: v.keyword, ...(v.params ?? {}) };
-  const message = `${part}${path} ${v.message ?? 'is invalid'}`;
+  // ajv does not name the unknown field in its message; the client needs it most
+  const extra = v.keyword === 'additionalProperties' ? v.params?.additionalProperty : undefined;
+  const message = typeof extra === 'string' ? `${part}${path} has an unknown field "${extra.slice(0, 100)}"` : `${part}${path} ${v.message ?? 'is invalid'}`;
   if (part === 'body' && v.keyword === 'maxItems' && COUNTED_ARRAYS.test(path)) return new QuiverError('TOO_LARGE', message, details);
   // a component of a vector that is not a (finite) number: what the library calls INVALID_VECTOR
   if (part === 'body' && v.keyword === 'type' && /\/vectors?(\/\d+)+$/.test(path)) return new QuiverError('INVALID_VECTOR', message, details);

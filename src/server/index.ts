@@ -8,5 +8,7 @@ export { HTTP_STATUS, type ErrorBody } from './errors.js';
 export { COLLECTION_NAME_PATTERN } from './names.js';
 export type { ServerOpenOptions } from './registry.js';
 export type {
-  CreateCollectionBody, UpsertBody, DeleteBody, SearchBody, SearchResult, CollectionView, ErrorResponseBody,
+  CreateCollectionBody, UpsertBody, UpsertRecordBody, DeleteBody, SearchBody, SearchRequestBody, VectorBatchBody, FusionBody, SearchResult,
+  SearchHitsResult, SearchBatchResult, SearchStatsBody, HitBody, CollectionView, CollectionListBody, DroppedBody, UpsertedBody, DeletedBody,
+  StoredRecordBody, HealthBody, ErrorResponseBody,
 } from './schemas.js';

@@ -14,7 +14,7 @@ export interface ServerLimits {
   dimension: number;
   /** Largest k of a search (default 1,000). */
   k: number;
-  /** Queries in one search request (default 100). */
+  /** Queries in one search request: vectors of `{vectors}`, or requests of a batch (default 100). */
   queries: number;
   /** Searches running at once (default: the machine's cores). */
   concurrentSearches: number;

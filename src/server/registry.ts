@@ -77,11 +77,15 @@ export class CollectionRegistry {
       const col = this.opened.get(name);
       if (col) {
         const have = col.schema;
-        const differs = have.dimension !== wanted.dimension ? 'dimension' : have.metric !== wanted.metric ? 'metric' : have.index !== wanted.index ? 'index' : null;
+        // as Collection.open checks a stored schema: an embedder left out is no conflict, another one is
+        const differs = have.dimension !== wanted.dimension ? 'dimension' : have.metric !== wanted.metric ? 'metric' : have.index !== wanted.index ? 'index'
+          : wanted.embedder !== undefined && wanted.embedder !== have.embedder ? 'embedder' : null;
         if (differs) {
           throw new QuiverError('SCHEMA_MISMATCH', `collection "${name}" exists with another ${differs}: ${JSON.stringify(have)}`, { collection: name, expected: have, received: publicSchema(wanted) });
         }
-        await col.addFields(publicSchema(wanted).fields); // same types: nothing; new: added; another type: SCHEMA_MISMATCH
+        // with their options (analyzer, embed), so that a text field's analyzer is compared, not defaulted:
+        // same declaration: nothing; new: added; another type or analyzer: SCHEMA_MISMATCH
+        await col.addFields(Object.fromEntries(wanted.fields.map((f) => [f.name, { type: f.type, ...(f.analyzer ? { analyzer: f.analyzer } : {}), ...(f.embed ? { embed: true } : {}) }])));
         return { collection: col, created: false };
       }
       const existed = await this.hasManifest(name);

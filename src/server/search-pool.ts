@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { QuiverError, type QuiverErrorCode } from '../errors.js';
-import type { SearchOptions } from '../node.js';
+import type { SearchAnswer, SearchJob } from './search-job.js';
 import type { SearchWorkerData, SearchWorkerReply, SearchWorkerRequest } from './search-worker.js';
 
 interface Slot {
@@ -34,10 +34,10 @@ export class SearchPool {
   /** Workers running now (0 before the first search). */
   get threads(): number { return this.slots.length; }
 
-  /** Searches `name` on a worker once it has applied write `upTo` (and manifest `generation`). */
-  search(name: string, query: unknown, options: SearchOptions, upTo: number, generation: number): Promise<unknown> {
+  /** Runs `job` on `name` on a worker once it has applied write `upTo` (and manifest `generation`). */
+  search(name: string, job: SearchJob, upTo: number, generation: number): Promise<SearchAnswer[]> {
     const slot = this.pick();
-    return this.send(slot, (id) => ({ type: 'search', id, name, query, options, upTo, generation }));
+    return this.send(slot, (id) => ({ type: 'search', id, name, job, upTo, generation })) as Promise<SearchAnswer[]>;
   }
 
   /** Closes `name` in every worker (a dropped collection); they open it again on their next search. */

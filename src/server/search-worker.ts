@@ -1,16 +1,18 @@
 import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
-import { Collection, QuiverError, type SearchOptions } from '../node.js';
+import { Collection, QuiverError } from '../node.js';
 import type { KernelChoice } from '../kernels/index.js';
+import { runSearchJob, type SearchJob } from './search-job.js';
 
 /**
  * A search thread of the server (search-pool.ts starts them). It opens each collection it is
  * asked about read-only, keeps it open, and before a search refreshes it up to the writer's last
  * committed write that the main thread sent along (so a search after an acknowledged write sees
- * it). Writes never happen here.
+ * it). Writes never happen here, and neither does embedding: query texts arrive embedded
+ * (query-embedder.ts says why), though importing quiverdb/node registers USE-Lite here too.
  *
- * Messages in: { type: 'search', id, name, query, options, upTo, generation },
+ * Messages in: { type: 'search', id, name, job, upTo, generation } (search-job.ts),
  * { type: 'close', id, name }, { type: 'shutdown' }. Out: { id, ok: true, value } or
  * { id, ok: false, error: { code, message, details } }.
  */
@@ -22,7 +24,7 @@ export interface SearchWorkerData {
 }
 
 export type SearchWorkerRequest =
-  | { type: 'search'; id: number; name: string; query: unknown; options: SearchOptions; upTo: number; generation: number }
+  | { type: 'search'; id: number; name: string; job: SearchJob; upTo: number; generation: number }
   | { type: 'close'; id: number; name: string }
   | { type: 'shutdown' };
 
@@ -55,7 +57,7 @@ async function search(m: Extract<SearchWorkerRequest, { type: 'search' }>): Prom
   const col = await get(m.name);
   // the writer's last committed write (and its manifest, for fields declared since) must be visible
   if (col.appliedSeq < m.upTo || col.info().manifestGeneration < m.generation) await col.refresh({ upTo: m.upTo });
-  return col.search(m.query as Float32Array, m.options as SearchOptions & { withStats: true });
+  return runSearchJob(col, m.job);
 }
 
 async function close(name: string): Promise<void> {
