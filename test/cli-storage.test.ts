@@ -32,7 +32,7 @@ describe('quiver create / import / info / search / verify / compact', () => {
     assert.equal(c.code, 0, c.stderr);
     assert.deepEqual(JSON.parse(c.stdout).dimension, 128);
     assert.deepEqual(JSON.parse(c.stdout).fields, { label: 'keyword', tags: 'keyword[]' });
-    const bad = await quiver('create', join(tmp, 'bad'), '--dimension', '4', '--field', 'x:text');
+    const bad = await quiver('create', join(tmp, 'bad'), '--dimension', '4', '--field', 'x:vector');
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /INVALID_ARGUMENT/);
     const imp = await quiver('import', dir, dataFile('sift10k', 'base.fvecs'), '--batch', '2500', '--json');

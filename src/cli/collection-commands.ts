@@ -45,7 +45,16 @@ export interface ImportOptions {
  */
 export async function runImport(dir: string, file: string, o: ImportOptions, out = console.log): Promise<Record<string, unknown>> {
   const t0 = performance.now();
-  const data = await readVectorFile(file);
+  let data: Awaited<ReturnType<typeof readVectorFile>>;
+  try {
+    data = await readVectorFile(file);
+  } catch (e) {
+    // JSONL documents without vectors are what `--text` imports: say so where the user looks
+    if (e instanceof QuiverError && e.code === 'MALFORMED_INPUT' && e.details.field === 'vector' && e.details.received === 'missing') {
+      throw new QuiverError('MALFORMED_INPUT', `${e.message} (documents to embed from a text key: quiver import ${dir} ${file} --text KEY)`, e.details, { cause: e });
+    }
+    throw e;
+  }
   const readMs = performance.now() - t0;
   let col: Collection;
   try {

