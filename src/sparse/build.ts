@@ -15,6 +15,8 @@ export interface SparseBuildOptions {
   centroidFraction?: number;
   /** Share of each block summary's mass kept (default DEFAULT_BUILD.summaryMass). */
   summaryMass?: number;
+  /** Clusters larger than this are split, by the term's weight, into blocks of at most this many rows (default DEFAULT_BUILD.maxBlockSize). */
+  maxBlockSize?: number;
   /** Segments with fewer rows get no approximate structures (searched exactly); default 1,000. */
   approxMinRows?: number;
   /** Seed of the centroid sampling (default 1): the same rows give the same index. */
@@ -26,8 +28,11 @@ export interface SparseBuildOptions {
  * MS MARCO scaled to segment sizes (blocks of ~10 rows as its 0.1 centroid fraction, 0.4-0.5 of
  * the summary mass), checked on the tuning split of bench/sparse.ts.
  */
+/** Largest lambda: a term's blocks are sorted as packed keys holding the block number in 21 bits. */
+export const MAX_LAMBDA = 2097151;
+
 export const DEFAULT_BUILD: Readonly<SparseBuildParams & { approxMinRows: number }> = {
-  lambda: 1000, centroidFraction: 0.1, summaryMass: 0.5, approxMinRows: 1000,
+  lambda: 1000, centroidFraction: 0.1, summaryMass: 0.5, maxBlockSize: 16, approxMinRows: 1000,
 };
 
 function checkOption(value: unknown, name: string, lo: number, hi: number, integer: boolean): void {
@@ -50,8 +55,10 @@ export function buildSparseIndex(rows: (ord: number) => SparseInput | undefined,
     lambda: opts.lambda ?? DEFAULT_BUILD.lambda,
     centroidFraction: opts.centroidFraction ?? DEFAULT_BUILD.centroidFraction,
     summaryMass: opts.summaryMass ?? DEFAULT_BUILD.summaryMass,
+    maxBlockSize: opts.maxBlockSize ?? DEFAULT_BUILD.maxBlockSize,
   };
-  checkOption(build.lambda, 'lambda', 1, 0xfffffffe, true);
+  checkOption(build.maxBlockSize, 'maxBlockSize', 1, 0xffffff, true);
+  checkOption(build.lambda, 'lambda', 1, MAX_LAMBDA, true);
   checkOption(build.centroidFraction, 'centroidFraction', 1e-6, 1, false);
   checkOption(build.summaryMass, 'summaryMass', 1e-6, 1, false);
   const approxMinRows = opts.approxMinRows ?? DEFAULT_BUILD.approxMinRows;
@@ -141,7 +148,8 @@ export function buildApprox(data: SparseIndexData, seed: number): SparseApproxDa
   const maxW = new Float32Array(nTerms);
   const touched = new Uint32Array(nTerms);
   const head = new Int32Array(nTerms).fill(-1);
-  const entries: { next: number[]; cent: number[]; w: number[] } = { next: [], cent: [], w: [] };
+  // the centroids' inverted index: linked lists per term through entNext (-1 ends a list)
+  let entNext = new Int32Array(1024), entCent = new Uint32Array(1024), entW = new Float32Array(1024);
   let scoreAcc = new Float64Array(64);
   let sel = new Uint32Array(64);
   let assign = new Uint32Array(64);
@@ -151,12 +159,14 @@ export function buildApprox(data: SparseIndexData, seed: number): SparseApproxDa
     const s0 = postStart[t], len0 = postStart[t + 1] - s0;
     if (len0 === 0) continue;
     // 1. the lambda heaviest postings, kept in row order
-    let list: Uint32Array;
-    if (len0 <= build.lambda) list = postDocs.subarray(s0, s0 + len0);
+    let list: Uint32Array, listW: Float32Array;
+    if (len0 <= build.lambda) { list = postDocs.subarray(s0, s0 + len0); listW = postW.subarray(s0, s0 + len0); }
     else {
       const idx = Array.from({ length: len0 }, (_, i) => s0 + i);
       idx.sort((a, b) => postW[b] - postW[a] || postDocs[a] - postDocs[b]);
-      list = Uint32Array.from(idx.slice(0, build.lambda), (p) => postDocs[p]).sort();
+      const kept = idx.slice(0, build.lambda).sort((a, b) => a - b); // positions ascending = rows ascending
+      list = Uint32Array.from(kept, (p) => postDocs[p]);
+      listW = Float32Array.from(kept, (p) => postW[p]);
     }
     const len = list.length;
     const nCent = Math.max(1, Math.min(len, Math.ceil(len * build.centroidFraction)));
@@ -169,15 +179,20 @@ export function buildApprox(data: SparseIndexData, seed: number): SparseApproxDa
         const j = i + Math.floor(rng.next() * (len - i));
         const x = sel[i]; sel[i] = sel[j]; sel[j] = x;
       }
-      entries.next.length = 0; entries.cent.length = 0; entries.w.length = 0;
-      let nTouched = 0;
+      let nTouched = 0, nEnt = 0;
       for (let c = 0; c < nCent; c++) {
         const r = list[sel[c]];
+        if (nEnt + rowStart[r + 1] - rowStart[r] > entNext.length) {
+          const cap = 2 * (nEnt + rowStart[r + 1] - rowStart[r]);
+          const a = new Int32Array(cap); a.set(entNext); entNext = a;
+          const b = new Uint32Array(cap); b.set(entCent); entCent = b;
+          const w = new Float32Array(cap); w.set(entW); entW = w;
+        }
         for (let j = rowStart[r]; j < rowStart[r + 1]; j++) {
           const term = fwdTerms[j];
           if (head[term] === -1) touched[nTouched++] = term;
-          entries.next.push(head[term]); entries.cent.push(c); entries.w.push(fwdWeights[j]);
-          head[term] = entries.next.length - 1;
+          entNext[nEnt] = head[term]; entCent[nEnt] = c; entW[nEnt] = fwdWeights[j];
+          head[term] = nEnt++;
         }
       }
       if (scoreAcc.length < nCent) scoreAcc = new Float64Array(nCent * 2);
@@ -185,7 +200,7 @@ export function buildApprox(data: SparseIndexData, seed: number): SparseApproxDa
         const r = list[i];
         for (let j = rowStart[r]; j < rowStart[r + 1]; j++) {
           const w = fwdWeights[j];
-          for (let e = head[fwdTerms[j]]; e !== -1; e = entries.next[e]) scoreAcc[entries.cent[e]] += w * entries.w[e];
+          for (let e = head[fwdTerms[j]]; e !== -1; e = entNext[e]) scoreAcc[entCent[e]] += w * entW[e];
         }
         let best = 0;
         for (let c = 1; c < nCent; c++) if (scoreAcc[c] > scoreAcc[best]) best = c;
@@ -194,16 +209,26 @@ export function buildApprox(data: SparseIndexData, seed: number): SparseApproxDa
       }
       for (let i = 0; i < nTouched; i++) head[touched[i]] = -1;
     }
-    // blocks in centroid order; rows ascending within a block (counting sort by centroid)
-    const cstart = new Uint32Array(nCent + 1);
-    for (let i = 0; i < len; i++) cstart[assign[i] + 1]++;
-    for (let c = 0; c < nCent; c++) cstart[c + 1] += cstart[c];
-    const cfill = cstart.slice(0, nCent);
+    // blocks: each cluster, split into pieces of at most maxBlockSize rows by the term's weight
+    // (heaviest first, so a piece's summary is tight on this term); rows ascending within a block
+    const members: number[][] = Array.from({ length: nCent }, () => []);
+    for (let i = 0; i < len; i++) members[assign[i]].push(i);
     if (blockDocs.length < nPruned + len) { const nb = new Uint32Array((nPruned + len) * 2); nb.set(blockDocs.subarray(0, nPruned)); blockDocs = nb; }
-    for (let i = 0; i < len; i++) blockDocs[nPruned + cfill[assign[i]]++] = list[i];
-    for (let c = 0; c < nCent; c++) {
-      const bs = nPruned + cstart[c], be = nPruned + cstart[c + 1];
-      if (be === bs) continue;
+    let at = nPruned;
+    const pieces: Array<[number, number]> = [];
+    for (const m of members) {
+      if (m.length === 0) continue;
+      if (m.length > build.maxBlockSize) m.sort((x, y) => listW[y] - listW[x] || x - y);
+      const nPieces = Math.ceil(m.length / build.maxBlockSize);
+      for (let k = 0; k < nPieces; k++) {
+        const from = Math.floor((k * m.length) / nPieces), to = Math.floor(((k + 1) * m.length) / nPieces);
+        const piece = m.slice(from, to).sort((x, y) => x - y);
+        for (let i = 0; i < piece.length; i++) blockDocs[at + i] = list[piece[i]];
+        pieces.push([at, at + piece.length]);
+        at += piece.length;
+      }
+    }
+    for (const [bs, be] of pieces) {
       // 3. summary
       let nT = 0, mass = 0;
       for (let p = bs; p < be; p++) {

@@ -8,21 +8,22 @@
  *   12      u32 nTerms           dictionary size
  *   16      u32 nnz              forward-index entries
  *   20      u32 flags            bit 0: the approximate (Seismic) structures follow; other bits 0
- *   24      u32 lambda           build settings, recorded (postings kept per term)
+ *   24      u32 lambda           build settings, recorded (postings kept per term, 1..2,097,151)
  *   28      f32 centroidFraction
  *   32      f32 summaryMass
- *   36      u32 nBlocks          (0 without bit 0)
- *   40      u32 nPruned          postings kept in the blocks (0 without bit 0)
- *   44      u32 nSummary         summary entries (0 without bit 0)
- *   48      u32 dictBytes
- *   52      dictionary: nTerms x (u16 UTF-8 byte length >= 1, UTF-8), strictly ascending in JS
+ *   36      u32 maxBlockSize
+ *   40      u32 nBlocks          (0 without bit 0)
+ *   44      u32 nPruned          postings kept in the blocks (0 without bit 0)
+ *   48      u32 nSummary         summary entries (0 without bit 0)
+ *   52      u32 dictBytes
+ *   56      dictionary: nTerms x (u16 UTF-8 byte length >= 1, UTF-8), strictly ascending in JS
  *           string order (term id = position), dictBytes bytes, then zero padding to 4
  *           present     u32[ceil(count / 32)]  bitset of rows with a value
  *           rowStart    u32[count + 1]         CSR: row r = entries rowStart[r]..rowStart[r+1]
  *           fwdTerms    u32[nnz]               term ids, strictly ascending within a row
  *           fwdWeights  f32[nnz]               finite, > 0
  *   with bit 0:
- *           termBlockStart u32[nTerms + 1]     term t's blocks
+ *           termBlockStart u32[nTerms + 1]     term t's blocks (at most lambda per term)
  *           blockDocStart  u32[nBlocks + 1]    block b's rows, non-empty
  *           blockDocs      u32[nPruned]        row ordinals, strictly ascending within a block
  *           sumStart       u32[nBlocks + 1]    block b's summary entries
@@ -46,7 +47,7 @@ import { SPARSE_MAX_TERM_LENGTH, SPARSE_MAX_TERMS, type SparseIndex } from './ty
 
 export const SPARSE_SECTION_MAGIC = 0x52505351;
 export const SPARSE_SECTION_VERSION = 1;
-const HEADER_BYTES = 52;
+const HEADER_BYTES = 56;
 
 function typedBytes(a: Uint32Array | Float32Array | Uint8Array): Uint8Array {
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
@@ -65,10 +66,10 @@ export function encodeSparseIndex(index: SparseIndex): Uint8Array[] {
   const a = d.approx;
   const head = new ByteWriter(HEADER_BYTES + 16 * d.terms.length);
   head.u32(SPARSE_SECTION_MAGIC).u32(SPARSE_SECTION_VERSION).u32(d.count).u32(d.terms.length).u32(d.fwdTerms.length)
-    .u32(a ? 1 : 0).u32(d.build.lambda).f32(d.build.centroidFraction).f32(d.build.summaryMass)
+    .u32(a ? 1 : 0).u32(d.build.lambda).f32(d.build.centroidFraction).f32(d.build.summaryMass).u32(d.build.maxBlockSize)
     .u32(a ? a.sumScale.length : 0).u32(a ? a.blockDocs.length : 0).u32(a ? a.sumTerms.length : 0).u32(0);
   for (const t of d.terms) head.utf8u16(t);
-  head.patchU32(48, head.length - HEADER_BYTES);
+  head.patchU32(52, head.length - HEADER_BYTES);
   head.align(4);
   const chunks: Uint8Array[] = [head.finish().slice(), typedBytes(d.present), typedBytes(d.rowStart), typedBytes(d.fwdTerms), typedBytes(d.fwdWeights)];
   if (a) {
@@ -103,12 +104,12 @@ export function decodeSparseIndex(bytes: Uint8Array, count: number, where: strin
   const n = r.u32('count');
   if (n !== count) { r.pos -= 4; r.fail(`sparse index holds ${n} rows, the segment ${count}`, { expected: count, received: n }); }
   const nTerms = r.u32('nTerms'), nnz = r.u32('nnz'), flags = r.u32('flags');
-  const lambda = r.u32('lambda'), centroidFraction = r.f32('centroidFraction'), summaryMass = r.f32('summaryMass');
+  const lambda = r.u32('lambda'), centroidFraction = r.f32('centroidFraction'), summaryMass = r.f32('summaryMass'), maxBlockSize = r.u32('maxBlockSize');
   const nBlocks = r.u32('nBlocks'), nPruned = r.u32('nPruned'), nSummary = r.u32('nSummary'), dictBytes = r.u32('dictBytes');
   if (flags > 1) r.fail(`unknown flags ${flags}`);
   const approx = flags === 1;
   if (!approx && (nBlocks | nPruned | nSummary) !== 0) r.fail('block counts without the approximate structures');
-  if (lambda < 1 || !(centroidFraction > 0 && centroidFraction <= 1) || !(summaryMass > 0 && summaryMass <= 1)) r.fail('invalid build settings');
+  if (lambda < 1 || lambda > 2097151 || maxBlockSize < 1 || !(centroidFraction > 0 && centroidFraction <= 1) || !(summaryMass > 0 && summaryMass <= 1)) r.fail('invalid build settings');
   if (nTerms > nnz) r.fail(`${nTerms} terms but ${nnz} entries`);
   if (nPruned > nnz || nBlocks > nPruned) r.fail(`${nBlocks} blocks of ${nPruned} postings for ${nnz} entries`);
   // the counts must account for every byte (checked before anything is allocated)
@@ -173,7 +174,9 @@ export function decodeSparseIndex(bytes: Uint8Array, count: number, where: strin
     const sumTerms = r.u32Array(nSummary, 'sumTerms');
     const sumCodes = r.bytesView(nSummary, 'sumCodes').slice();
     if (termBlockStart[0] !== 0 || termBlockStart[nTerms] !== nBlocks) failAt(tbsAt, 'termBlockStart does not span the blocks');
-    for (let t = 0; t < nTerms; t++) if (termBlockStart[t + 1] < termBlockStart[t]) failAt(tbsAt + 4 * t, `term ${t}: bad block range`);
+    for (let t = 0; t < nTerms; t++) {
+      if (termBlockStart[t + 1] < termBlockStart[t] || termBlockStart[t + 1] - termBlockStart[t] > lambda) failAt(tbsAt + 4 * t, `term ${t}: bad block range`);
+    }
     if (blockDocStart[0] !== 0 || blockDocStart[nBlocks] !== nPruned) failAt(bdsAt, 'blockDocStart does not span the postings');
     if (sumStart[0] !== 0 || sumStart[nBlocks] !== nSummary) failAt(ssAt, 'sumStart does not span the summaries');
     for (let b = 0; b < nBlocks; b++) {
@@ -192,7 +195,7 @@ export function decodeSparseIndex(bytes: Uint8Array, count: number, where: strin
     a = { termBlockStart, blockDocStart, blockDocs, sumStart, sumScale, sumTerms, sumCodes };
   }
   const data: SparseIndexData = {
-    count, terms, present, rowStart, fwdTerms, fwdWeights, build: { lambda, centroidFraction, summaryMass }, approx: a,
+    count, terms, present, rowStart, fwdTerms, fwdWeights, build: { lambda, centroidFraction, summaryMass, maxBlockSize }, approx: a,
   };
   return new SeismicSparseIndex(data, kernels ?? createKernels());
 }

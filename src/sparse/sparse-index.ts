@@ -26,6 +26,8 @@ export interface SparseBuildParams {
   centroidFraction: number;
   /** Share of a block summary's mass (sum of its max weights) kept, heaviest entries first. */
   summaryMass: number;
+  /** Largest block: bigger clusters are split by the term's weight. */
+  maxBlockSize: number;
 }
 
 /** The Seismic structures: blocks of the pruned posting lists and their summaries. */
@@ -63,7 +65,7 @@ export interface SparseIndexData {
 }
 
 /** Search defaults, chosen on a tuning split of queries separate from the reported ones (bench/README-sparse.md). */
-export const DEFAULT_SEARCH: Readonly<Required<Omit<SparseSearchParams, 'mode'>>> = { queryTerms: 12, heapFactor: 0.9 };
+export const DEFAULT_SEARCH: Readonly<Required<Omit<SparseSearchParams, 'mode'>>> = { queryTerms: 8, heapFactor: 1.1 };
 
 /** Rows scored per kernel call by the exact paths (MaxScore candidates, brute force). */
 const BATCH = 256;
@@ -158,6 +160,7 @@ export class SeismicSparseIndex implements SparseIndex {
   private readonly blockDocs: Uint32Array | null;
   private readonly visited: Uint32Array;
   private readonly blockOrder: Uint32Array;
+  private readonly blockKeys: Float64Array;
   private readonly summaryScores: Float32Array;
   private epoch = 0;
   private released = false;
@@ -236,6 +239,7 @@ export class SeismicSparseIndex implements SparseIndex {
     }
     this.visited = new Uint32Array(this.count);
     this.blockOrder = new Uint32Array(this.scratchRows);
+    this.blockKeys = new Float64Array(this.scratchRows);
     this.summaryScores = new Float32Array(this.scratchRows);
   }
 
@@ -462,7 +466,7 @@ export class SeismicSparseIndex implements SparseIndex {
     const cut = Math.min(queryTerms, q.n);
     if (++this.epoch === 0xffffffff) { this.visited.fill(0); this.epoch = 1; }
     const epoch = this.epoch, visited = this.visited;
-    const blocks = this.blockOrder;
+    const blocks = this.blockOrder, keys = this.blockKeys;
     const { u32: U32, f32: F32 } = this.kernels.memory.views();
     const rows0 = this.pRows >> 2, out0 = this.pOut >> 2;
     const summaries = this.summaryScores;
@@ -472,15 +476,25 @@ export class SeismicSparseIndex implements SparseIndex {
       const b0 = tbs[t], nb = tbs[t + 1] - b0;
       if (nb === 0) continue;
       this.kernels.sparseScoreSummaries(this.pTable, this.pSumStart, this.pSumTerms, this.pSumCodes, this.pSumScale, b0, nb, this.pOut);
-      // blocks by summary score, descending (insertion sort: lists hold tens of blocks)
+      // the blocks that reach the bar now (it only rises while the list is walked), best summary
+      // first (ties: earlier block), sorted as packed keys: summaries are >= 0, so their f32 bits
+      // order like the values; key = bits * 2^21 + (2^21 - 1 - block) < 2^52 is an exact double
+      const bar = heap.threshold / heapFactor;
+      let m = 0;
       for (let j = 0; j < nb; j++) {
         const sc = F32[out0 + j];
-        let p = j;
-        while (p > 0 && summaries[p - 1] < sc) { summaries[p] = summaries[p - 1]; blocks[p] = blocks[p - 1]; p--; }
-        summaries[p] = sc; blocks[p] = j;
+        if (sc >= bar) keys[m++] = U32[out0 + j] * 2097152 + (2097151 - j);
       }
-      for (let j = 0; j < nb; j++) {
-        if (summaries[j] < heap.threshold / heapFactor) { skipped += nb - j; break; }
+      const sorted = keys.subarray(0, m).sort();
+      for (let j = 0; j < m; j++) {
+        const key = sorted[m - 1 - j];
+        const bits = Math.floor(key / 2097152);
+        blocks[j] = 2097151 - (key - bits * 2097152);
+        summaries[j] = F32[out0 + blocks[j]];
+      }
+      skipped += nb - m;
+      for (let j = 0; j < m; j++) {
+        if (summaries[j] < heap.threshold / heapFactor) { skipped += m - j; break; }
         const b = b0 + blocks[j];
         let n = 0;
         const e = bds[b + 1];

@@ -20,9 +20,10 @@ function describe(value: unknown): string {
 
 /**
  * Validates a sparse vector and returns it normalised: a fresh null-prototype object holding only
- * the non-zero weights (as numbers), so callers may keep it. INVALID_ARGUMENT, with `field`,
+ * the non-zero weights (as numbers), so callers may keep it. Indexes store weights as float32
+ * (a weight below its range becomes 0 and is dropped there). INVALID_ARGUMENT, with `field`,
  * `expected` and `received` in the details, for: a non-object (null, array, primitive), a weight
- * that is not a finite number >= 0, an empty term, a term over 256 characters or not well-formed
+ * that is not a finite number >= 0 that stays finite as a float32, an empty term, a term over 256 characters or not well-formed
  * UTF-16 (a lone surrogate: stored as UTF-8 it would merge with another term), or more than
  * 4,096 non-zero terms. `where` names the value in messages (e.g. `record "a" field "sparse"`).
  */
@@ -36,8 +37,8 @@ export function checkSparseVector(value: unknown, where: string): SparseInput {
   let n = 0;
   for (const term of Object.keys(value)) {
     const w = (value as Record<string, unknown>)[term];
-    if (typeof w !== 'number' || !Number.isFinite(w) || w < 0) {
-      throw new QuiverError('INVALID_ARGUMENT', `${where}: weight of term "${term.slice(0, 64)}" must be a finite number >= 0, got ${typeof w === 'number' ? String(w) : describe(w)}`, {
+    if (typeof w !== 'number' || !Number.isFinite(w) || w < 0 || Math.fround(w) === Infinity) {
+      throw new QuiverError('INVALID_ARGUMENT', `${where}: weight of term "${term.slice(0, 64)}" must be a finite number >= 0 (within float32 range), got ${typeof w === 'number' ? String(w) : describe(w)}`, {
         field: where, term, expected: 'finite number >= 0', received: typeof w === 'number' ? String(w) : describe(w),
       });
     }
@@ -66,7 +67,8 @@ export interface SparseSearchParams {
   /**
    * 'approx' (default when the index has its approximate structures, i.e. at least
    * `approxMinRows` rows at build) walks the pruned, blocked posting lists; 'exact' runs MaxScore
-   * over the full lists and returns exactly the brute-force top-k.
+   * over the full lists and returns exactly the brute-force top-k. An index without the
+   * approximate structures searches exactly in either mode.
    */
   mode?: 'approx' | 'exact';
   /** Approx: the query's heaviest terms whose lists are walked (the full query scores the rows). Default: DEFAULT_SEARCH. */
