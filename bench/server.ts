@@ -6,7 +6,7 @@
  *
  *   node --import tsx bench/server.ts [--smoke] [--datasets glove,msmarco] [--rows N] [--index SPEC]
  *        [--concurrency 1,4,16,64] [--seconds 5] [--k 10] [--recall 0.95] [--upsert-batch 10]
- *        [--soak-kills 5] [--driver autocannon|builtin] [--out FILE]
+ *        [--soak-kills 5] [--driver autocannon|builtin] [--search-threads N] [--out FILE]
  *
  * (`npm run bench:server` at the root; `npm run bench:install` installs autocannon.) The product
  * is the built ../dist (`npm run build` first). Loopback only; everything lives in one temporary
@@ -152,17 +152,21 @@ function healthProbe(url: string, intervalMs = 10): { stop: () => Promise<{ samp
 
 const CHILD = `
 const { createServer, listen } = await import(process.env.QUIVER_BENCH_SERVER);
-const app = createServer({ dataDir: process.env.QUIVER_BENCH_DATA, logger: false, limits: { ratePerSecond: 0, bodyBytes: 64 << 20 } });
+const threads = process.env.QUIVER_BENCH_SEARCH_THREADS;
+const app = createServer({ dataDir: process.env.QUIVER_BENCH_DATA, logger: false, limits: { ratePerSecond: 0, bodyBytes: 64 << 20 }, ...(threads ? { searchThreads: Number(threads) } : {}) });
 const address = await listen(app, { port: 0 });
 process.stdout.write('LISTENING ' + address + '\\n');
 process.on('SIGTERM', () => { app.close().then(() => process.exit(0), () => process.exit(1)); });
 `;
 
+/** The server's searchThreads (--search-threads; default: the server's own, the machine's cores). */
+let searchThreads: number | undefined;
+
 interface ServerProcess { child: ChildProcess; url: string; stop: () => Promise<void>; kill: () => Promise<void> }
 
 async function startServer(dataDir: string): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD], {
-    env: { ...process.env, QUIVER_BENCH_DATA: dataDir, QUIVER_BENCH_SERVER: pathToFileURL(join(ROOT, 'dist', 'server', 'index.js')).href },
+    env: { ...process.env, QUIVER_BENCH_DATA: dataDir, QUIVER_BENCH_SERVER: pathToFileURL(join(ROOT, 'dist', 'server', 'index.js')).href, ...(searchThreads !== undefined ? { QUIVER_BENCH_SEARCH_THREADS: String(searchThreads) } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '', err = '';
@@ -371,11 +375,11 @@ function markdown(r: ServerReport): string {
 
 interface Args {
   smoke: boolean; datasets: string[]; rows?: number; index: string; concurrency?: number[]; seconds?: number; k: number; recall: number;
-  upsertBatch: number; soakKills?: number; driver?: 'autocannon' | 'builtin'; out?: string;
+  upsertBatch: number; soakKills?: number; driver?: 'autocannon' | 'builtin'; searchThreads?: number; out?: string;
 }
 
 const USAGE = 'usage: node --import tsx bench/server.ts [--smoke] [--datasets glove,msmarco] [--rows N] [--index SPEC] [--concurrency 1,4,16,64]\n'
-  + '       [--seconds 5] [--k 10] [--recall 0.95] [--upsert-batch 10] [--soak-kills 5] [--driver autocannon|builtin] [--out FILE]\n';
+  + '       [--seconds 5] [--k 10] [--recall 0.95] [--upsert-batch 10] [--soak-kills 5] [--driver autocannon|builtin] [--search-threads N] [--out FILE]\n';
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { smoke: false, datasets: ['glove', 'msmarco'], index: 'HNSW16,SQ8,Rerank', k: 10, recall: 0.95, upsertBatch: 10 };
@@ -394,6 +398,7 @@ function parseArgs(argv: string[]): Args {
       case '--upsert-batch': a.upsertBatch = positiveInt(value(), arg); break;
       case '--soak-kills': a.soakKills = Number(value()); if (!Number.isInteger(a.soakKills) || a.soakKills < 0) fail('--soak-kills must be an integer >= 0'); break;
       case '--driver': { const d = value(); if (d !== 'autocannon' && d !== 'builtin') fail('--driver is autocannon or builtin'); a.driver = d; break; }
+      case '--search-threads': { const t = Number(value()); if (!Number.isInteger(t) || t < 0 || t > 256) fail('--search-threads must be an integer in [0, 256] (0: searches on the event loop)'); a.searchThreads = t; break; }
       case '--out': a.out = value(); break;
       case '--help': case '-h': process.stdout.write(USAGE); process.exit(0);
       default: fail(`unknown argument "${arg}" (--help for usage)`);
@@ -405,6 +410,7 @@ function parseArgs(argv: string[]): Args {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  searchThreads = args.searchThreads;
   const log = (s: string) => process.stderr.write(s + '\n');
   const quiver = await loadProduct();
   const notes: string[] = [];
@@ -416,7 +422,7 @@ async function main(): Promise<void> {
   const seconds = args.seconds ?? (args.smoke ? 1 : 5);
   const levels = args.concurrency ?? (args.smoke ? [1, 4] : [1, 4, 16, 64]);
   const kills = args.soakKills ?? (args.smoke ? 2 : 5);
-  notes.push('Searches run on the server\'s search threads (searchThreads: the machine\'s cores), writes on its event loop.');
+  notes.push(`Searches run on the server's search threads (searchThreads: ${searchThreads ?? "the machine's cores"}), writes on its event loop.`);
 
   const tmpRoot = await mkdtemp(join(tmpdir(), 'quiver-bench-server-'));
   const cleanup = () => rm(tmpRoot, { recursive: true, force: true });
