@@ -154,6 +154,21 @@ describe('BM25 through the collection', () => {
     await c.close();
   });
 
+  it('a text field declared later indexes the mutable segment at once and older segments when merged', async () => {
+    const c = await Collection.open(new MemoryDirectory(), { schema: { dimension: 1 }, autoMerge: false });
+    await c.upsert([{ id: 'old', vector: [1], metadata: { body: 'an old zebra' } }]);
+    await c.flush();
+    await c.upsert([{ id: 'new', vector: [1], metadata: { body: 'a new zebra' } }]);
+    await expectCode(c.search({ text: 'zebra' }), 'INVALID_ARGUMENT', /no text fields/);
+    await c.addFields({ body: 'text' });
+    assert.deepEqual((await c.search({ text: 'zebra', includeMetadata: false })).map((h) => h.id), ['new']);
+    assert.equal((c.get('old').metadata as { body: string }).body, 'an old zebra');
+    await c.compact();
+    assert.deepEqual((await c.search({ text: 'zebra', includeMetadata: false })).map((h) => h.id).sort(), ['new', 'old']);
+    await expectCode(c.addFields({ body: { type: 'text', analyzer: 'standard' } }), 'SCHEMA_MISMATCH', /analyzer/);
+    await c.close();
+  });
+
   it('rejects what it cannot search, with stable codes', async () => {
     const c = Collection.create({ dimension: 2, fields: { body: 'text', tag: 'keyword' } });
     await expectCode(c.upsert([{ id: 'a', vector: [1, 0], metadata: { body: 7 } }]), 'INVALID_ARGUMENT', /declared text/);
