@@ -165,13 +165,14 @@ export function buildProgram(): Command {
     .option('--concurrent-searches <n>', 'searches running at once (default: cores)', int('concurrent-searches', 1, 1024))
     .option('--rate-limit <n>', 'requests per second per API key, 0 = off (default 1000)', int('rate-limit', 0, 1_000_000))
     .option('--search-threads <n>', 'threads that run searches, 0 = on the main thread (default: cores)', int('search-threads', 0, 256))
+    .option('--query-embedder-threads <n>', 'threads of the USE-Lite instance that embeds query text (default 1; about 100 MB each)', int('query-embedder-threads', 1, 64))
     .action(async (opts) => {
       const { runServe } = await import('./server-commands.js');
       const limits = Object.fromEntries(Object.entries({
         bodyBytes: opts.maxBodyBytes, batchSize: opts.maxBatch, dimension: opts.maxDimension, k: opts.maxK, queries: opts.maxQueries,
         concurrentSearches: opts.concurrentSearches, ratePerSecond: opts.rateLimit,
       }).filter(([, v]) => v !== undefined));
-      await runServe({ data: opts.data, port: opts.port, host: opts.host, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, insecure: !!opts.insecure, logLevel: opts.logLevel, limits, searchThreads: opts.searchThreads });
+      await runServe({ data: opts.data, port: opts.port, host: opts.host, tlsCert: opts.tlsCert, tlsKey: opts.tlsKey, insecure: !!opts.insecure, logLevel: opts.logLevel, limits, searchThreads: opts.searchThreads, queryEmbedderThreads: opts.queryEmbedderThreads });
     });
 
   const keys = program.command('keys').description('API keys of a data directory (stored as scrypt hashes in DIR/.keys.json)');

@@ -13,6 +13,7 @@ export interface ServeOptions {
   limits: Partial<ServerLimits>;
   /** Search threads (undefined: the server's default, the machine's cores; 0: the main thread). */
   searchThreads?: number;
+  queryEmbedderThreads?: number;
 }
 
 /**
@@ -31,7 +32,7 @@ export async function runServe(o: ServeOptions): Promise<void> {
     }
   };
   const https = o.tlsCert && o.tlsKey ? { cert: readPem(o.tlsCert), key: readPem(o.tlsKey) } : null;
-  const app = createServer({ dataDir: o.data, https, logger: { level: o.logLevel }, limits: o.limits, ...(o.searchThreads !== undefined ? { searchThreads: o.searchThreads } : {}) });
+  const app = createServer({ dataDir: o.data, https, logger: { level: o.logLevel }, limits: o.limits, ...(o.searchThreads !== undefined ? { searchThreads: o.searchThreads } : {}), ...(o.queryEmbedderThreads !== undefined ? { queryEmbedderThreads: o.queryEmbedderThreads } : {}) });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
