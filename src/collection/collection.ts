@@ -7,6 +7,7 @@ import { kernelFactory, type KernelChoice } from '../kernels/index.js';
 import type { Kernels } from '../kernels/types.js';
 import { graphBuildThreads, type GraphBuildThreads } from '../index/build-threads.js';
 import { MemoryDirectory, type Directory } from '../storage/directory.js';
+import { concatChunks, encodeSnapshot, SnapshotDirectory, type BlobLike } from '../storage/snapshot-file.js';
 import { parseIndexSpec } from '../index/spec.js';
 import type { IndexSearchParams } from '../index/types.js';
 import type { RefreshResult } from './refresh.js';
@@ -803,6 +804,46 @@ export class Collection {
   async flush(): Promise<void> {
     this.checkOpen();
     await this.engine.flush();
+  }
+
+  /**
+   * The collection as one snapshot file (src/storage/snapshot-file.ts): open it elsewhere with
+   * Collection.openSnapshot (read-only) or importSnapshot() it into a Directory. A writer flushes
+   * first and waits for background seals and merges, so the snapshot holds sealed segments and an
+   * empty WAL generation; writes made while it is taken land in it or not, as a whole (the
+   * snapshot is the state after one of the writes). A read-only opener does not flush: it
+   * snapshots the directory as the writer left it (manifest, segments and the WAL from walStart,
+   * to its last complete record), which may be newer than what it shows until refresh().
+   * INVALID_ARGUMENT for an in-memory collection (Collection.create): it has no files; build
+   * it with Collection.open(new MemoryDirectory(), { schema }) to export it.
+   */
+  async exportSnapshot(): Promise<Uint8Array> {
+    this.checkOpen();
+    // only in-memory collections have no WAL (walGeneration null)
+    if (this.engine.info().walGeneration === null) {
+      throw new QuiverError('INVALID_ARGUMENT', 'an in-memory collection (Collection.create) has no files to snapshot: build it with Collection.open(new MemoryDirectory(), { schema }) instead', { durable: false });
+    }
+    if (!this.engine.readOnly) {
+      await this.engine.flush();
+      await this.engine.idle();
+    }
+    return concatChunks(await encodeSnapshot(this.engine.dir));
+  }
+
+  /**
+   * Opens a snapshot (from exportSnapshot: the bytes, or a Blob/File read in slices) as a
+   * read-only collection: searches, get() and scroll() work, writes throw READ_ONLY. The snapshot
+   * is verified first: CORRUPT_FILE naming the damaged file inside it, UNSUPPORTED_FORMAT for
+   * another snapshot version. To write, importSnapshot() it into a Directory and open that.
+   */
+  static async openSnapshot(snapshot: Uint8Array | BlobLike | SnapshotDirectory, options: CollectionOptions & Pick<OpenOptions, 'onEvent'> = {}): Promise<Collection> {
+    if (typeof options !== 'object' || options === null) throw new QuiverError('INVALID_ARGUMENT', `openSnapshot options must be an object, got ${describe(options)}`);
+    for (const key of Object.keys(options)) {
+      if (!['kernels', 'buildThreads', 'embedder', 'onEvent'].includes(key)) {
+        throw new QuiverError('INVALID_ARGUMENT', `unknown openSnapshot option "${key}" (allowed: kernels, buildThreads, embedder, onEvent)`, { field: key });
+      }
+    }
+    return Collection.open(await SnapshotDirectory.open(snapshot), { ...options, readOnly: true });
   }
 
   /** Flushes, then rewrites all segments as one, dropping deleted rows. */
