@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { rng } from './helpers/random.js';
 import { Collection, MemoryDirectory, QuiverError, type Embedder, type Hit } from '../src/index.js';
 import { readBeirDataset, type BeirDataset } from '../src/node/beir.js';
 import { evaluate } from '../src/eval/metrics.js';
@@ -16,18 +17,6 @@ let cacm: BeirDataset | null = null;
 async function loadCacm(): Promise<BeirDataset> {
   cacm ??= await readBeirDataset(CACM);
   return cacm;
-}
-
-/** A deterministic generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const pairs = (hits: Hit[]) => hits.map((h) => [h.id, h.score]);
