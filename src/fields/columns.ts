@@ -1,7 +1,7 @@
 import { QuiverError } from '../errors.js';
 import { ByteReader, ByteWriter } from '../util/bytes.js';
 import { bitsetWords, setBit, testBit } from '../util/bitset.js';
-import { encodeStringColumn, StringColumn } from '../storage/segment-file.js';
+import { encodeStringColumn, readStringColumn, StringColumn } from '../storage/segment-file.js';
 import { FIELD_TYPE_CODES, fieldTypeOfCode, type FieldType, type FieldValue } from './types.js';
 
 /**
@@ -177,13 +177,7 @@ export function decodeColumn(bytes: Uint8Array, count: number, where: string, fi
   if (type === 'sparse') r.fail(`column "${field}" has the sparse type code (sparse fields have no column)`);
   if (type === 'text') {
     const present = r.u32Array(words, 'presence');
-    const start = r.pos;
-    r.need((n + 1) * 4, 'text offsets');
-    const blobLen = r.view.getUint32(r.pos + n * 4, true);
-    r.pos += (n + 1) * 4;
-    r.need(blobLen, 'texts');
-    r.pos += blobLen;
-    const texts = new StringColumn(bytes.slice(start, r.pos), n, where, `texts of "${field}"`);
+    const texts = readStringColumn(r, n, where, `texts of "${field}"`);
     end(r, field);
     return { type, bytes: present.byteLength + texts.bytes, data: { type }, value: (i) => (testBit(present, i) ? texts.value(i) : undefined) };
   }
@@ -203,14 +197,7 @@ export function decodeColumn(bytes: Uint8Array, count: number, where: string, fi
   }
   const present = type === 'keyword[]' ? r.u32Array(words, 'presence') : null;
   const nTerms = r.u32('term count');
-  const termStart = r.pos;
-  // the string column needs its own length: offsets first, the blob ends at offsets[T]
-  r.need((nTerms + 1) * 4, 'term offsets');
-  const blobLen = r.view.getUint32(r.pos + nTerms * 4, true);
-  r.pos += (nTerms + 1) * 4;
-  r.need(blobLen, 'terms');
-  r.pos += blobLen;
-  const terms = new StringColumn(bytes.slice(termStart, r.pos), nTerms, where, `terms of "${field}"`);
+  const terms = readStringColumn(r, nTerms, where, `terms of "${field}"`);
   if (type === 'keyword') {
     const ords = r.u32Array(n, 'term ordinals');
     for (let i = 0; i < n; i++) if (ords[i] !== ABSENT && ords[i] >= nTerms) r.fail(`column "${field}" row ${i} names term ${ords[i]} of ${nTerms}`);

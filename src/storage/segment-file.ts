@@ -1,5 +1,6 @@
 import { QuiverError } from '../errors.js';
 import { crc32c } from '../util/crc32c.js';
+import type { ByteReader } from '../util/bytes.js';
 import type { AppendFile, Directory, RandomAccessFile } from './directory.js';
 import { transientBytes } from '../util/transient.js';
 
@@ -361,6 +362,20 @@ export function encodeStringColumn(values: readonly string[]): Uint8Array[] {
   return [new Uint8Array(offsets.buffer), blob.subarray(0, total)];
 }
 
+
+/**
+ * Reads a string column (u32[count + 1] offsets, then the UTF-8 blob, which ends at
+ * offsets[count]) at the reader's position inside a larger section, and moves past it.
+ */
+export function readStringColumn(r: ByteReader, count: number, where: string, what: string): StringColumn {
+  const start = r.pos;
+  r.need((count + 1) * 4, `${what} offsets`);
+  const blobLen = r.view.getUint32(r.pos + count * 4, true);
+  r.pos += (count + 1) * 4;
+  r.need(blobLen, what);
+  r.pos += blobLen;
+  return new StringColumn(r.bytes.slice(start, r.pos), count, where, what);
+}
 
 /** A string column read back: value(i) decodes lazily. */
 export class StringColumn {

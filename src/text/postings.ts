@@ -1,6 +1,6 @@
 import { QuiverError } from '../errors.js';
 import { ByteReader, ByteWriter } from '../util/bytes.js';
-import { StringColumn } from '../storage/segment-file.js';
+import { readStringColumn } from '../storage/segment-file.js';
 
 /**
  * BM25 postings of one text field in one segment: what the POSTINGS section holds, what the
@@ -213,13 +213,7 @@ export function decodePostings(bytes: Uint8Array, count: number, where: string, 
   const T = r.u32('term count');
   const totalLength = r.f64('total length');
   const lengths = r.u32Array(n, 'lengths');
-  const termStart = r.pos;
-  r.need((T + 1) * 4, 'term offsets');
-  const blobLen = r.view.getUint32(r.pos + T * 4, true);
-  r.pos += (T + 1) * 4;
-  r.need(blobLen, 'terms');
-  r.pos += blobLen;
-  const terms = new StringColumn(bytes.slice(termStart, r.pos), T, where, `terms of "${field}"`);
+  const terms = readStringColumn(r, T, where, `terms of "${field}"`);
   r.align(4);
   const df = r.u32Array(T, 'document frequencies');
   const first = r.u32Array(T + 1, 'term blocks');
