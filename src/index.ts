@@ -16,6 +16,7 @@ export type { FieldType, FieldSpec, SparseValue } from './fields/types.js';
 export type { Filter, FieldCondition, FilterScalar } from './filter/types.js';
 export type { FilterPath } from './filter/plan.js';
 export { MemoryDirectory, type Directory, type AppendFile, type RandomAccessFile, type DirectoryLock } from './storage/directory.js';
+export { OpfsDirectory } from './browser/opfs-directory.js';
 export { SnapshotDirectory, importSnapshot, encodeSnapshot, concatChunks, SNAPSHOT_VERSION, type BlobLike, type SnapshotEntry } from './storage/snapshot-file.js';
 export type { Metric, VectorLike } from './collection/validate.js';
 export { createKernels, wasmSimdSupported, JsKernels, createWasmKernels, type Kernels, type KernelChoice } from './kernels/index.js';
