@@ -1,4 +1,4 @@
-// Bundles the browser harness (page.ts, worker.ts -> dist/) with esbuild for the browser, from the
+// Bundles the browser harness (page.ts, worker.ts, and the benchmark's bench-page.ts, bench-worker.ts -> dist/) with esbuild for the browser, from the
 // TypeScript sources (src/kernels/*.generated.ts must exist: `npm run build:wasm` or `npm run build`).
 // Fails when the bundle pulls in a Node builtin, as the browser entry must not.
 import { build } from 'esbuild';
@@ -12,7 +12,11 @@ const out = join(here, 'dist');
 mkdirSync(out, { recursive: true });
 const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 const result = await build({
-  entryPoints: { page: join(here, 'page.ts'), worker: join(here, 'worker.ts') },
+  entryPoints: {
+    page: join(here, 'page.ts'), worker: join(here, 'worker.ts'),
+    // the browser benchmark (bench/browser.ts)
+    'bench-page': join(here, 'bench-page.ts'), 'bench-worker': join(here, 'bench-worker.ts'),
+  },
   outdir: out, bundle: true, platform: 'browser', format: 'esm', target: 'es2022', sourcemap: true,
   metafile: true, logLevel: 'warning',
 });
@@ -21,4 +25,4 @@ for (const o of Object.values(result.metafile.outputs)) {
   if (bad.length) { console.error(`test-browser/build.mjs: the bundle imports ${bad.map((i) => i.path).join(', ')}`); process.exit(1); }
 }
 copyFileSync(join(here, 'index.html'), join(out, 'index.html'));
-console.log(`test-browser: bundled page.js and worker.js into ${out}`);
+console.log(`test-browser: bundled page.js, worker.js, bench-page.js and bench-worker.js into ${out}`);
