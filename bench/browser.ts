@@ -24,12 +24,13 @@
  * so performance.now() in the worker is not coarsened to 0.1 ms.
  */
 import { spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { DATA_DIR, ROOT, fail, machineInfo, median, optionValue, percentile, positiveInt, round, runMain, type Quiver } from './common.js';
+import { findChromium } from '../test-browser/chromium.js';
 
 const K = 10;
 const CHUNK = 1000;
@@ -42,17 +43,6 @@ type Collection = Awaited<ReturnType<Quiver['Collection']['openSnapshot']>>;
 interface BenchResult { perQuery: number[]; batchMs: number[]; ids: string[][] }
 interface BuildResult { upsertMs: number; flushMs: number; totalMs: number; segments: number }
 
-function findChromium(): string | undefined {
-  const candidates = [process.env.CHROMIUM_PATH, '/usr/bin/chromium'];
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    for (const exe of ['chromium', 'chromium-browser', 'google-chrome']) candidates.push(join(dir, exe));
-  }
-  for (const c of candidates) {
-    if (!c) continue;
-    try { accessSync(c, constants.X_OK); return c; } catch { /* next */ }
-  }
-  return undefined;
-}
 
 // ---- Node: the same loops as test-browser/bench-worker.ts ------------------------------------
 

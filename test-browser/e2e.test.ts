@@ -5,30 +5,20 @@
 // with the same results as Node. Run by `npm run test:browser` (build, bundle, then this file).
 // Skipped only when no chromium executable is found (CHROMIUM_PATH, /usr/bin/chromium, PATH).
 import assert from 'node:assert/strict';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { delimiter, dirname, extname, join, normalize } from 'node:path';
+import { dirname, extname, join, normalize } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { Collection, MemoryDirectory, type CollectionSchema, type Hit } from '../src/index.js';
+import { findChromium } from './chromium.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 const dist = join(here, 'dist');
 
-function findChromium(): string | undefined {
-  const candidates = [process.env.CHROMIUM_PATH, '/usr/bin/chromium'];
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    for (const exe of ['chromium', 'chromium-browser', 'google-chrome']) candidates.push(join(dir, exe));
-  }
-  for (const c of candidates) {
-    if (!c) continue;
-    try { accessSync(c, constants.X_OK); return c; } catch { /* next */ }
-  }
-  return undefined;
-}
 
 const executablePath = findChromium();
 const skip = executablePath ? false : 'no chromium executable found (set CHROMIUM_PATH, or install chromium)';

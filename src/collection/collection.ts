@@ -21,7 +21,7 @@ import type { Embedder } from '../embed/types.js';
 import { registeredEmbedder } from '../embed/registry.js';
 import type { ManifestSchema } from '../storage/manifest.js';
 import { searchSparse, searchText, type RetrieverResult } from './retrievers.js';
-import { fuseLists, isSearchRequest, planRequest, type PlannedRequest, type SearchRequest } from './search-request.js';
+import { fuseLists, isSearchRequest, planRequest, type SearchRequest } from './search-request.js';
 import type { RankedList, RetrieverName } from '../query/fusion.js';
 import type { SnapshotHit } from './searcher.js';
 

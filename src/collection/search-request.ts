@@ -136,7 +136,7 @@ export function planRequest(r: SearchRequest, fields: readonly FieldDef[], embed
       field = sparseFields[0].name;
     }
     if (r.sparseMode !== undefined && r.sparseMode !== 'approx' && r.sparseMode !== 'exact') bad(`sparseMode must be 'approx' or 'exact', got ${describe(r.sparseMode)}`, { field: 'sparseMode' });
-    sparse = { field, query: checkSparseValue('sparse', r.sparse, {}), mode: r.sparseMode };
+    sparse = { field, query: checkSparseValue('sparse', r.sparse, {}, 'the sparse query'), mode: r.sparseMode };
   } else if (r.sparseField !== undefined) {
     bad('sparseField is given without a sparse query', { field: 'sparseField' });
   }

@@ -1,5 +1,6 @@
 import { QuiverError } from '../errors.js';
 import { checkWellFormed, describe } from '../util/strings.js';
+import { checkSparseVector } from '../sparse/types.js';
 
 /**
  * Declared fields: typed metadata the schema names, stored as columns in segments (what filters
@@ -55,10 +56,8 @@ export const MAX_KEYWORD_LENGTH = 4096;
 export const MAX_KEYWORD_LIST = 1024;
 /** Longest text value, in UTF-16 code units (1 Mi). */
 export const MAX_TEXT_LENGTH = 1 << 20;
-/** Most terms of a sparse vector. */
-export const MAX_SPARSE_TERMS = 4096;
-/** Longest term of a sparse vector. */
-export const MAX_SPARSE_TERM_LENGTH = 256;
+/** Most terms of a sparse vector, and the longest term (the sparse index's limits). */
+export { SPARSE_MAX_TERMS as MAX_SPARSE_TERMS, SPARSE_MAX_TERM_LENGTH as MAX_SPARSE_TERM_LENGTH } from '../sparse/types.js';
 
 const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 
@@ -141,27 +140,24 @@ export function checkFieldValue(name: string, type: FieldType, value: unknown, w
 }
 
 /**
- * A sparse vector: a plain object of term -> weight, weights finite and >= 0 (zeros dropped:
- * they never change an inner product), terms non-empty, at most MAX_SPARSE_TERMS of them.
- * Returns a frozen copy with the terms in code-unit order.
+ * A sparse vector field's value: checked by the sparse index's own validator (checkSparseVector:
+ * an object of term -> weight, weights finite and >= 0 within float32 range, terms 1..256
+ * well-formed characters, at most 4,096 non-zero terms; zeros dropped), then rounded to float32
+ * as the WAL stores it (a replayed record scores exactly like the original) and frozen, terms in
+ * code-unit order. INVALID_ARGUMENT carries `where` and `field: name` in its details; `label`
+ * names the value in messages.
  */
-export function checkSparseValue(name: string, value: unknown, where: Record<string, unknown>): SparseValue {
-  const bad = (why: string, received: unknown = describe(value)): never => {
-    throw new QuiverError('INVALID_ARGUMENT', `${name} must be a sparse vector {term: weight} with finite weights >= 0, ${why}`, { ...where, field: name, expected: '{ [term: string]: number >= 0 }', received });
-  };
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || ArrayBuffer.isView(value)) return bad(`got ${describe(value)}`);
-  const keys = Object.keys(value);
-  if (keys.length > MAX_SPARSE_TERMS) return bad(`got ${keys.length} terms (at most ${MAX_SPARSE_TERMS})`, keys.length);
-  keys.sort();
+export function checkSparseValue(name: string, value: unknown, where: Record<string, unknown>, label = `metadata field "${name}"`): SparseValue {
+  let checked: Readonly<Record<string, number>>;
+  try {
+    checked = checkSparseVector(value, label);
+  } catch (e) {
+    if (e instanceof QuiverError) throw new QuiverError(e.code, e.message, { ...e.details, ...where, field: name }, { cause: e });
+    throw e;
+  }
   const out: Record<string, number> = Object.create(null) as Record<string, number>;
-  for (const t of keys) {
-    const w = (value as Record<string, unknown>)[t];
-    if (t.length === 0 || t.length > MAX_SPARSE_TERM_LENGTH) bad(`but a term is ${t.length} characters long (1..${MAX_SPARSE_TERM_LENGTH})`, t.length);
-    if (typeof w !== 'number' || !Number.isFinite(w) || w < 0) bad(`but term "${t.slice(0, 64)}" has weight ${describe(w)}`, describe(w));
-    checkWellFormed(t, `${name} term`, { ...where, field: name });
-    // rounded to f32 now, as the WAL stores it: a replayed record scores exactly like the original
-    const f = Math.fround(w as number);
-    if (f === Infinity) bad(`but term "${t.slice(0, 64)}" has weight ${describe(w)}, beyond float32's range`, describe(w));
+  for (const t of Object.keys(checked).sort()) {
+    const f = Math.fround(checked[t]);
     if (f > 0) out[t] = f;
   }
   return Object.freeze(out);
