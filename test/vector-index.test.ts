@@ -200,6 +200,45 @@ for (const c of CASES) {
       assert.ok(found / (NQ * K) >= 0.85, `recall ${found / (NQ * K)} at target 0.9`);
     });
 
+    it('searchRows, where the index has it: only the listed rows, best first, every one scored', async (t) => {
+      const { index } = await built;
+      if (!index.searchRows) {
+        // the planner then reads full vectors (Segment.searchRows); fast-scan IVF lists interleave rows in blocks
+        assert.ok(!c.spec.startsWith('HNSW') && !(c.spec.startsWith('IVF') && !c.spec.includes('fs')), `${c.spec} should have searchRows`);
+        t.skip(`${c.spec} has no searchRows`);
+        return;
+      }
+      // a filter's rows: about 12% of the segment, in increasing order
+      const r = rng(17), listed: number[] = [];
+      for (let i = 0; i < N; i++) if (r() < 0.12) listed.push(i);
+      const rows = Uint32Array.from(listed), allowed = new Set(listed);
+      const excluded = new Uint32Array(bitsetWords(N)).fill(0xffffffff);
+      for (const i of listed) excluded[i >>> 5] &= ~(1 << (i & 31));
+      const counters = newCounters(NQ);
+      const res = index.searchRows({ queries, nq: NQ, k: K, params: {}, counters }, rows, rows.length);
+      let found = 0;
+      for (let q = 0; q < NQ; q++) {
+        const hits = hitsOf(res, q);
+        assert.equal(hits.length, K);
+        assert.equal(new Set(hits).size, K, 'distinct');
+        for (const h of hits) assert.ok(allowed.has(h), `row ${h} was not listed`);
+        for (let i = 1; i < K; i++) assert.ok(res.scores[q * K + i - 1] >= res.scores[q * K + i], 'best first');
+        assert.equal(counters.scanned[q], rows.length, 'every listed row scored, no other');
+        if (c.reranks) assert.ok(counters.reranked[q] >= K);
+        const want = bruteForce(c.metric, queries.subarray(q * D, (q + 1) * D), K, excluded);
+        // full vectors (no quantizer): exact scores, so exactly brute force's top k
+        if (c.minRecall === 1 || /^(IVF\d*|HNSW\d+)$/.test(c.spec)) assert.deepEqual(hits, want, `query ${q}: exact among the listed rows`);
+        const w = new Set(want);
+        for (const h of hits) if (w.has(h)) found++;
+      }
+      // every listed row is scored, so recall is at least what the index's own search reaches
+      assert.ok(found / (NQ * K) >= c.minRecall, `recall ${found / (NQ * K)} among the listed rows`);
+      const single = index.searchRows({ queries: queries.subarray(3 * D, 4 * D), nq: 1, k: K, params: {}, counters: newCounters(1) }, rows, rows.length);
+      assert.deepEqual(hitsOf(single, 0), hitsOf(res, 3), 'a batch gives the same hits as a single query');
+      const few = index.searchRows({ queries, nq: 1, k: K, params: {}, counters: newCounters(1) }, rows.subarray(0, 4), 4);
+      assert.deepEqual(hitsOf(few, 0).sort((a, b) => a - b), listed.slice(0, 4), 'fewer rows than k: all of them');
+    });
+
     if (c.reranks) it('params.rerankFactor overrides the spec: factor 1 reranks exactly k vectors', async () => {
       const { index } = await built;
       const { counters } = run(index, queries, 3, K, undefined, { rerankFactor: 1 });

@@ -67,7 +67,7 @@ export function searchSnapshot(snap: Snapshot, queries: Float32Array, nq: number
       continue;
     }
     const { bits, matched } = filter ? compileFilter(filter, s) : liveRows(s);
-    const path = matched === 0 ? 'none' : params.exact ? 'exact' : planSegment(s, matched, k);
+    const path = matched === 0 ? 'none' : params.exact ? 'exact' : planSegment(s, matched, k, params);
     reports.push({ segment: s.number, live: s.live, matched, path });
     if (path === 'none') continue;
     const kk = Math.min(k, matched);

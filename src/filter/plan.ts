@@ -1,6 +1,7 @@
 import type { Segment } from '../collection/segment.js';
 import { FlatQuantizedIndex } from '../index/flat-quantized.js';
 import { FlatIndex } from '../index/flat.js';
+import type { IndexSearchParams } from '../index/types.js';
 
 /**
  * The planner of filtered search: per segment, once the filter is compiled and the number of
@@ -27,7 +28,10 @@ import { FlatIndex } from '../index/flat.js';
  *   reads anyway), so that a cold file costs a bounded number of reads while a warm one still
  *   takes the cheaper path. The masked scan keeps the index's recall at any selectivity: this
  *   choice too is about speed.
- * - any other index (graphs, IVF): the index path is sublinear but its recall falls as the mask
+ * - an index that says how many rows its own exact path pays off for (VectorIndex.exactRowLimit:
+ *   IVF, whose searchRows scores the matching rows' codes in memory, measured against its masked
+ *   probe in src/index/ivf.ts): that limit, and at least the one below.
+ * - any other index (graphs): the index path is sublinear but its recall falls as the mask
  *   gets sparse (a graph walk meets few matching rows, a probed list holds few); below
  *   max(2% of the rows, 2,000 rows) the exact path is safe and cheap (2,000 rows: ~1 ms warm).
  */
@@ -44,16 +48,17 @@ export const OTHER_EXACT_FRACTION = 0.02;
 /** ...or below this many rows. */
 export const OTHER_EXACT_ROWS = 2000;
 
-/** Most matching rows for which `seg` takes the exact path, for k results per query. */
-export function exactRowLimit(seg: Segment, k: number): number {
+/** Most matching rows for which `seg` takes the exact path, for k results per query searched with `params`. */
+export function exactRowLimit(seg: Segment, k: number, params: IndexSearchParams = {}): number {
   const index = seg.index;
   if (index instanceof FlatIndex) return Math.floor(FLAT_EXACT_FRACTION * seg.count);
   if (index instanceof FlatQuantizedIndex) return Math.max(Math.floor(QUANTIZED_EXACT_FRACTION * seg.count), QUANTIZED_EXACT_PER_K * k);
-  return Math.max(Math.floor(OTHER_EXACT_FRACTION * seg.count), OTHER_EXACT_ROWS, QUANTIZED_EXACT_PER_K * k);
+  const other = Math.max(Math.floor(OTHER_EXACT_FRACTION * seg.count), OTHER_EXACT_ROWS, QUANTIZED_EXACT_PER_K * k);
+  return index.exactRowLimit ? Math.max(other, index.exactRowLimit(k, params)) : other;
 }
 
-/** The path for a segment whose live matching rows number `matched`, for k results per query. */
-export function planSegment(seg: Segment, matched: number, k: number): FilterPath {
+/** The path for a segment whose live matching rows number `matched`, for k results per query searched with `params`. */
+export function planSegment(seg: Segment, matched: number, k: number, params: IndexSearchParams = {}): FilterPath {
   if (matched === 0) return 'none';
-  return matched <= exactRowLimit(seg, k) ? 'exact' : 'index';
+  return matched <= exactRowLimit(seg, k, params) ? 'exact' : 'index';
 }

@@ -2,10 +2,11 @@ import { checkPositiveInt, QuiverError } from '../errors.js';
 import { chooseSetting, type Calibration } from './calibration.js';
 import type { Metric } from '../collection/validate.js';
 import type { Kernels } from '../kernels/types.js';
-import type { Quantizer } from '../quant/types.js';
+import type { Quantizer, QueryScorer } from '../quant/types.js';
 import { candidatesFor, checkRerankRule, Reranker, type RerankRule } from '../query/rerank.js';
 import { bitsetWords, popcount32 } from '../util/bitset.js';
 import { maskDeleted } from './flat.js';
+import { searchGathered } from './gathered.js';
 import type { ExactScorer, IndexSearchParams, SearchResultBatch, SegmentQuery, VectorIndex } from './types.js';
 
 /**
@@ -119,6 +120,21 @@ export const UNIFORM_SIGMAS = 3;
  */
 export const WIDE_FILTER = 0.3;
 
+/**
+ * The filter planner's exact path for IVF (searchRows: the matching rows' codes copied from their
+ * positions and scored) is taken while the matching rows are at most this share of the rows an
+ * unfiltered probe would scan (exactRowLimit). Chosen on GloVe-100 (340,479 rows, IVF2334,SQ8,
+ * Rerank, `recall: 0.95`: 128 lists, 34,114 rows scanned) with held-out words 500-699, a split no
+ * reported figure uses, under masks of random rows: searchRows costs about 0.065 us a row (1.13 ms
+ * at 17,058 rows, 1.51 ms at 23,616), 3.5 times a row of an unfiltered list scan, while the masked
+ * probe costs 1.07-3.0 ms with its second phase and reaches recall@10 0.948 at 17,058 rows, 0.952
+ * at 23,616 and 0.964 at 34,019: the exact path is as fast up to about half the probe's rows and
+ * the only one sure of the target up to about 0.6 of them; 0.6 takes the recall. A mask aligned
+ * with the vectors costs the probe more and the exact path the same. Command and table:
+ * bench/README-filter.md, "IVF's exact path" (bench/ivf-rows.ts).
+ */
+export const IVF_EXACT_SHARE = 0.6;
+
 /** Default of the bound-driven rule: most candidates the scan keeps by optimistic score. */
 function boundCandidates(k: number): number {
   return Math.max(2000, 200 * k);
@@ -133,9 +149,25 @@ export class IvfIndex implements VectorIndex {
   readonly defaultNprobe: number;
   private readonly starts: Uint32Array;
   private readonly ords: Uint32Array;
+  /** The position of each ordinal, u32[count] (the inverse of `ords`): where searchRows finds a row. */
+  private readonly posOf: Uint32Array;
+  /**
+   * VectorIndex.searchRows, for the filter planner's exact path: present for full vectors and for
+   * quantizers scanned row by row (scanLayout.blockRows 1: SQ, F16, LVQ, RaBitQ), whose code of a
+   * row can be read at its position; absent for fast-scan layouts (PQ...x4fs), whose rows are
+   * interleaved in blocks of 32, so the segment's full vectors serve that path.
+   */
+  readonly searchRows?: (query: SegmentQuery, ords: Uint32Array, n: number) => SearchResultBatch;
   /** Codes: the first scan block of each list, u32[nlist + 1]; null for full vectors. */
   private readonly blockStarts: Uint32Array | null;
   private readonly maxList: number;
+  /**
+   * Rows of a probed list, expected: sum of squared list sizes / rows. Queries fall where the rows
+   * are, so a list is probed about in proportion to its size and the lists a probe scans are
+   * larger than the mean list (GloVe, IVF2334: 146 rows on average, 266 per probed list measured,
+   * 294 by this estimate).
+   */
+  private readonly probedListRows: number;
   /** Kernel memory: centroids f32[nlist * d]; vectors f32[count * d] or codes; inverse norms f32[count] (cosine vectors). */
   private centroidsPtr = 0;
   private dataPtr = 0;
@@ -162,10 +194,18 @@ export class IvfIndex implements VectorIndex {
     this.count = count;
     this.starts = starts;
     this.ords = ords;
+    this.posOf = new Uint32Array(count);
+    for (let p = 0; p < count; p++) this.posOf[ords[p]] = p;
+    if (!quantizer || quantizer.scanLayout.blockRows === 1) this.searchRows = (query, rows, n) => this.scoreRows(query, rows, n);
     this.defaultNprobe = defaultNprobe(nlist);
-    let maxList = 0;
-    for (let l = 0; l < nlist; l++) maxList = Math.max(maxList, starts[l + 1] - starts[l]);
+    let maxList = 0, squares = 0;
+    for (let l = 0; l < nlist; l++) {
+      const size = starts[l + 1] - starts[l];
+      maxList = Math.max(maxList, size);
+      squares += size * size;
+    }
     this.maxList = maxList;
+    this.probedListRows = count > 0 ? squares / count : 0;
     this.description = quantizer ? `IVF${nlist},${quantizer.spec}` : `IVF${nlist}`;
     if (quantizer) {
       const br = quantizer.scanLayout.blockRows;
@@ -192,7 +232,7 @@ export class IvfIndex implements VectorIndex {
   /** Bytes held for search: kernel memory (centroids, vectors or codes, inverse norms) and the JS position tables. */
   get memoryBytes(): number {
     return this.nlist * this.dimension * 4 + this.dataBytes + (this.invNormsPtr ? this.count * 4 : 0)
-      + this.ords.byteLength + this.starts.byteLength + (this.blockStarts?.byteLength ?? 0);
+      + this.ords.byteLength + this.posOf.byteLength + this.starts.byteLength + (this.blockStarts?.byteLength ?? 0);
   }
 
   /** The centroids, f32[nlist * dimension] (a copy). */
@@ -208,11 +248,9 @@ export class IvfIndex implements VectorIndex {
     return out;
   }
 
-  /** The position of every ordinal, u32[count] (the inverse of the ordinals by position). */
+  /** The position of every ordinal, u32[count] (the inverse of the ordinals by position; a copy). */
   positions(): Uint32Array {
-    const out = new Uint32Array(this.count);
-    for (let p = 0; p < this.count; p++) out[this.ords[p]] = p;
-    return out;
+    return this.posOf.slice();
   }
 
   /** Loader: the full vector at position `pos` (row: its raw f32 bytes, u8[dimension * 4]) and its L2 norm. */
@@ -341,12 +379,8 @@ export class IvfIndex implements VectorIndex {
     const params = this.settingFor(sq.params, k);
     const nprobe = params.nprobe === undefined ? this.defaultNprobe : Math.min(this.nlist, checkPositiveInt(params.nprobe, 'nprobe', 1 << 20));
     const q = this.quantizer;
-    let rule: RerankRule | null = null;
+    const rule = this.ruleFor(params);
     const exact = this.rerank.exact;
-    if (q) {
-      rule = this.rerank.rule;
-      if (params.rerankFactor !== undefined && exact) rule = checkRerankRule({ factor: params.rerankFactor });
-    }
     const byBounds = rule !== null && 'bounds' in rule;
     const cap = Math.max(1, Math.min(this.count, rule ? candidatesFor(rule, k, boundCandidates(k)) : k));
     const out = { k, ords: new Uint32Array(nq * k), scores: new Float32Array(nq * k), counts: new Uint32Array(nq) };
@@ -479,39 +513,148 @@ export class IvfIndex implements VectorIndex {
           scorer?.release();
         }
         counters.scanned[qi] += scanned;
-        // candidates best first, as ordinals (ties by the smaller ordinal)
-        const keys = mem.f32(heapKeys, size), pos = mem.u32(heapIds, size);
-        let order: number[] = [];
-        if (byBounds && lowSize === k) {
-          // a candidate whose optimistic score is below the k-th best pessimistic score cannot
-          // enter the top-k: dropped before sorting (most of the bound rule's candidates are)
-          const floor = mem.f32(lowKeys, 1)[0];
-          for (let i = 0; i < size; i++) if (keys[i] >= floor) order.push(i);
-          if (order.length < Math.min(k, size)) order = [];
-        }
-        if (order.length === 0) for (let i = 0; i < size; i++) order.push(i);
-        const count = order.length;
-        const ords = new Uint32Array(size);
-        for (const i of order) ords[i] = this.ords[pos[i]];
-        order.sort((x, y) => keys[y] - keys[x] || ords[x] - ords[y]);
-        const sOrds = new Uint32Array(count), sKeys = new Float32Array(count);
-        for (let i = 0; i < count; i++) { sOrds[i] = ords[order[i]]; sKeys[i] = keys[order[i]]; }
-        if (!reranker) {
-          const m = Math.min(k, count);
-          out.ords.set(sOrds.subarray(0, m), qi * k);
-          out.scores.set(sKeys.subarray(0, m), qi * k);
-          out.counts[qi] = m;
-          continue;
-        }
-        const list = { ords: sOrds, keys: sKeys, count };
-        const res = byBounds ? reranker.rerankByBounds(query, list, k) : reranker.rerankAll(query, list, k);
-        out.ords.set(res.ords, qi * k);
-        out.scores.set(res.scores, qi * k);
-        out.counts[qi] = res.count;
-        counters.reranked[qi] += res.reranked;
+        const ords = new Uint32Array(size), pos = mem.u32(heapIds, size);
+        for (let i = 0; i < size; i++) ords[i] = this.ords[pos[i]];
+        const floor = byBounds && lowSize === k ? mem.f32(lowKeys, 1)[0] : null;
+        this.finishQuery(out, qi, query, mem.f32(heapKeys, size).slice(), ords, floor, reranker, byBounds, counters);
       }
       return out;
     } finally {
+      for (const p of ptrs) mem.release(p);
+    }
+  }
+
+  /**
+   * VectorIndex.exactRowLimit: IVF_EXACT_SHARE of the rows an unfiltered probe scans at `params`
+   * (nprobe, or the recall target's calibrated nprobe, times probedListRows); 0 where there is
+   * no searchRows (fast-scan layouts).
+   */
+  exactRowLimit(k: number, params: IndexSearchParams): number {
+    if (!this.searchRows) return 0;
+    const p = this.settingFor(params, k);
+    const nprobe = Math.min(this.nlist, p.nprobe ?? this.defaultNprobe);
+    return Math.floor(IVF_EXACT_SHARE * nprobe * this.probedListRows);
+  }
+
+  /** The rerank rule of a search: the index's, or the query's rerankFactor; null = estimates returned (or full vectors). */
+  private ruleFor(params: IndexSearchParams): RerankRule | null {
+    if (!this.quantizer) return null;
+    if (params.rerankFactor !== undefined && this.rerank.exact) return checkRerankRule({ factor: params.rerankFactor });
+    return this.rerank.rule;
+  }
+
+  /**
+   * One query's candidates into row qi of `out`: keys f32[size] (estimates, or optimistic scores
+   * under the bound rule) of the ordinals ords u32[size], in any order. Under the bound rule a
+   * candidate whose optimistic score is below `floor` (the k-th best pessimistic score; null when
+   * fewer than k were seen) cannot enter the top-k and is dropped before sorting (most are). Sorted
+   * best first, ties by the smaller ordinal, then reranked by the rule (or the best k kept).
+   */
+  private finishQuery(out: SearchResultBatch, qi: number, query: Float32Array, keys: Float32Array, ords: Uint32Array, floor: number | null, reranker: Reranker | null, byBounds: boolean, counters: SegmentQuery['counters']): void {
+    const k = out.k, size = keys.length;
+    let order: number[] = [];
+    if (floor !== null) {
+      for (let i = 0; i < size; i++) if (keys[i] >= floor) order.push(i);
+      if (order.length < Math.min(k, size)) order = [];
+    }
+    if (order.length === 0) for (let i = 0; i < size; i++) order.push(i);
+    const count = order.length;
+    order.sort((x, y) => keys[y] - keys[x] || ords[x] - ords[y]);
+    const sOrds = new Uint32Array(count), sKeys = new Float32Array(count);
+    for (let i = 0; i < count; i++) { sOrds[i] = ords[order[i]]; sKeys[i] = keys[order[i]]; }
+    if (!reranker) {
+      const m = Math.min(k, count);
+      out.ords.set(sOrds.subarray(0, m), qi * k);
+      out.scores.set(sKeys.subarray(0, m), qi * k);
+      out.counts[qi] = m;
+      return;
+    }
+    const list = { ords: sOrds, keys: sKeys, count };
+    const res = byBounds ? reranker.rerankByBounds(query, list, k) : reranker.rerankAll(query, list, k);
+    out.ords.set(res.ords, qi * k);
+    out.scores.set(res.scores, qi * k);
+    out.counts[qi] = res.count;
+    counters.reranked[qi] += res.reranked;
+  }
+
+  /**
+   * searchRows (see the field): the k best of the listed rows (ords u32[n], increasing) for each
+   * query. Full vectors: gathered by position a block at a time and scored exactly, as a flat scan
+   * scores them. Codes: each block of rows' codes is copied from its position into a scratch block
+   * (one copy, then one scoreBlock kernel call per query and block), the candidates kept as search
+   * keeps them, and reranked by the same rule: the cost is the matching rows, not the lists.
+   * Counters: scanned += n; reranked += vectors rescored.
+   */
+  private scoreRows(sq: SegmentQuery, rows: Uint32Array, n: number): SearchResultBatch {
+    this.checkLive();
+    const { nq, queries, counters } = sq;
+    const k = checkPositiveInt(sq.k, 'k', 1 << 20);
+    const d = this.dimension, kern = this.kernels, mem = kern.memory, posOf = this.posOf;
+    if (!(queries instanceof Float32Array) || queries.length < nq * d) {
+      throw new QuiverError('DIMENSION_MISMATCH', `searchRows: ${nq} queries of dimension ${d} need ${nq * d} floats`, { expected: nq * d, received: queries instanceof Float32Array ? queries.length : typeof queries });
+    }
+    const q = this.quantizer;
+    if (!q) {
+      const res = searchGathered(kern, d, this.metric, queries, nq, k, rows, n, (vecPtr, invPtr, from, m) => {
+        const u8 = mem.views().u8, f32 = mem.views().f32;
+        for (let i = 0; i < m; i++) {
+          const p = posOf[rows[from + i]], src = this.dataPtr + p * d * 4;
+          u8.copyWithin(vecPtr + i * d * 4, src, src + d * 4);
+          if (invPtr) f32[(invPtr >> 2) + i] = f32[(this.invNormsPtr >> 2) + p];
+        }
+      });
+      for (let qi = 0; qi < nq; qi++) counters.scanned[qi] += n;
+      return res;
+    }
+    const rule = this.ruleFor(this.settingFor(sq.params, k));
+    const byBounds = rule !== null && 'bounds' in rule;
+    const cap = Math.max(1, Math.min(n, rule ? candidatesFor(rule, k, boundCandidates(k)) : k));
+    const out = { k, ords: new Uint32Array(nq * k), scores: new Float32Array(nq * k), counts: new Uint32Array(nq) };
+    if (n === 0) return out;
+    // blockRows is 1 here, so the code of position p is at dataPtr + p * codeSize
+    const cs = q.codeSize;
+    const B = Math.max(1, Math.min(n, Math.floor((256 << 10) / cs)));
+    const ptrs: number[] = [];
+    const alloc = (bytes: number): number => { const p = mem.alloc(bytes); ptrs.push(p); return p; };
+    const scorers: QueryScorer[] = [];
+    const reranker = rule ? new Reranker(this.rerank.exact!) : null;
+    try {
+      const block = alloc(B * cs), scores = alloc(B * 4), bounds = byBounds ? alloc(B * 4) : 0;
+      const heapKeys = alloc(nq * cap * 4), heapIds = alloc(nq * cap * 4);
+      const lowKeys = byBounds ? alloc(nq * k * 4) : 0, lowIds = byBounds ? alloc(nq * k * 4) : 0;
+      for (let qi = 0; qi < nq; qi++) scorers.push(q.prepare(queries.subarray(qi * d, (qi + 1) * d)));
+      const sizes = new Int32Array(nq), lowSizes = new Int32Array(nq);
+      for (let from = 0; from < n; from += B) {
+        const m = Math.min(B, n - from);
+        const u8 = mem.views().u8;
+        for (let i = 0; i < m; i++) {
+          const src = this.dataPtr + posOf[rows[from + i]] * cs;
+          u8.copyWithin(block + i * cs, src, src + cs);
+        }
+        for (let qi = 0; qi < nq; qi++) {
+          scorers[qi].scoreBlock(block, m, scores, bounds);
+          if (byBounds) {
+            // scores <- estimate + bound (optimistic); bounds <- estimate - bound (pessimistic)
+            kern.addScaledInPlace(scores, bounds, m, 1);
+            kern.affineInPlace(bounds, m, -2, 0);
+            kern.addScaledInPlace(bounds, scores, m, 1);
+            lowSizes[qi] = kern.topkPush(bounds, m, from, 1, lowKeys + qi * k * 4, lowIds + qi * k * 4, k, lowSizes[qi]);
+          }
+          // heap ids are positions in `rows` (increasing, as topkPush's tie rule wants)
+          sizes[qi] = kern.topkPush(scores, m, from, 1, heapKeys + qi * cap * 4, heapIds + qi * cap * 4, cap, sizes[qi]);
+        }
+      }
+      for (let qi = 0; qi < nq; qi++) {
+        counters.scanned[qi] += n;
+        const size = sizes[qi];
+        const ids = mem.u32(heapIds + qi * cap * 4, size), ords = new Uint32Array(size);
+        for (let i = 0; i < size; i++) ords[i] = rows[ids[i]];
+        const floor = byBounds && lowSizes[qi] === k ? mem.f32(lowKeys + qi * k * 4, 1)[0] : null;
+        this.finishQuery(out, qi, queries.subarray(qi * d, (qi + 1) * d), mem.f32(heapKeys + qi * cap * 4, size).slice(), ords, floor, reranker, byBounds, counters);
+      }
+      return out;
+    } finally {
+      for (const sc of scorers) sc.release();
       for (const p of ptrs) mem.release(p);
     }
   }

@@ -98,6 +98,12 @@ export interface VectorIndex {
    * without it leave that path to the segment (full vectors).
    */
   searchRows?(query: SegmentQuery, ords: Uint32Array, n: number): SearchResultBatch;
+  /**
+   * Optional, with searchRows: the most matching rows for which searchRows is expected to cost
+   * no more than search() with the other rows masked, for k results at `params`. The filter
+   * planner (src/filter/plan.ts) takes the exact path up to it.
+   */
+  exactRowLimit?(k: number, params: IndexSearchParams): number;
   /** Frees its memory; the index cannot be used afterwards. */
   release(): void;
 }
