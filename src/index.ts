@@ -17,6 +17,8 @@ export type { Filter, FieldCondition, FilterScalar } from './filter/types.js';
 export type { FilterPath } from './filter/plan.js';
 export { MemoryDirectory, type Directory, type AppendFile, type RandomAccessFile, type DirectoryLock } from './storage/directory.js';
 export { OpfsDirectory } from './browser/opfs-directory.js';
+export { IndexedDbDirectory, type IndexedDbDirectoryOptions } from './browser/indexeddb-directory.js';
+export { openBrowserDirectory, type BrowserDirectoryOptions } from './browser/browser-directory.js';
 export { SnapshotDirectory, importSnapshot, encodeSnapshot, concatChunks, SNAPSHOT_VERSION, type BlobLike, type SnapshotEntry } from './storage/snapshot-file.js';
 export type { Metric, VectorLike } from './collection/validate.js';
 export { createKernels, wasmSimdSupported, JsKernels, createWasmKernels, type Kernels, type KernelChoice } from './kernels/index.js';

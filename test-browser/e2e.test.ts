@@ -2,7 +2,8 @@
 // chromium; no browser download): a dedicated Worker builds a collection on OPFS (OpfsDirectory),
 // searches it, finds it again after a page reload, refuses a second writer in another tab
 // (LOCKED), and opens a snapshot built in Node (read-only from the bytes, and imported into OPFS)
-// with the same results as Node. Run by `npm run test:browser` (build, bundle, then this file).
+// with the same results as Node; the same contract, reload and lock checks run on IndexedDB
+// (IndexedDbDirectory, the fallback where OPFS sync access handles are missing). Run by `npm run test:browser` (build, bundle, then this file).
 // Skipped only when no chromium executable is found (CHROMIUM_PATH, /usr/bin/chromium, PATH).
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -144,6 +145,7 @@ describe('browser: OPFS storage and snapshots in Chromium', { skip }, () => {
     const ready = await page.evaluate(() => quiver.ready);
     assert.equal(ready.opfs, true, `OPFS sync access handles are available in the worker (page errors: ${errors.join('; ')})`);
     for (const name of ['e2e', 'imported']) await call(page, 'wipe', { name });
+    await call(page, 'wipe', { name: 'e2e-idb', kind: 'idb' });
   });
 
   after(async () => {
@@ -225,5 +227,33 @@ describe('browser: OPFS storage and snapshots in Chromium', { skip }, () => {
 
     mkdirSync(join(root, 'test-results'), { recursive: true });
     await page.screenshot({ path: join(root, 'test-results', 'browser.png'), fullPage: true });
+  });
+
+  it('IndexedDbDirectory: keeps the contract, survives a reload without close(), refuses a second tab', async () => {
+    const checks = await call<string[]>(page, 'contract', { name: 'contract-idb', kind: 'idb' });
+    assert.ok(checks.includes('reader keeps content after remove') && checks.length >= 25, `checks run: ${checks.join(', ')}`);
+    const at = { key: 'idb', name: 'e2e-idb', kind: 'idb' };
+    await call(page, 'open', { ...at, schema, sealRows: SEAL_ROWS });
+    for (let i = 0; i < N; i += 50) await call(page, 'upsert', { key: 'idb', records: records.slice(i, i + 50) });
+    await call(page, 'flush', { key: 'idb' });
+    await call(page, 'upsert', { key: 'idb', records: extra }); // in the WAL only
+    const files = await call<string[]>(page, 'files', at);
+    assert.ok(files.includes('MANIFEST') && files.some((f) => f.endsWith('.qseg')) && files.some((f) => f.endsWith('.log')), `files: ${files.join(' ')}`);
+    // the worker has OPFS, but a collection that exists only in IndexedDB is found there
+    assert.equal(await call(page, 'pick', { name: 'e2e-idb' }), 'indexeddb:e2e-idb');
+    assert.equal(await call(page, 'pick', { name: 'e2e' }), 'opfs:e2e');
+    const other = await context.newPage();
+    await other.goto(url);
+    await other.evaluate(() => quiver.ready);
+    assert.equal(await failure(other, 'open', { ...at, key: 'x', schema }), 'LOCKED');
+    await other.close();
+    await page.reload();
+    await page.evaluate(() => quiver.ready);
+    const opened = await call<{ count: number; segments: number }>(page, 'open', at);
+    assert.equal(opened.count, N + extra.length);
+    assert.ok(opened.segments >= 1, `sealed segments in IndexedDB (got ${opened.segments})`);
+    assertSameResults(await call(page, 'search', { key: 'idb', queries }), expectedWithExtra, 'IndexedDB after reload');
+    await call(page, 'close', { key: 'idb' });
+    await show(page, `IndexedDB: ${opened.count} records (${opened.segments} segments) after reload, same results as Node`);
   });
 });

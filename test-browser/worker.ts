@@ -1,7 +1,13 @@
-// The dedicated Worker of the harness: holds collections on OPFS (OpfsDirectory) or opened from a
-// snapshot, and answers commands from the page ({ id, cmd, args } -> { id, ok, value | error }).
+// The dedicated Worker of the harness: holds collections on OPFS (OpfsDirectory), on IndexedDB
+// (IndexedDbDirectory; commands take `kind: 'idb'`) or opened from a snapshot, and answers commands
+// from the page ({ id, cmd, args } -> { id, ok, value | error }).
 // Bundled by build.mjs from the TypeScript sources, so it runs the engine as a browser would.
-import { Collection, OpfsDirectory, importSnapshot, isQuiverError, type CollectionSchema, type Hit } from '../src/index.js';
+import { Collection, IndexedDbDirectory, OpfsDirectory, importSnapshot, isQuiverError, openBrowserDirectory, type CollectionSchema, type Directory, type Hit } from '../src/index.js';
+
+/** Which browser Directory a command works on: OPFS (the default) or IndexedDB. */
+type Kind = 'opfs' | 'idb';
+const makeDir = (name: string, kind: Kind = 'opfs'): Directory => kind === 'idb' ? new IndexedDbDirectory(name) : new OpfsDirectory(name);
+const removeDir = (name: string, kind: Kind = 'opfs'): Promise<void> => kind === 'idb' ? IndexedDbDirectory.remove(name) : OpfsDirectory.remove(name);
 
 interface Query { vector?: number[]; text?: string; k: number }
 interface Rec { id: string; vector: number[]; metadata: Record<string, unknown> }
@@ -43,12 +49,12 @@ async function codeOf(f: () => unknown): Promise<string> {
 
 /**
  * The Directory contract of src/storage/directory.ts (what test/directory.test.ts checks on the
- * Node implementations) run on OpfsDirectory in the folder `name`; throws on the first violation,
- * returns the checks that passed.
+ * Node implementations) run on OpfsDirectory in the folder `name`, or IndexedDbDirectory in the
+ * database for `name`; throws on the first violation, returns the checks that passed.
  */
-async function contract(name: string): Promise<string[]> {
-  await OpfsDirectory.remove(name);
-  const d = new OpfsDirectory(name);
+async function contract(name: string, kind: Kind = 'opfs'): Promise<string[]> {
+  await removeDir(name, kind);
+  const d = makeDir(name, kind);
   const done: string[] = [];
   const enc = (t: string) => new TextEncoder().encode(t);
   const dec = (b: Uint8Array) => new TextDecoder().decode(b);
@@ -114,22 +120,22 @@ async function contract(name: string): Promise<string[]> {
   await l1.release();
   const l2 = await d.lock();
   await l1.release(); // repeated: must not free l2
-  expect('repeated release frees nobody else', await codeOf(() => new OpfsDirectory(name).lock()), 'LOCKED');
+  expect('repeated release frees nobody else', await codeOf(() => makeDir(name, kind).lock()), 'LOCKED');
   await l2.release();
-  await OpfsDirectory.remove(name);
+  await removeDir(name, kind);
   return done;
 }
 
 const commands: Record<string, (a: any) => Promise<unknown>> = {
-  async contract({ name }: { name: string }) {
-    return contract(name);
+  async contract({ name, kind }: { name: string; kind?: Kind }) {
+    return contract(name, kind);
   },
-  async wipe({ name }: { name: string }) {
-    await OpfsDirectory.remove(name);
+  async wipe({ name, kind }: { name: string; kind?: Kind }) {
+    await removeDir(name, kind);
     return null;
   },
-  async open({ key, name, schema, sealRows }: { key: string; name: string; schema?: CollectionSchema; sealRows?: number }) {
-    const c = await Collection.open(new OpfsDirectory(name), { schema, sealRows });
+  async open({ key, name, kind, schema, sealRows }: { key: string; name: string; kind?: Kind; schema?: CollectionSchema; sealRows?: number }) {
+    const c = await Collection.open(makeDir(name, kind), { schema, sealRows });
     open.set(key, c);
     return { count: c.count(), segments: c.stats().segments };
   },
@@ -159,8 +165,12 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
     open.delete(key);
     return null;
   },
-  async files({ name }: { name: string }) {
-    return (await new OpfsDirectory(name).list()).sort();
+  async files({ name, kind }: { name: string; kind?: Kind }) {
+    return (await makeDir(name, kind).list()).sort();
+  },
+  /** The description of the Directory openBrowserDirectory chooses for `name`. */
+  async pick({ name }: { name: string }) {
+    return (await openBrowserDirectory(name)).description;
   },
   async openSnapshot({ key, url }: { key: string; url: string }) {
     const c = await Collection.openSnapshot(await fetchBytes(url));

@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { IDBFactory, IDBKeyRange } from 'fake-indexeddb';
+import { IndexedDbDirectory } from '../src/browser/indexeddb-directory.js';
 import { QuiverError } from '../src/errors.js';
 import { FsDirectory } from '../src/node/fs-directory.js';
 import { MemoryDirectory, type Directory } from '../src/storage/directory.js';
@@ -32,6 +34,10 @@ const IMPLS: Impl[] = [
     // Windows refuses to remove or replace a file that is open
     noOpenAfterRemove: process.platform === 'win32' ? 'Windows keeps open files from being removed' : false,
   },
+  // fake-indexeddb in place of the browser's (a fresh factory: its databases are its own); the
+  // 8-byte pages make every file here span page boundaries
+  { name: 'IndexedDbDirectory', make: async () => new IndexedDbDirectory(`d${n++}`, { indexedDB: new IDBFactory(), IDBKeyRange }), durable: true, noOpenAfterRemove: false },
+  { name: 'IndexedDbDirectory, 8-byte pages', make: async () => new IndexedDbDirectory(`d${n++}`, { indexedDB: new IDBFactory(), IDBKeyRange, pageSize: 8 }), durable: true, noOpenAfterRemove: false },
 ];
 
 const bytes = (...v: number[]) => Uint8Array.from(v);

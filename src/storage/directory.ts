@@ -1,9 +1,9 @@
 import { QuiverError } from '../errors.js';
 
 /**
- * Where a collection's files live. Two implementations: the filesystem (quiverdb/node,
- * src/node/fs-directory.ts) and memory (MemoryDirectory below), so the engine also runs in
- * browsers. File names are flat (no subfolders), ASCII, and chosen by the engine.
+ * Where a collection's files live. Implementations: the filesystem (quiverdb/node,
+ * src/node/fs-directory.ts), memory (MemoryDirectory below), and in browsers the Origin Private
+ * File System and IndexedDB (src/browser/). File names are flat (no subfolders), ASCII, and chosen by the engine.
  *
  * Durability contract (what the engine relies on):
  * - `writeFile` and `AppendFile.sync` return only once the bytes are on stable storage
@@ -15,7 +15,8 @@ import { QuiverError } from '../errors.js';
  *   (files are written once; on the filesystem this takes POSIX semantics: not on Windows).
  * Errors are QuiverErrors: IO_ERROR with {file, errno} (errno 'ENOENT' for a missing file,
  * 'EEXIST' for `openAppend` with `create` on an existing one); a name that fails checkFileName is
- * INVALID_ARGUMENT in every method. test/directory.test.ts runs this contract on both implementations.
+ * INVALID_ARGUMENT in every method. test/directory.test.ts runs this contract on the Node-side implementations (IndexedDB on
+ * fake-indexeddb); test-browser/ runs it on OPFS and IndexedDB in Chromium.
  */
 export interface Directory {
   /** A description for messages, e.g. the path, or 'memory'. */
