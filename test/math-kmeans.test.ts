@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isQuiverError } from '../src/errors.js';
 import { createWasmKernels, JsKernels } from '../src/kernels/index.js';
-import { kmeans } from '../src/math/kmeans.js';
+import { kmeans, kmeansAsync } from '../src/math/kmeans.js';
 import { Rng } from '../src/math/rng.js';
 
 const wasm = createWasmKernels();
@@ -112,6 +112,24 @@ describe('kmeans', () => {
     assert.throws(() => kmeans(wasm, data, 10, 4, 2, { initialCentroids: new Float32Array(3) }), (e) => isQuiverError(e, 'INVALID_ARGUMENT'));
     // a failed call leaves no kernel memory behind
     assert.equal(wasm.memory.bytesInUse, before);
+  });
+
+  it('kmeansAsync pauses between blocks of kernel work and gives the same clustering; an error in a pause frees its memory', async () => {
+    // 9,000 points x 160 clusters x 100 dimensions: 1.44e8 multiply-adds an assignment, above the
+    // 2^27 of one block, so every assignment and the k-means++ seeding pause at least once
+    const n = 9000, d = 100, k = 160;
+    const { data } = blobs(n, d, 40, 9);
+    const sync = kmeans(wasm, data, n, d, k, { seed: 3, maxIterations: 3 });
+    let pauses = 0;
+    const res = await kmeansAsync(wasm, data, n, d, k, { seed: 3, maxIterations: 3, pause: async () => { pauses++; await new Promise((r) => setTimeout(r, 0)); } });
+    assert.deepEqual(res.centroids, sync.centroids);
+    assert.deepEqual(res.assignments, sync.assignments);
+    assert.equal(res.inertia, sync.inertia);
+    // seeding (at least 1) + one per assignment (iterations + the final one)
+    assert.ok(pauses >= 1 + sync.iterations + 1, `paused ${pauses} times over ${sync.iterations} iterations`);
+    const before = wasm.memory.bytesInUse;
+    await assert.rejects(kmeansAsync(wasm, data, n, d, k, { seed: 3, maxIterations: 3, pause: async () => { throw new Error('stop'); } }), /stop/);
+    assert.equal(wasm.memory.bytesInUse, before, 'kernel memory released after the failed pause');
   });
 
   it('releases its kernel memory', () => {

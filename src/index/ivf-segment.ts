@@ -1,6 +1,6 @@
 import type { Metric } from '../collection/validate.js';
 import type { Kernels } from '../kernels/types.js';
-import { kmeans } from '../math/kmeans.js';
+import { kmeansAsync } from '../math/kmeans.js';
 import { createQuantizer, deserializeQuantizer } from '../quant/registry.js';
 import type { Quantizer } from '../quant/types.js';
 import type { SegmentFile } from '../storage/segment-file.js';
@@ -47,8 +47,10 @@ export const IVF_KMEANS_ITERATIONS = 10;
 export const IVF_MAX_KMEANS_SAMPLE = 65536;
 /** A list holds at most this many times the mean list size. */
 export const IVF_LIST_CAP = 4;
-/** Rows assigned per nearestCentroids call when writing. */
+/** Most rows assigned per nearestCentroids call when writing. */
 const ASSIGN_BATCH = 4096;
+/** Kernel work (multiply-adds) per assignment call, so that each lasts some tens of milliseconds. */
+const ASSIGN_WORK = 1 << 27;
 
 /** The number of lists of a segment of `rows` rows: `nlist` from the spec (null = automatic), see the rules above. */
 export function ivfListCount(nlist: number | null | undefined, rows: number): number {
@@ -85,10 +87,11 @@ export function planIvfIndex(spec: IndexSpec, dimension: number, metric: Metric,
   const stride = Math.max(1, Math.ceil(count / target));
   const sampleRows = Math.ceil(count / stride);
   const d = dimension;
-  const train = (sample: Float32Array) => {
+  const train = async (sample: Float32Array) => {
     const n = Math.floor(sample.length / d);
     const lists = Math.min(nlist, n);
-    const centroids = kmeans(kernels, sample, n, d, lists, { seed, maxIterations: IVF_KMEANS_ITERATIONS }).centroids;
+    // seconds of kernel work on a large segment: between blocks of it, timers and I/O run (searches, writes, health checks)
+    const centroids = (await kmeansAsync(kernels, sample, n, d, lists, { seed, maxIterations: IVF_KMEANS_ITERATIONS, pause: nextTurn })).centroids;
     if (metric === 'cosine') {
       for (let c = 0; c < lists; c++) {
         let s = 0;
@@ -128,7 +131,7 @@ export function planIvfIndex(spec: IndexSpec, dimension: number, metric: Metric,
           }
         }
         if (!built) {
-          const { centroids, lists } = train(sample);
+          const { centroids, lists } = await train(sample);
           const { list, codes } = await assignAndEncode(kernels, metric, d, count, centroids, lists, q, chunks, norms, allRows);
           built = { centroids, lists, quantizer: q, list, codes };
         }
@@ -205,7 +208,9 @@ async function assignAndEncode(
       }
       mem.f32(centRows, nlist * d).set(centroids.subarray(0, nlist * d));
     }
-    const points = alloc(ASSIGN_BATCH * d * 4), ids = alloc(ASSIGN_BATCH * 4), dists = alloc(ASSIGN_BATCH * 4), rowScores = alloc(nlist * 4);
+    // rows per nearestCentroids call: about ASSIGN_WORK multiply-adds each, between turns of the event loop
+    const batch = Math.max(64, Math.min(ASSIGN_BATCH, Math.floor(ASSIGN_WORK / (nlist * d))));
+    const points = alloc(batch * d * 4), ids = alloc(batch * 4), dists = alloc(batch * 4), rowScores = alloc(nlist * 4);
     let f = new Float32Array(0);
     let row = 0;
     for await (const chunk of chunks) {
@@ -214,8 +219,8 @@ async function assignAndEncode(
       const rows = f.subarray(0, n * d);
       new Uint8Array(rows.buffer, 0, n * d * 4).set(chunk);
       if (metric === 'cosine') for (let i = 0; i < n; i++) scaleRow(rows, i * d, d, norms[row + i]);
-      for (let b = 0; b < n; b += ASSIGN_BATCH) {
-        const m = Math.min(ASSIGN_BATCH, n - b);
+      for (let b = 0; b < n; b += batch) {
+        const m = Math.min(batch, n - b);
         mem.f32(points, m * d).set(rows.subarray(b * d, (b + m) * d));
         kernels.nearestCentroids(points, m, d, centT, nlist, halfNorms, ids, dists);
         const got = mem.u32(ids, m).slice();
@@ -225,8 +230,10 @@ async function assignAndEncode(
           list[row + b + i] = l;
           sizes[l]++;
         }
+        if (q) q.encode(rows.subarray(b * d, (b + m) * d), m, codes!.subarray((row + b) * q.codeSize, (row + b + m) * q.codeSize));
+        // a seal hands over its rows in one chunk: without a turn between batches, assigning 340k rows to 2,334 lists held the event loop for 10 s
+        await nextTurn();
       }
-      if (q) q.encode(rows, n, codes!.subarray(row * q.codeSize, (row + n) * q.codeSize));
       mem.f32(allRows + row * d * 4, n * d).set(rows);
       row += n;
     }
@@ -286,7 +293,7 @@ async function calibrateIvf(kernels: Kernels, d: number, metric: Metric, count: 
     const byFactor = rule !== null && 'factor' in rule;
     const probes = NPROBE_LADDER.filter((p) => p < lists.nlist).concat([lists.nlist]);
     const settings = probes.flatMap((nprobe) => (byFactor ? IVF_RERANK_LADDER.map((rerankFactor) => ({ nprobe, rerankFactor })) : [{ nprobe }]));
-    return await calibrate(index, exactRows, sample, settings, () => new Promise<void>((resolve) => setTimeout(resolve, 0)), progress && ((done, total) => progress('calibration', done, total)));
+    return await calibrate(index, exactRows, sample, settings, nextTurn, progress && ((done, total) => progress('calibration', done, total)));
   } finally {
     index.release();
   }
@@ -317,4 +324,9 @@ export async function loadIvfIndex(file: SegmentFile, where: string, ctx: IndexL
     index.release();
     throw e;
   }
+}
+
+/** Resolves on a later turn of the event loop (a timer, so pending I/O and timers run first; browsers and Node alike). */
+function nextTurn(): Promise<void> {
+  return new Promise<void>((resolve) => setTimeout(resolve, 0));
 }

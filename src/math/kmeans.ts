@@ -46,11 +46,50 @@ export interface KMeansResult {
 }
 
 /**
+ * Kernel work (multiply-adds) between the points where a long clustering may let other work run:
+ * about 2^27, some tens of milliseconds in the WASM kernels.
+ */
+const STEP_WORK = 1 << 27;
+
+/**
  * Clusters n points data: f32[n * d] into k clusters on `kernels`.
  * TRAINING_FAILED when n < k (each centroid needs a point) or the data holds NaN/Infinity;
  * INVALID_ARGUMENT on bad shapes or options.
  */
 export function kmeans(kernels: Kernels, data: Float32Array, n: number, d: number, k: number, options: KMeansOptions = {}): KMeansResult {
+  const steps = kmeansSteps(kernels, data, n, d, k, options);
+  try {
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+    }
+  } finally {
+    steps.return(undefined as never);
+  }
+}
+
+/**
+ * kmeans, awaiting `pause()` after every STEP_WORK multiply-adds of kernel work (the assignment
+ * runs in blocks of points, k-means++ in groups of centres), so that training a large coarse
+ * quantizer (an IVF segment: 65,536 points x 2,334 lists x 100 dimensions is some 15 billion
+ * multiply-adds per iteration) never holds the event loop for more than a block. Same results
+ * as kmeans (the blocks are independent).
+ */
+export async function kmeansAsync(kernels: Kernels, data: Float32Array, n: number, d: number, k: number, options: KMeansOptions & { pause: () => Promise<void> }): Promise<KMeansResult> {
+  const steps = kmeansSteps(kernels, data, n, d, k, options);
+  try {
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+      await options.pause();
+    }
+  } finally {
+    steps.return(undefined as never);
+  }
+}
+
+/** The clustering, yielding where it may pause (kernel memory views are taken afresh after each yield). */
+function* kmeansSteps(kernels: Kernels, data: Float32Array, n: number, d: number, k: number, options: KMeansOptions): Generator<void, KMeansResult, void> {
   for (const [name, v] of [['n', n], ['d', d], ['k', k]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new QuiverError('INVALID_ARGUMENT', `kmeans: ${name} must be a positive integer, got ${v}`, { name, expected: 'integer >= 1', received: v });
   }
@@ -90,7 +129,7 @@ export function kmeans(kernels: Kernels, data: Float32Array, n: number, d: numbe
       const pick = rng.sample(n, k);
       for (let c = 0; c < k; c++) centroids.set(data.subarray(pick[c] * d, pick[c] * d + d), c * d);
     } else {
-      centroids = kmeansPlusPlus(kernels, pointsPtr, data, n, d, k, rng, alloc);
+      centroids = yield* kmeansPlusPlus(kernels, pointsPtr, data, n, d, k, rng, alloc);
     }
     options.onProgress?.(maxIterations === 0 ? 1 : 0);
 
@@ -99,21 +138,27 @@ export function kmeans(kernels: Kernels, data: Float32Array, n: number, d: numbe
     const sums = new Float64Array(k * d);
     const counts = new Uint32Array(k);
     let inertia = Infinity, iterations = 0, emptyRepairs = 0;
-    const assign = (): number => {
+    // points per nearestCentroids call: about STEP_WORK multiply-adds each
+    const block = Math.max(1, Math.floor(STEP_WORK / (k * d)));
+    const assign = function* (): Generator<void, number, void> {
       const ct = mem.f32(centT, k * d), hn = mem.f32(halfNorms, k);
       for (let c = 0; c < k; c++) {
         let s = 0;
         for (let j = 0; j < d; j++) { const v = centroids[c * d + j]; ct[j * k + c] = v; s += v * v; }
         hn[c] = s / 2;
       }
-      kernels.nearestCentroids(pointsPtr, n, d, centT, k, halfNorms, idsPtr, distPtr);
+      for (let a = 0; a < n; a += block) {
+        const m = Math.min(block, n - a);
+        kernels.nearestCentroids(pointsPtr + a * d * 4, m, d, centT, k, halfNorms, idsPtr + a * 4, distPtr + a * 4);
+        if (a + m < n) yield;
+      }
       const dists = mem.f32(distPtr, n);
       let total = 0;
       for (let i = 0; i < n; i++) total += dists[i];
       return total;
     };
     for (let it = 0; it < maxIterations; it++) {
-      const current = assign();
+      const current = yield* assign();
       const ids = mem.u32(idsPtr, n);
       let changed = it === 0 ? n : 0;
       for (let i = 0; i < n; i++) if (assignments[i] !== ids[i]) { changed++; assignments[i] = ids[i]; }
@@ -137,7 +182,7 @@ export function kmeans(kernels: Kernels, data: Float32Array, n: number, d: numbe
       options.onProgress?.(iterations / maxIterations);
     }
     // final assignment against the final centroids
-    inertia = assign();
+    inertia = yield* assign();
     assignments.set(mem.u32(idsPtr, n));
     return { centroids, assignments, inertia, iterations, emptyRepairs };
   } finally {
@@ -146,15 +191,17 @@ export function kmeans(kernels: Kernels, data: Float32Array, n: number, d: numbe
 }
 
 /** k-means++ seeding; distances to the newest centre come from the l2Many kernel. */
-function kmeansPlusPlus(kernels: Kernels, pointsPtr: number, data: Float32Array, n: number, d: number, k: number, rng: Rng, alloc: (bytes: number) => number): Float32Array {
+function* kmeansPlusPlus(kernels: Kernels, pointsPtr: number, data: Float32Array, n: number, d: number, k: number, rng: Rng, alloc: (bytes: number) => number): Generator<void, Float32Array, void> {
   const mem = kernels.memory;
   const centroids = new Float32Array(k * d);
   const nearest = new Float64Array(n).fill(Infinity);
   const centrePtr = alloc(d * 4), distPtr = alloc(n * 4);
-  let pick = rng.int(n);
+  let pick = rng.int(n), work = 0;
   for (let c = 0; c < k; c++) {
     centroids.set(data.subarray(pick * d, pick * d + d), c * d);
     if (c === k - 1) break;
+    work += n * d;
+    if (work >= STEP_WORK) { work = 0; yield; }
     mem.f32(centrePtr, d).set(data.subarray(pick * d, pick * d + d));
     kernels.l2Many(centrePtr, pointsPtr, n, d, distPtr);
     const dist = mem.f32(distPtr, n);
