@@ -202,8 +202,14 @@ describe('browser: OPFS storage and snapshots in Chromium', { skip }, () => {
     const afterCompact = await call<string[]>(page, 'files', { name: 'e2e' });
     assert.ok(before.filter((f) => f.endsWith('.qseg')).some((f) => !afterCompact.includes(f)), `compaction removed old segment files (${before.join(' ')} -> ${afterCompact.join(' ')})`);
     assertSameResults(await call(page, 'search', { key: 'w', queries }), expectedWithExtra, 'after compaction');
+    // the reverse way: a snapshot exported in the browser, opened by Node, answers as the page does
+    const exported = Buffer.from(await call<string>(page, 'exportSnapshot', { key: 'w' }), 'base64');
+    const fromBrowser = await Collection.openSnapshot(new Uint8Array(exported));
+    assert.equal(fromBrowser.count(), N + extra.length);
+    assertSameResults(await nodeResults(fromBrowser), expectedWithExtra, 'browser snapshot opened in Node');
+    await fromBrowser.close();
     await call(page, 'close', { key: 'w' });
-    await show(page, `after reload: ${opened.count} records, same results as Node; compacted: ${afterCompact.join(' ')}`);
+    await show(page, `after reload: ${opened.count} records, same results as Node; compacted: ${afterCompact.join(' ')}; its snapshot (${exported.length} bytes) opened in Node gives the same results`);
   });
 
   it('opens a Node-built snapshot read-only and imported into OPFS, with Node results', async () => {

@@ -177,6 +177,13 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
     open.set(key, c);
     return c.count();
   },
+  /** The collection's snapshot (Collection.exportSnapshot), base64, for Node to open. */
+  async exportSnapshot({ key }: { key: string }) {
+    const bytes = await get(key).exportSnapshot();
+    let bin = '';
+    for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(bin);
+  },
   async importSnapshot({ name, url }: { name: string; url: string }) {
     return importSnapshot(await fetchBytes(url), new OpfsDirectory(name));
   },
