@@ -199,6 +199,9 @@ export interface LoadRow {
   result: DriveResult;
   /** For upserts: records written per second (requests x batch). */
   recordsPerSecond?: number;
+  /** For searches with --search-batch above 1: query vectors per request, and queries answered per second. */
+  queriesPerRequest?: number;
+  queriesPerSecond?: number;
   health: { samples: number; p50: number; p99: number; max: number; failed: number };
 }
 
@@ -277,9 +280,14 @@ async function librarySearches(q: Quiver, ds: Dataset, dir: string, k: number, r
 }
 
 /** Request makers over a dataset: searches cycle through the queries, upserts write new ids. */
-function requestMakers(ds: Dataset, name: string, k: number, recall: number, batch: number, seed: number) {
+function requestMakers(ds: Dataset, name: string, k: number, recall: number, batch: number, seed: number, searchBatch = 1) {
   const rand = seeded(seed);
-  const searches = Array.from({ length: Math.min(ds.nq, 1000) }, (_, i) => JSON.stringify({ vector: Array.from(ds.queries.subarray(i * ds.d, (i + 1) * ds.d)), k, recall }));
+  const nq = Math.min(ds.nq, 1000);
+  const vectorOf = (i: number) => Array.from(ds.queries.subarray((i % nq) * ds.d, (i % nq + 1) * ds.d));
+  // one query per request, or `searchBatch` of them as { vectors } (the server's batch form)
+  const searches = Array.from({ length: nq }, (_, i) => JSON.stringify(searchBatch === 1
+    ? { vector: vectorOf(i), k, recall }
+    : { vectors: Array.from({ length: searchBatch }, (_, j) => vectorOf(i * searchBatch + j)), k, recall }));
   const rows = Array.from({ length: Math.min(ds.n, 1000) }, (_, i) => JSON.stringify(Array.from(ds.base.subarray(i * ds.d, (i + 1) * ds.d))));
   let s = 0, u = 0;
   const search = (): NextRequest => ({ method: 'POST', path: `/collections/${name}/search`, body: searches[s++ % searches.length] });
@@ -354,11 +362,11 @@ function markdown(r: ServerReport): string {
     lines.push(`Library in process (one search after another): ${ds.library.queriesPerSecond} queries/s, p50 ${ms(ds.library.latencyMs.p50)} ms, p99 ${ms(ds.library.latencyMs.p99)} ms.`);
     lines.push(`The same over HTTP (one connection, fetch): ${ds.http.requestsPerSecond} queries/s, p50 ${ms(ds.http.latencyMs.p50)} ms, p99 ${ms(ds.http.latencyMs.p99)} ms: ${ds.overhead.latencyRatio}x the library's latency, ${ds.overhead.throughputRatio}x fewer queries per second.`, '');
     lines.push(`Under load (${r.driver}${r.driver.startsWith('autocannon') ? ': its latencies are whole milliseconds' : ''}):`, '');
-    lines.push('| scenario | connections | requests/s | records/s | p50 ms | p99 ms | non-2xx | errors | /healthz p50 ms | /healthz p99 ms |');
+    lines.push('| scenario | connections | requests/s | records/s (upserts) or queries/s (batched searches) | p50 ms | p99 ms | non-2xx | errors | /healthz p50 ms | /healthz p99 ms |');
     lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const row of ds.load) {
       const x = row.result;
-      lines.push(`| ${row.scenario} | ${row.connections} | ${x.requestsPerSecond} | ${row.recordsPerSecond ?? ''} | ${ms(x.latencyMs.p50)} | ${ms(x.latencyMs.p99)} | ${x.non2xx} | ${x.errors} | ${ms(row.health.p50)} | ${ms(row.health.p99)} |`);
+      lines.push(`| ${row.scenario}${row.queriesPerRequest ? ` (${row.queriesPerRequest} queries a request)` : ''} | ${row.connections} | ${x.requestsPerSecond} | ${row.recordsPerSecond ?? row.queriesPerSecond ?? ''} | ${ms(x.latencyMs.p50)} | ${ms(x.latencyMs.p99)} | ${x.non2xx} | ${x.errors} | ${ms(row.health.p50)} | ${ms(row.health.p99)} |`);
     }
     lines.push('');
   }
@@ -376,13 +384,18 @@ function markdown(r: ServerReport): string {
 interface Args {
   smoke: boolean; datasets: string[]; rows?: number; index: string; concurrency?: number[]; seconds?: number; k: number; recall: number;
   upsertBatch: number; soakKills?: number; driver?: 'autocannon' | 'builtin'; searchThreads?: number; out?: string;
+  /** Query vectors per search request in the load table (1: { vector }; more: { vectors }). */
+  searchBatch: number;
+  /** Load scenarios to run: search, mix, upsert. */
+  scenarios: string[];
 }
 
 const USAGE = 'usage: node --import tsx bench/server.ts [--smoke] [--datasets glove,msmarco] [--rows N] [--index SPEC] [--concurrency 1,4,16,64]\n'
-  + '       [--seconds 5] [--k 10] [--recall 0.95] [--upsert-batch 10] [--soak-kills 5] [--driver autocannon|builtin] [--search-threads N] [--out FILE]\n';
+  + '       [--seconds 5] [--k 10] [--recall 0.95] [--upsert-batch 10] [--soak-kills 5] [--driver autocannon|builtin] [--search-threads N]\n'
+  + '       [--search-batch 1] [--scenarios search,mix,upsert] [--out FILE]\n';
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { smoke: false, datasets: ['glove', 'msmarco'], index: 'HNSW16,SQ8,Rerank', k: 10, recall: 0.95, upsertBatch: 10 };
+  const a: Args = { smoke: false, datasets: ['glove', 'msmarco'], index: 'HNSW16,SQ8,Rerank', k: 10, recall: 0.95, upsertBatch: 10, searchBatch: 1, scenarios: ['search', 'mix', 'upsert'] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => optionValue(argv, i++, arg);
@@ -396,6 +409,8 @@ function parseArgs(argv: string[]): Args {
       case '--k': a.k = positiveInt(value(), arg); break;
       case '--recall': { const r = Number(value()); if (!(r > 0 && r <= 1)) fail('--recall must be in (0, 1]'); a.recall = r; break; }
       case '--upsert-batch': a.upsertBatch = positiveInt(value(), arg); break;
+      case '--search-batch': a.searchBatch = positiveInt(value(), arg); if (a.searchBatch > 100) fail('--search-batch is at most 100 (the server\'s default limit of queries per request)'); break;
+      case '--scenarios': a.scenarios = value().split(','); for (const x of a.scenarios) if (!['search', 'mix', 'upsert'].includes(x)) fail(`unknown scenario "${x}" (search, mix, upsert)`); break;
       case '--soak-kills': a.soakKills = Number(value()); if (!Number.isInteger(a.soakKills) || a.soakKills < 0) fail('--soak-kills must be an integer >= 0'); break;
       case '--driver': { const d = value(); if (d !== 'autocannon' && d !== 'builtin') fail('--driver is autocannon or builtin'); a.driver = d; break; }
       case '--search-threads': { const t = Number(value()); if (!Number.isInteger(t) || t < 0 || t > 256) fail('--search-threads must be an integer in [0, 256] (0: searches on the event loop)'); a.searchThreads = t; break; }
@@ -450,20 +465,22 @@ async function main(): Promise<void> {
       let sequential: DriveResult;
       try {
         const make = requestMakers(ds, coll, args.k, args.recall, args.upsertBatch, 1);
+        const batched = args.searchBatch > 1 ? requestMakers(ds, coll, args.k, args.recall, args.upsertBatch, 1, args.searchBatch) : make;
         // the same searches one after another over one connection, timed to the microsecond: the HTTP overhead
         await driveBuiltin(server.url, 1, 1, make.search); // warm-up
         sequential = await driveBuiltin(server.url, 1, seconds, make.search);
         log(`  HTTP, one search after another: ${sequential.requestsPerSecond} queries/s, p50 ${sequential.latencyMs.p50} ms`);
-        const scenarios: [LoadRow['scenario'], () => NextRequest][] = [['search', make.search], ['mix 90/10', make.mix], ['upsert', make.upsert]];
-        for (const [scenario, next] of scenarios) {
+        const scenarios: [LoadRow['scenario'], () => NextRequest][] = [['search', batched.search], ['mix 90/10', make.mix], ['upsert', make.upsert]];
+        for (const [scenario, next] of scenarios.filter(([s]) => args.scenarios.includes(s === 'mix 90/10' ? 'mix' : s))) {
           for (const c of levels) {
             const probe = healthProbe(server.url);
             const result = await drive(server.url, c, seconds, next);
             const health = await probe.stop();
             const row: LoadRow = { scenario, connections: c, result, health };
             if (scenario === 'upsert') row.recordsPerSecond = round(result.requestsPerSecond * args.upsertBatch, 0);
+            if (scenario === 'search' && args.searchBatch > 1) { row.queriesPerRequest = args.searchBatch; row.queriesPerSecond = round(result.requestsPerSecond * args.searchBatch, 0); }
             load.push(row);
-            log(`  ${scenario} x${c}: ${result.requestsPerSecond} req/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, non-2xx ${result.non2xx}, errors ${result.errors}; /healthz p99 ${health.p99} ms`);
+            log(`  ${scenario}${args.searchBatch > 1 && scenario === 'search' ? ` (${args.searchBatch} queries a request: ${row.queriesPerSecond} queries/s)` : ''} x${c}: ${result.requestsPerSecond} req/s, p50 ${result.latencyMs.p50} ms, p99 ${result.latencyMs.p99} ms, non-2xx ${result.non2xx}, errors ${result.errors}; /healthz p99 ${health.p99} ms`);
           }
         }
       } finally {

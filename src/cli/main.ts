@@ -164,7 +164,7 @@ export function buildProgram(): Command {
     .option('--max-queries <n>', 'queries per search request', int('max-queries', 1, 100_000))
     .option('--concurrent-searches <n>', 'searches running at once (default: cores)', int('concurrent-searches', 1, 1024))
     .option('--rate-limit <n>', 'requests per second per API key, 0 = off (default 1000)', int('rate-limit', 0, 1_000_000))
-    .option('--search-threads <n>', 'threads that run searches, 0 = on the main thread (default: cores)', int('search-threads', 0, 256))
+    .option('--search-threads <n>', 'threads that run searches, 0 = on the main thread (default: cores - 1, at least 1)', int('search-threads', 0, 256))
     .option('--query-embedder-threads <n>', 'threads of the USE-Lite instance that embeds query text (default 1; about 100 MB each)', int('query-embedder-threads', 1, 64))
     .action(async (opts) => {
       const { runServe } = await import('./server-commands.js');

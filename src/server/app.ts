@@ -39,9 +39,12 @@ export interface ServerOptions {
    */
   trustProxy?: FastifyServerOptions['trustProxy'];
   /**
-   * Threads that run searches (default: the machine's cores, at most 64). Each opens the
-   * collections read-only and follows the writer (Collection.refresh), so searches never block
-   * the event loop that answers health checks and takes writes. 0 searches on the main thread.
+   * Threads that run searches (default: the machine's cores less one, at least 1, at most 64).
+   * Each opens the collections read-only and follows the writer (Collection.refresh), so searches
+   * never block the event loop that answers health checks and takes writes. The core left over is
+   * the event loop's (parsing, serializing, writes): with as many search threads as cores, batched
+   * searches that kept them all busy pushed /healthz p99 to 13-15 ms on 2 cores, against 8-10 ms
+   * with one thread fewer (bench/README-server.md). 0 searches on the main thread.
    */
   searchThreads?: number;
   /**
@@ -89,7 +92,7 @@ export function createServer(options: ServerOptions): QuiverServer {
   const gate = new SearchGate(limits.concurrentSearches, limits.queuedSearches);
   const authenticator = new Authenticator(dataDir, options.auth ?? 'auto', limits);
   const rate = limits.ratePerSecond > 0 ? new TokenBuckets(limits.ratePerSecond, limits.rateBurst) : null;
-  const threads = options.searchThreads ?? Math.min(64, Math.max(1, cpus().length));
+  const threads = options.searchThreads ?? Math.min(64, Math.max(1, cpus().length - 1));
   if (!Number.isInteger(threads) || threads < 0 || threads > 256) {
     throw new QuiverError('INVALID_ARGUMENT', `searchThreads must be an integer in [0, 256], got ${String(options.searchThreads)}`, { field: 'searchThreads', expected: [0, 256], received: options.searchThreads });
   }
