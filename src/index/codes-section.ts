@@ -22,11 +22,14 @@ export const CODES_VERSION = 1;
 /**
  * Writes the CODES section: the header, then the codes of `chunks` (raw f32 rows in ordinal
  * order, as byte chunks of whole rows), encoded by `q` (trained). `prepare` turns a chunk's rows
- * into what the quantizer encodes (e.g. unit vectors for cosine) in place.
+ * into what the quantizer encodes (e.g. unit vectors for cosine) in place. `onEncoded` sees each
+ * chunk's codes (u8[n * codeSize], rows firstRow..firstRow + n; valid during the call only), for a
+ * caller that also needs them in memory (encoding can cost seconds: it is done once).
  */
 export async function writeCodesSection(
   w: SegmentWriter, q: Quantizer, count: number,
   chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>, prepare: (rows: Float32Array, firstRow: number, n: number) => void,
+  onEncoded?: (codes: Uint8Array, firstRow: number, n: number) => void,
 ): Promise<void> {
   const d = q.dimension;
   const head = new ByteWriter(256).u32(CODES_VERSION).blob(q.serialize()).u32(q.fingerprint).u32(q.codeSize).u32(count).finish();
@@ -43,6 +46,7 @@ export async function writeCodesSection(
     prepare(rows, row, n);
     const out = codes.subarray(0, n * q.codeSize);
     q.encode(rows, n, out);
+    onEncoded?.(out, row, n);
     await w.writeChunk(out);
     row += n;
   }

@@ -70,6 +70,8 @@ export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metri
       const d = dimension, mem = kernels.memory;
       const rows = mem.alloc(Math.max(4, count * d * 4));
       let graph: HnswGraph | null = null;
+      // the codes, kept in memory for the calibration's traversals (encoded once, for the CODES section)
+      const codes = q ? mem.alloc(Math.max(4, count * q.codeSize)) : 0;
       try {
         let row = 0;
         for await (const chunk of chunks) {
@@ -81,15 +83,17 @@ export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metri
         }
         if (row !== count) throw new Error(`graph index: read ${row} rows, expected ${count}`);
         if (q) {
-          // codes of the unit rows, in pieces re-derived from kernel memory (encoding may grow it)
-          const piece = Math.max(1, Math.floor((4 << 20) / (d * 4)));
+          // codes of the unit rows, in pieces re-derived from kernel memory (encoding may grow it);
+          // 1 MiB of rows a piece: encoding RaBitQ4 codes costs ~50 us a row, and the event loop
+          // turns between pieces (4 MiB pieces held it ~0.5 s each)
+          const piece = Math.max(1, Math.floor((1 << 20) / (d * 4)));
           const rowChunks = function* () {
             for (let r = 0; r < count; r += piece) {
               const take = Math.min(piece, count - r);
               yield mem.u8(rows + r * d * 4, take * d * 4).slice();
             }
           };
-          await writeCodesSection(w, q, count, rowChunks(), () => {});
+          await writeCodesSection(w, q, count, rowChunks(), () => {}, (out, first, n) => mem.u8(codes + first * q.codeSize, n * q.codeSize).set(out));
         }
         graph = donor && donor.graph.m === m ? HnswGraph.seeded(kernels, count, donor.graph, donor.map, seed) : HnswGraph.create(kernels, count, m, seed);
         if (donor && donor.graph.m === m) donor.onReuse?.();
@@ -105,13 +109,14 @@ export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metri
         const graphProgress = progress ? (done: number) => progress('graph', done, count - first, buildThreads) : undefined;
         await buildGraph(graph, rows, d, metric === 'l2' ? 'l2' : 'dot', efConstruction, main, graphProgress, threaded);
         let cal: Calibration | null = donor?.calibration ?? null;
-        if (sample) cal = await calibrateGraph(graph, rows, count, d, metric, q, spec.rerank !== null, sample, kernels, progress);
+        if (sample) cal = await calibrateGraph(graph, rows, count, d, metric, q ? { quantizer: q, codes } : null, spec.rerank !== null, sample, kernels, progress);
         await buildGraph(graph, rows, d, metric === 'l2' ? 'l2' : 'dot', efConstruction, sample ?? new Uint32Array(0), graphProgress && ((done) => graphProgress(main.length + done)));
         await writeGraphSection(w, graph, efConstruction);
         if (cal) await writeCalibrationSection(w, cal);
       } finally {
         graph?.release();
         mem.release(rows);
+        if (codes) mem.release(codes);
       }
     },
   };
@@ -145,24 +150,14 @@ const yieldNow = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 /**
  * Measures the graph (all rows but `sample` inserted) as it will be searched: traversed on the
- * quantizer's codes (encoded here into scratch memory) or on the f32 rows, reranked exactly at
- * each depth of RERANK_LADDER when the spec reranks; every ef of EF_LADDER.
+ * quantizer's codes (coded.codes: u8[count * codeSize] in kernel memory, as the CODES section
+ * holds them) or on the f32 rows, reranked exactly at each depth of RERANK_LADDER when the spec
+ * reranks; every ef of EF_LADDER.
  */
-async function calibrateGraph(graph: HnswGraph, rows: number, count: number, d: number, metric: Metric, q: Quantizer | null, reranks: boolean, sample: Uint32Array, kernels: Kernels, progress?: IndexProgress): Promise<Calibration> {
-  const mem = kernels.memory;
+async function calibrateGraph(graph: HnswGraph, rows: number, count: number, d: number, metric: Metric, coded: { quantizer: Quantizer; codes: number } | null, reranks: boolean, sample: Uint32Array, kernels: Kernels, progress?: IndexProgress): Promise<Calibration> {
   const exactRows = new MemoryRows(kernels, rows, count, d, metric);
-  let traversed = rows, rowBytes = d * 4;
-  if (q) {
-    rowBytes = q.codeSize;
-    traversed = mem.alloc(Math.max(4, count * rowBytes));
-    const piece = Math.max(1, Math.floor((4 << 20) / (d * 4)));
-    for (let r = 0; r < count; r += piece) {
-      const take = Math.min(piece, count - r);
-      const codes = new Uint8Array(take * rowBytes);
-      q.encode(mem.f32(rows + r * d * 4, take * d).slice(), take, codes);
-      mem.u8(traversed + r * rowBytes, take * rowBytes).set(codes);
-    }
-  }
+  const q = coded?.quantizer ?? null;
+  const traversed = coded ? coded.codes : rows, rowBytes = q ? q.codeSize : d * 4;
   const rerank = q !== null && reranks;
   // the index borrows the graph (not released here) and owns only the scratch codes
   const index = new HnswIndex(graph, traversed, rowBytes, { metric, dimension: d, quantizer: q, rerank: rerank ? { factor: 1 } : null, exact: rerank ? exactRows : null, ownsRows: false, ownsGraph: false });
@@ -171,7 +166,6 @@ async function calibrateGraph(graph: HnswGraph, rows: number, count: number, d: 
     return await calibrate(index, exactRows, sample, settings, yieldNow, progress && ((done, total) => progress('calibration', done, total)));
   } finally {
     index.release();
-    if (q) mem.release(traversed);
   }
 }
 
