@@ -2,7 +2,7 @@ import { checkPositiveInt, QuiverError } from '../errors.js';
 import type { Kernels } from '../kernels/types.js';
 import { checkCodesFingerprint } from '../quant/checks.js';
 import type { Quantizer, QueryScorer } from '../quant/types.js';
-import { candidatesFor, checkRerankRule, Reranker, type RerankCandidates, type RerankRule } from '../query/rerank.js';
+import { candidatesFor, checkRerankRule, Reranker, toScoreInterval, type RerankCandidates, type RerankRule } from '../query/rerank.js';
 import { drainHeaps, maskDeleted } from './flat.js';
 import type { ExactScorer, SearchResultBatch, SegmentQuery, VectorIndex } from './types.js';
 
@@ -326,10 +326,8 @@ export class FlatQuantizedIndex implements VectorIndex {
           for (let qi = 0; qi < nq; qi++) {
             scorers[qi].scoreBlock(codes, m, scratch, boundsBuf);
             if (byBounds) {
-              // scratch <- estimate + bound (optimistic); boundsBuf <- optimistic - 2 bound (pessimistic)
-              kern.addScaledInPlace(scratch, boundsBuf, m, 1);
-              kern.affineInPlace(boundsBuf, m, -2, 0);
-              kern.addScaledInPlace(boundsBuf, scratch, m, 1);
+              // scratch <- estimate + bound (optimistic); boundsBuf <- estimate - bound (pessimistic)
+              toScoreInterval(kern, scratch, boundsBuf, m);
             }
             if (deleted) {
               const F = kern.memory.views().f32;

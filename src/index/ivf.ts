@@ -3,7 +3,7 @@ import { chooseSetting, type Calibration } from './calibration.js';
 import type { Metric } from '../collection/validate.js';
 import type { Kernels } from '../kernels/types.js';
 import type { Quantizer, QueryScorer } from '../quant/types.js';
-import { candidatesFor, checkRerankRule, Reranker, type RerankRule } from '../query/rerank.js';
+import { candidatesFor, checkRerankRule, Reranker, toScoreInterval, type RerankRule } from '../query/rerank.js';
 import { bitsetWords, popcount32 } from '../util/bitset.js';
 import { maskDeleted } from './flat.js';
 import { searchGathered } from './gathered.js';
@@ -435,9 +435,7 @@ export class IvfIndex implements VectorIndex {
               scorer.scoreBlock(this.dataPtr + this.blockStarts![l] * q!.scanLayout.blockBytes, n, scratch, boundsBuf);
               if (byBounds) {
                 // scratch <- estimate + bound (optimistic); boundsBuf <- estimate - bound (pessimistic)
-                kern.addScaledInPlace(scratch, boundsBuf, n, 1);
-                kern.affineInPlace(boundsBuf, n, -2, 0);
-                kern.addScaledInPlace(boundsBuf, scratch, n, 1);
+                toScoreInterval(kern, scratch, boundsBuf, n);
               }
             } else {
               const rows = this.dataPtr + a * d * 4;
@@ -635,9 +633,7 @@ export class IvfIndex implements VectorIndex {
           scorers[qi].scoreBlock(block, m, scores, bounds);
           if (byBounds) {
             // scores <- estimate + bound (optimistic); bounds <- estimate - bound (pessimistic)
-            kern.addScaledInPlace(scores, bounds, m, 1);
-            kern.affineInPlace(bounds, m, -2, 0);
-            kern.addScaledInPlace(bounds, scores, m, 1);
+            toScoreInterval(kern, scores, bounds, m);
             lowSizes[qi] = kern.topkPush(bounds, m, from, 1, lowKeys + qi * k * 4, lowIds + qi * k * 4, k, lowSizes[qi]);
           }
           // heap ids are positions in `rows` (increasing, as topkPush's tie rule wants)

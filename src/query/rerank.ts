@@ -1,5 +1,6 @@
 import { QuiverError } from '../errors.js';
 import type { ExactScorer } from '../index/types.js';
+import type { Kernels } from '../kernels/types.js';
 
 /**
  * Reranking with full vectors: candidates found on compressed codes are scored exactly through
@@ -51,6 +52,17 @@ export function checkRerankRule(rule: unknown): RerankRule {
   throw new QuiverError('INVALID_ARGUMENT', 'rerank must be { factor: number in [1, 1000] } or { bounds: true }', {
     name: 'rerank', expected: ['{ factor: 1..1000 }', '{ bounds: true }'], received: rule,
   });
+}
+
+/**
+ * For the bound-driven rule: turns a block's estimates and error half-widths (f32[n] each at
+ * `scores` and `bounds` in kernel memory) in place into the optimistic scores (estimate + bound, at
+ * `scores`) and the pessimistic ones (estimate - bound, at `bounds`): three kernel calls, no loop.
+ */
+export function toScoreInterval(kern: Kernels, scores: number, bounds: number, n: number): void {
+  kern.addScaledInPlace(scores, bounds, n, 1);
+  kern.affineInPlace(bounds, n, -2, 0);
+  kern.addScaledInPlace(bounds, scores, n, 1);
 }
 
 /** Candidates to keep from the scan for `rule`: ceil(factor * k), or `boundCandidates` for the bound rule. */
