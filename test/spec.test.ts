@@ -58,8 +58,10 @@ describe('index spec parser', () => {
       assert.equal(spec.index, 'HNSW');
       assert.equal(formatIndexSpec(spec), text);
     }
-    // a bare Rerank on a graph oversamples (HNSW keeps no bounds): the segment asks rerankRule(spec, false)
-    assert.deepEqual(rerankRule(parseIndexSpec('HNSW16,RaBitQ4,Rerank'), false), { factor: 4 });
+    // a bounded quantizer with a bare Rerank reranks by its error bounds (graphs ask for it with 1-bit
+    // RaBitQ codes only: hnsw-segment.ts graphRerankRule); Rerank<f> oversamples
+    assert.deepEqual(rerankRule(parseIndexSpec('HNSW16,RaBitQ4,Rerank'), true), { bounds: true });
+    assert.deepEqual(rerankRule(parseIndexSpec('HNSW16,RaBitQ4,Rerank10'), true), { factor: 10 });
     for (const [text, part] of [['HNSW16,PQ16x4fs,Rerank', 'PQ16x4fs'], ['HNSW16,PQ32x8', 'PQ32x8'], ['HNSW16,BIN,Rerank', 'BIN'], ['HNSW16,ROT,PQ16x4fs', 'PQ16x4fs']]) {
       assert.throws(() => parseIndexSpec(text), (e: unknown) => {
         assert.ok(e instanceof QuiverError, `${text}: ${String(e)}`);

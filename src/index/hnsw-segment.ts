@@ -11,6 +11,7 @@ import { HnswIndex } from './hnsw.js';
 import { calibrate, calibrationSample, MemoryRows, readCalibrationSection, writeCalibrationSection, type Calibration } from './calibration.js';
 import { MAX_TRAINING_SAMPLE, readVectorsSection, scaleRow, type IndexLoadContext, type IndexPlan, type IndexProgress } from './segment-index.js';
 import { quantizerSpecOf, rerankRule, type IndexSpec } from './spec.js';
+import type { RerankRule } from '../query/rerank.js';
 import type { VectorIndex } from './types.js';
 
 /**
@@ -109,7 +110,7 @@ export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metri
         const graphProgress = progress ? (done: number) => progress('graph', done, count - first, buildThreads) : undefined;
         await buildGraph(graph, rows, d, metric === 'l2' ? 'l2' : 'dot', efConstruction, main, graphProgress, threaded);
         let cal: Calibration | null = donor?.calibration ?? null;
-        if (sample) cal = await calibrateGraph(graph, rows, count, d, metric, q ? { quantizer: q, codes } : null, spec.rerank !== null, sample, kernels, progress);
+        if (sample) cal = await calibrateGraph(graph, rows, count, d, metric, q ? { quantizer: q, codes } : null, q ? graphRerankRule(spec, q) : null, sample, kernels, progress);
         await buildGraph(graph, rows, d, metric === 'l2' ? 'l2' : 'dot', efConstruction, sample ?? new Uint32Array(0), graphProgress && ((done) => graphProgress(main.length + done)));
         await writeGraphSection(w, graph, efConstruction);
         if (cal) await writeCalibrationSection(w, cal);
@@ -120,6 +121,18 @@ export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metri
       }
     },
   };
+}
+
+/**
+ * How a graph reranks its candidates: by error bounds over the whole beam for 1-bit RaBitQ codes
+ * with a bare 'Rerank', oversampling (4k, or Rerank<f>) otherwise. The 1-bit estimate is too coarse
+ * for any fixed depth (GloVe-100: recall@10 0.62 at 4k whatever the ef, 0.93 by bounds at ef 384);
+ * extended codes (RaBitQ2-8) put the true top 10 within 4k already, and the bound pass (the beam's
+ * codes gathered and scored again) cost more than the reranks it saved (HNSW16,RaBitQ4 at ef 192:
+ * 2,320 QPS by bounds against 2,547 by 4k oversampling, both recall 0.959; bench/README-ann.md).
+ */
+export function graphRerankRule(spec: IndexSpec, q: Quantizer): RerankRule | null {
+  return rerankRule(spec, q.bounded && /(^|,)RaBitQ1$/.test(q.spec));
 }
 
 /**
@@ -151,18 +164,20 @@ const yieldNow = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 /**
  * Measures the graph (all rows but `sample` inserted) as it will be searched: traversed on the
  * quantizer's codes (coded.codes: u8[count * codeSize] in kernel memory, as the CODES section
- * holds them) or on the f32 rows, reranked exactly at each depth of RERANK_LADDER when the spec
- * reranks; every ef of EF_LADDER.
+ * holds them) or on the f32 rows, reranked as searches will be (`rule`): at each depth of
+ * RERANK_LADDER when oversampling, by the error bounds (no depth to choose) for the bound rule;
+ * every ef of EF_LADDER.
  */
-async function calibrateGraph(graph: HnswGraph, rows: number, count: number, d: number, metric: Metric, coded: { quantizer: Quantizer; codes: number } | null, reranks: boolean, sample: Uint32Array, kernels: Kernels, progress?: IndexProgress): Promise<Calibration> {
+async function calibrateGraph(graph: HnswGraph, rows: number, count: number, d: number, metric: Metric, coded: { quantizer: Quantizer; codes: number } | null, rule: RerankRule | null, sample: Uint32Array, kernels: Kernels, progress?: IndexProgress): Promise<Calibration> {
   const exactRows = new MemoryRows(kernels, rows, count, d, metric);
   const q = coded?.quantizer ?? null;
   const traversed = coded ? coded.codes : rows, rowBytes = q ? q.codeSize : d * 4;
-  const rerank = q !== null && reranks;
-  // the index borrows the graph (not released here) and owns only the scratch codes
-  const index = new HnswIndex(graph, traversed, rowBytes, { metric, dimension: d, quantizer: q, rerank: rerank ? { factor: 1 } : null, exact: rerank ? exactRows : null, ownsRows: false, ownsGraph: false });
+  const rerank = q !== null ? rule : null;
+  const ladder = rerank !== null && 'factor' in rerank;
+  // the index borrows the graph and the codes (neither released here)
+  const index = new HnswIndex(graph, traversed, rowBytes, { metric, dimension: d, quantizer: q, rerank: rerank === null ? null : ladder ? { factor: 1 } : rerank, exact: rerank ? exactRows : null, ownsRows: false, ownsGraph: false });
   try {
-    const settings = EF_LADDER.flatMap((ef) => (rerank ? RERANK_LADDER.map((rerankFactor) => ({ ef, rerankFactor })) : [{ ef }]));
+    const settings = EF_LADDER.flatMap((ef) => (ladder ? RERANK_LADDER.map((rerankFactor) => ({ ef, rerankFactor })) : [{ ef }]));
     return await calibrate(index, exactRows, sample, settings, yieldNow, progress && ((done, total) => progress('calibration', done, total)));
   } finally {
     index.release();
@@ -195,7 +210,7 @@ export async function loadGraphIndex(file: SegmentFile, where: string, ctx: Inde
     }
     graph = readGraphSection(file, where, count, kernels).graph;
     const calibration = readCalibrationSection(file, where);
-    const rerank = quantizer ? rerankRule(ctx.spec, false) : null;
+    const rerank = quantizer ? graphRerankRule(ctx.spec, quantizer) : null;
     return new HnswIndex(graph, rows, rowBytes, { metric: ctx.metric, dimension: d, quantizer, rerank, exact: rerank ? ctx.exact : null, calibration, ownsRows: true });
   } catch (e) {
     graph?.release();

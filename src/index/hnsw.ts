@@ -3,7 +3,7 @@ import type { Metric } from '../collection/validate.js';
 import { SCORE_KIND, type RowScoring } from '../kernels/graph.js';
 import type { Kernels } from '../kernels/types.js';
 import type { Quantizer, QueryScorer } from '../quant/types.js';
-import { Reranker, type RerankRule } from '../query/rerank.js';
+import { DEFAULT_RERANK_FACTOR, Reranker, toScoreInterval, type RerankRule } from '../query/rerank.js';
 import { drainHeaps, maskDeleted } from './flat.js';
 import type { HnswGraph } from './hnsw-graph.js';
 import { chooseSetting, type Calibration } from './calibration.js';
@@ -24,7 +24,11 @@ export interface HnswIndexOptions {
   dimension: number;
   /** The quantizer whose codes are the rows (F16/SQ8/SQ4/LVQ/RaBitQ, with transforms); null = f32 rows. */
   quantizer: Quantizer | null;
-  /** Reranking with full vectors (`{ factor }`: factor * k candidates); null = estimates only. */
+  /**
+   * Reranking with full vectors: `{ factor }` (the factor * k best estimates of the walk), or
+   * `{ bounds: true }` for bounded quantizers (RaBitQ: every candidate of the beam, reranked by its
+   * error bounds); null = estimates only.
+   */
   rerank: RerankRule | null;
   exact: ExactScorer | null;
   defaultEf?: number;
@@ -41,7 +45,12 @@ export interface HnswIndexOptions {
  * segment's kernel memory: codes of a graph quantizer, or f32 vectors (unit for cosine). One
  * hnswSearch kernel call runs the whole search of one query (descent, beam search, visited set);
  * excluded rows (deletes, filters) are passed through, never returned. With reranking, the
- * factor*k best by code score are scored exactly (from the segment file) and the k best returned.
+ * factor*k best by code score are scored exactly (from the segment file) and the k best returned;
+ * under the bound-driven rule (a bounded quantizer with a bare 'Rerank') the beam's ef candidates
+ * are scored again as one block with their error bounds (their codes gathered, one scoreBlock
+ * call) and reranked best-optimistic first until no remaining candidate can enter the top k, as
+ * IVF and flat scans do: no fixed depth that caps recall (the segment asks for it with 1-bit
+ * RaBitQ codes only, hnsw-segment.ts graphRerankRule).
  */
 export class HnswIndex implements VectorIndex {
   readonly description: string;
@@ -49,7 +58,9 @@ export class HnswIndex implements VectorIndex {
 
   /** rows: pointer to count rows of `rowBytes` each in kernels' memory, owned (freed) by the index. */
   constructor(readonly graph: HnswGraph, private readonly rows: number, readonly rowBytes: number, private readonly o: HnswIndexOptions) {
-    if (o.rerank && 'bounds' in o.rerank) throw new QuiverError('INVALID_ARGUMENT', 'HNSW reranks by oversampling ({ factor }), not by error bounds', { expected: '{ factor }', received: o.rerank });
+    if (o.rerank && 'bounds' in o.rerank && !o.quantizer?.bounded) {
+      throw new QuiverError('INVALID_ARGUMENT', `bound-driven reranking needs a bounded quantizer; ${o.quantizer?.spec ?? 'f32 rows'} reports no error bounds`, { expected: 'bounded quantizer', received: o.quantizer?.spec ?? null });
+    }
     if (o.rerank && !o.exact) throw new QuiverError('INVALID_ARGUMENT', 'reranking needs an ExactScorer', { name: 'exact', expected: 'ExactScorer' });
     this.description = `HNSW${graph.m}${o.quantizer ? `,${o.quantizer.spec}` : ''}`;
   }
@@ -67,9 +78,13 @@ export class HnswIndex implements VectorIndex {
     const { nq, k } = q;
     const d = this.o.dimension;
     const p = this.settingFor(q.params, k);
-    const factor = p.rerankFactor !== undefined && this.o.exact ? p.rerankFactor : this.o.rerank && 'factor' in this.o.rerank ? this.o.rerank.factor : null;
-    const cands = Math.max(1, Math.min(this.count, factor === null ? k : factor * k));
-    const ef = Math.max(p.ef ?? this.o.defaultEf ?? DEFAULT_EF_SEARCH, cands);
+    const rule: RerankRule | null = p.rerankFactor !== undefined && this.o.exact ? { factor: p.rerankFactor } : this.o.rerank;
+    const byBounds = rule !== null && 'bounds' in rule;
+    const factor = rule && 'factor' in rule ? rule.factor : null;
+    const beam = Math.max(p.ef ?? this.o.defaultEf ?? DEFAULT_EF_SEARCH, k);
+    // the bound rule takes every candidate of the beam; oversampling the factor*k best
+    const cands = Math.max(1, Math.min(this.count, byBounds ? beam : factor === null ? k : factor * k));
+    const ef = Math.max(beam, cands);
     // a beam over half the graph costs more than scoring every row, and a scan reaches rows the
     // graph may not (HNSW pruning can leave a few nodes unreachable): scan instead
     const scan = ef * 2 >= this.count || cands >= this.graph.heapCap - 1;
@@ -78,9 +93,11 @@ export class HnswIndex implements VectorIndex {
     const out = { k, ords: new Uint32Array(nq * k), scores: new Float32Array(nq * k), counts: new Uint32Array(nq) };
     const ptrs: number[] = [];
     const alloc = (bytes: number) => { const p = mem.alloc(bytes); ptrs.push(p); return p; };
-    const reranker = factor !== null ? new Reranker(this.o.exact!) : null;
+    const reranker = rule !== null ? new Reranker(this.o.exact!) : null;
     try {
       const ids = alloc(cands * 4), scores = alloc(cands * 4);
+      // the bound rule: the candidates' codes gathered, their estimates and bounds
+      const gathered = byBounds ? alloc(cands * this.rowBytes) : 0, bounds = byBounds ? alloc(cands * 4) : 0;
       const all = scan ? alloc(this.count * 4) : 0;
       let excluded = 0;
       if (q.excluded && !scan) {
@@ -116,7 +133,8 @@ export class HnswIndex implements VectorIndex {
               q.counters.scanned[qi] += this.graph.lastScored;
             }
           }
-          finishQuery(out, qi, query, mem.u32(ids, n).slice(), mem.f32(scores, n).slice(), n, reranker, q.counters);
+          if (byBounds) this.finishByBounds(out, qi, query, scorer!, ids, n, gathered, scores, bounds, reranker!, q.counters);
+          else finishQuery(out, qi, query, mem.u32(ids, n).slice(), mem.f32(scores, n).slice(), n, reranker, q.counters);
         } finally {
           scorer?.release();
         }
@@ -128,8 +146,37 @@ export class HnswIndex implements VectorIndex {
   }
 
   /**
+   * The bound rule's end of a query: the n candidates at `ids` have their codes copied into
+   * `gathered` (kernel memory, n * rowBytes) and scored in one scoreBlock call with error bounds,
+   * turned into optimistic (at `est`) and pessimistic (at `bnd`) scores; a candidate whose
+   * optimistic score is below the k-th best pessimistic one cannot enter the top k and is dropped;
+   * the rest are reranked best-optimistic first until none left can beat the k-th exact score.
+   */
+  private finishByBounds(out: SearchResultBatch, qi: number, query: Float32Array, scorer: QueryScorer, ids: number, n: number, gathered: number, est: number, bnd: number, reranker: Reranker, counters: QueryCounters): void {
+    const mem = this.kernels.memory, rb = this.rowBytes, k = out.k;
+    const cand = mem.u32(ids, n).slice();
+    const u8 = mem.views().u8;
+    for (let i = 0; i < n; i++) u8.copyWithin(gathered + i * rb, this.rows + cand[i] * rb, this.rows + (cand[i] + 1) * rb);
+    scorer.scoreBlock(gathered, n, est, bnd);
+    toScoreInterval(this.kernels, est, bnd, n);
+    const high = mem.f32(est, n).slice(), low = mem.f32(bnd, n).slice();
+    let floor = -Infinity;
+    if (n > k) floor = Float32Array.from(low).sort()[n - k];
+    const order: number[] = [];
+    for (let i = 0; i < n; i++) if (high[i] >= floor) order.push(i);
+    order.sort((a, b) => high[b] - high[a] || cand[a] - cand[b]);
+    const ords = Uint32Array.from(order, (i) => cand[i]), keys = Float32Array.from(order, (i) => high[i]);
+    const res = reranker.rerankByBounds(query, { ords, keys, count: ords.length }, k);
+    out.ords.set(res.ords.subarray(0, res.count), qi * k);
+    out.scores.set(res.scores.subarray(0, res.count), qi * k);
+    out.counts[qi] = res.count;
+    counters.reranked[qi] += res.reranked;
+  }
+
+  /**
    * VectorIndex.searchRows: the listed rows' codes (or vectors) scored in blocks, one block kernel
-   * call per block and query, the best factor*k reranked with full vectors (as search does).
+   * call per block and query, the best factor*k reranked with full vectors (as search does; under
+   * the bound rule, the default oversampling factor).
    * Counters: scanned += n, reranked += vectors rescored.
    */
   searchRows(q: SegmentQuery, ords: Uint32Array, n: number): SearchResultBatch {
@@ -137,7 +184,7 @@ export class HnswIndex implements VectorIndex {
     const { nq, k } = q;
     const d = this.o.dimension, rb = this.rowBytes;
     const p = this.settingFor(q.params, k);
-    const factor = p.rerankFactor !== undefined && this.o.exact ? p.rerankFactor : this.o.rerank && 'factor' in this.o.rerank ? this.o.rerank.factor : null;
+    const factor = p.rerankFactor !== undefined && this.o.exact ? p.rerankFactor : this.o.rerank ? ('factor' in this.o.rerank ? this.o.rerank.factor : DEFAULT_RERANK_FACTOR) : null;
     const cands = Math.max(1, Math.min(n, factor === null ? k : factor * k));
     const out = { k, ords: new Uint32Array(nq * k), scores: new Float32Array(nq * k), counts: new Uint32Array(nq) };
     if (n === 0) return out;
