@@ -255,3 +255,27 @@ describe('OPQ: PQ after a learned rotation', () => {
     assert.equal(q.codeSize, 4);
   });
 });
+
+describe('PQ training in slices (trainAsync)', () => {
+  it('gives the same codebooks as train(), pausing between slices; also through a transform; a failing pause leaves it untrained', async () => {
+    const kernels = createWasmKernels();
+    const d = 32, n = 8000;
+    const rng = new Rng(21);
+    const sample = Float32Array.from({ length: n * d }, () => rng.normal());
+    for (const spec of ['PQ8x8', 'ROT,PQ8x8']) {
+      const sync = createQuantizer(spec, { dimension: d, metric: 'l2', kernels });
+      sync.train(sample, n, { seed: 4 });
+      const sliced = createQuantizer(spec, { dimension: d, metric: 'l2', kernels });
+      let pauses = 0;
+      assert.ok(sliced.trainAsync, `${spec} trains in slices`);
+      // 8 subspaces, each a k-means of 8,000 points x 256 centroids x 4 dimensions (8.2e6 multiply-adds an
+      // assignment, less than a slice): the training pauses at least between subspaces
+      await sliced.trainAsync!(sample, n, { seed: 4, pause: async () => { pauses++; } });
+      assert.equal(sliced.fingerprint, sync.fingerprint, `${spec}: same parameters`);
+      assert.ok(pauses >= 7, `${spec}: paused ${pauses} times`);
+      const failing = createQuantizer(spec, { dimension: d, metric: 'l2', kernels });
+      await assert.rejects(failing.trainAsync!(sample, n, { seed: 4, pause: async () => { throw new Error('stop'); } }), /stop/);
+      assert.equal(failing.trained, false);
+    }
+  });
+});

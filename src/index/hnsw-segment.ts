@@ -1,7 +1,7 @@
 import type { Metric } from '../collection/validate.js';
 import type { Kernels } from '../kernels/types.js';
 import { createQuantizer } from '../quant/registry.js';
-import type { Quantizer } from '../quant/types.js';
+import { trainQuantizer, type Quantizer } from '../quant/types.js';
 import { SECTION, type SegmentFile } from '../storage/segment-file.js';
 import { readCodes, writeCodesSection } from './codes-section.js';
 import { MIN_THREADED_INSERTS, type GraphBuildThreads } from './build-threads.js';
@@ -67,7 +67,7 @@ export function planGraphIndex(spec: IndexSpec, dimension: number, metric: Metri
     sampleRows,
     reusedRows: reused,
     async write(w, sample, chunks, norms, progress) {
-      q?.train(sample, sampleRows, { seed });
+      if (q) await trainQuantizer(q, sample, sampleRows, { seed }, yieldNow);
       const d = dimension, mem = kernels.memory;
       const rows = mem.alloc(Math.max(4, count * d * 4));
       let graph: HnswGraph | null = null;

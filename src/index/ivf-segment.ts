@@ -2,7 +2,7 @@ import type { Metric } from '../collection/validate.js';
 import type { Kernels } from '../kernels/types.js';
 import { kmeansAsync } from '../math/kmeans.js';
 import { createQuantizer, deserializeQuantizer } from '../quant/registry.js';
-import type { Quantizer } from '../quant/types.js';
+import { trainQuantizer, type Quantizer } from '../quant/types.js';
 import type { SegmentFile } from '../storage/segment-file.js';
 import { transientBytes, transientFloats } from '../util/transient.js';
 import { IvfIndex, type IvfLists } from './ivf.js';
@@ -104,7 +104,7 @@ export function planIvfIndex(spec: IndexSpec, dimension: number, metric: Metric,
       const step = Math.ceil(n / MAX_TRAINING_SAMPLE), m = Math.ceil(n / step);
       const sub = step === 1 ? sample.subarray(0, n * d) : new Float32Array(m * d);
       if (step > 1) for (let i = 0; i < m; i++) sub.set(sample.subarray(i * step * d, (i * step + 1) * d), i * d);
-      q.train(sub, m, { seed });
+      await trainQuantizer(q, sub, m, { seed }, nextTurn);
     }
     return { centroids, lists };
   };

@@ -2,7 +2,7 @@ import type { Metric } from '../collection/validate.js';
 import type { Kernels } from '../kernels/types.js';
 import type { GraphBuildThreads } from './build-threads.js';
 import { createQuantizer } from '../quant/registry.js';
-import type { Quantizer } from '../quant/types.js';
+import { trainQuantizer, type Quantizer } from '../quant/types.js';
 import { SECTION, type SegmentFile, type SegmentWriter } from '../storage/segment-file.js';
 import { crc32c } from '../util/crc32c.js';
 import { readCodesSection, writeCodesSection } from './codes-section.js';
@@ -65,7 +65,8 @@ export function planIndex(spec: IndexSpec, dimension: number, metric: Metric, co
     sampleStride: stride,
     sampleRows,
     async write(w, sample, chunks, norms) {
-      q.train(sample, sampleRows, { seed });
+      // PQ codebooks (a k-means per subspace) take seconds: trained in slices between event-loop turns
+      await trainQuantizer(q, sample, sampleRows, { seed }, () => new Promise<void>((resolve) => setTimeout(resolve, 0)));
       await writeCodesSection(w, q, count, chunks, (rows, first, n) => {
         if (metric === 'cosine') for (let i = 0; i < n; i++) scaleRow(rows, i * dimension, dimension, norms[first + i]);
       });

@@ -88,8 +88,12 @@ export async function kmeansAsync(kernels: Kernels, data: Float32Array, n: numbe
   }
 }
 
-/** The clustering, yielding where it may pause (kernel memory views are taken afresh after each yield). */
-function* kmeansSteps(kernels: Kernels, data: Float32Array, n: number, d: number, k: number, options: KMeansOptions): Generator<void, KMeansResult, void> {
+/**
+ * The clustering as a generator that yields where it may pause (after about STEP_WORK
+ * multiply-adds; kernel memory views are taken afresh after each yield), for callers that drive
+ * a longer training made of several clusterings (PQ codebooks): `yield* kmeansSteps(...)`.
+ */
+export function* kmeansSteps(kernels: Kernels, data: Float32Array, n: number, d: number, k: number, options: KMeansOptions): Generator<void, KMeansResult, void> {
   for (const [name, v] of [['n', n], ['d', d], ['k', k]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new QuiverError('INVALID_ARGUMENT', `kmeans: ${name} must be a positive integer, got ${v}`, { name, expected: 'integer >= 1', received: v });
   }
@@ -138,8 +142,10 @@ function* kmeansSteps(kernels: Kernels, data: Float32Array, n: number, d: number
     const sums = new Float64Array(k * d);
     const counts = new Uint32Array(k);
     let inertia = Infinity, iterations = 0, emptyRepairs = 0;
-    // points per nearestCentroids call: about STEP_WORK multiply-adds each
+    // points per nearestCentroids call: about STEP_WORK multiply-adds each; a pause once that much
+    // work has been done since the last one (so small assignments pause every few iterations)
     const block = Math.max(1, Math.floor(STEP_WORK / (k * d)));
+    let work = 0;
     const assign = function* (): Generator<void, number, void> {
       const ct = mem.f32(centT, k * d), hn = mem.f32(halfNorms, k);
       for (let c = 0; c < k; c++) {
@@ -150,7 +156,8 @@ function* kmeansSteps(kernels: Kernels, data: Float32Array, n: number, d: number
       for (let a = 0; a < n; a += block) {
         const m = Math.min(block, n - a);
         kernels.nearestCentroids(pointsPtr + a * d * 4, m, d, centT, k, halfNorms, idsPtr + a * 4, distPtr + a * 4);
-        if (a + m < n) yield;
+        work += m * k * d;
+        if (work >= STEP_WORK) { work = 0; yield; }
       }
       const dists = mem.f32(distPtr, n);
       let total = 0;

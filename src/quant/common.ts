@@ -112,6 +112,13 @@ export abstract class QuantizerBase implements Quantizer {
 
   /** Learns the parameters from sample (validated); called by train(). */
   protected abstract fit(sample: Float32Array, n: number, options: TrainOptions): void;
+  /**
+   * fit() as a generator yielding where trainAsync may pause; by default the whole fit in one
+   * step (short trainings). Families with long trainings (PQ's k-means per subspace) yield inside.
+   */
+  protected *fitSteps(sample: Float32Array, n: number, options: TrainOptions): Generator<void, void, void> {
+    this.fit(sample, n, options);
+  }
   /** vectors: f32[n * dimension] (validated) -> out: u8[n * codeSize]. */
   protected abstract encodeRows(vectors: Float32Array, n: number, out: Uint8Array): void;
   /** codes: u8[n * codeSize] -> out: f32[n * dimension]. */
@@ -129,17 +136,39 @@ export abstract class QuantizerBase implements Quantizer {
 
   train(sample: Float32Array, n: number, options: TrainOptions = {}): void {
     checkTrainingSample(this, sample, n);
-    if (options.queries !== undefined) {
-      const qs = options.queries;
-      if (!(qs instanceof Float32Array) || qs.length % this.dimension !== 0) {
-        throw new QuiverError('DIMENSION_MISMATCH', `${this.spec}: sample queries must be a Float32Array of whole ${this.dimension}-d vectors`, {
-          expected: `a multiple of ${this.dimension} floats`, received: qs instanceof Float32Array ? qs.length : typeof qs,
-        });
-      }
-      checkVectors(this, 'sample queries', qs, qs.length / this.dimension);
-    }
+    this.checkTrainingQueries(options);
     this.fit(sample, n, options);
     this.markTrained();
+  }
+
+  async trainAsync(sample: Float32Array, n: number, options: TrainOptions & { pause: () => Promise<void> }): Promise<void> {
+    const { pause, ...rest } = options;
+    if (typeof pause !== 'function') throw new QuiverError('INVALID_ARGUMENT', `${this.spec}: trainAsync needs a pause function`, { name: 'pause', received: typeof pause });
+    const steps = this.trainSteps(sample, n, rest);
+    try {
+      while (!steps.next().done) await pause();
+    } finally {
+      steps.return(undefined);
+    }
+  }
+
+  /** train() as a generator yielding where trainAsync pauses (a wrapper's training yields inside its inner quantizer's). */
+  *trainSteps(sample: Float32Array, n: number, options: TrainOptions = {}): Generator<void, void, void> {
+    checkTrainingSample(this, sample, n);
+    this.checkTrainingQueries(options);
+    yield* this.fitSteps(sample, n, options);
+    this.markTrained();
+  }
+
+  private checkTrainingQueries(options: TrainOptions): void {
+    if (options.queries === undefined) return;
+    const qs = options.queries;
+    if (!(qs instanceof Float32Array) || qs.length % this.dimension !== 0) {
+      throw new QuiverError('DIMENSION_MISMATCH', `${this.spec}: sample queries must be a Float32Array of whole ${this.dimension}-d vectors`, {
+        expected: `a multiple of ${this.dimension} floats`, received: qs instanceof Float32Array ? qs.length : typeof qs,
+      });
+    }
+    checkVectors(this, 'sample queries', qs, qs.length / this.dimension);
   }
 
   encode(vectors: Float32Array, n: number, out: Uint8Array): void {

@@ -1,5 +1,5 @@
 import { QuiverError } from '../errors.js';
-import { kmeans } from '../math/kmeans.js';
+import { kmeansSteps } from '../math/kmeans.js';
 import { Rng } from '../math/rng.js';
 import { ByteReader, ByteWriter } from '../util/bytes.js';
 import { checkPayloadVersion, QuantizerBase, ScorerMemory } from './common.js';
@@ -111,12 +111,22 @@ export class ProductQuantizer extends QuantizerBase {
     this.trainCodebooks(sample, n, { seed: options.seed, onProgress: options.onProgress });
   }
 
+  protected override *fitSteps(sample: Float32Array, n: number, options: TrainOptions): Generator<void, void, void> {
+    yield* this.codebookSteps(sample, n, { seed: options.seed, onProgress: options.onProgress });
+  }
+
   /**
    * Learns the codebooks from sample: f32[n * d] (n >= k, validated by the caller), optionally
    * warm-started from the current ones (OPQ's alternation). Subsamples to at most
    * MAX_TRAINING_VECTORS rows with a seeded draw.
    */
   trainCodebooks(sample: Float32Array, n: number, options: { seed?: number; iterations?: number; warmStart?: boolean; onProgress?: (f: number) => void } = {}): void {
+    const steps = this.codebookSteps(sample, n, options);
+    while (!steps.next().done) { /* straight through */ }
+  }
+
+  /** trainCodebooks as a generator: one k-means per subspace, yielding inside each (kmeansSteps). */
+  private *codebookSteps(sample: Float32Array, n: number, options: { seed?: number; iterations?: number; warmStart?: boolean; onProgress?: (f: number) => void }): Generator<void, void, void> {
     const d = this.dimension, m = this.m, k = this.k, sd = this.subDim;
     const seed = options.seed ?? 1;
     const cap = MAX_TRAINING_VECTORS[this.bits];
@@ -133,13 +143,15 @@ export class ProductQuantizer extends QuantizerBase {
         const src = (rows ? rows[i] : i) * d + s * sd;
         for (let j = 0; j < sd; j++) sub[i * sd + j] = sample[src + j];
       }
-      const res = kmeans(this.kernels, sub, count, sd, k, {
+      const res = yield* kmeansSteps(this.kernels, sub, count, sd, k, {
         seed: seed + 7919 * s,
         maxIterations: options.iterations ?? KMEANS_ITERATIONS[this.bits],
         initialCentroids: options.warmStart ? this.codebooks.slice(s * k * sd, (s + 1) * k * sd) : undefined,
       });
       this.codebooks.set(res.centroids, s * k * sd);
       options.onProgress?.((s + 1) / m);
+      // a pause between subspaces too: each k-means may be shorter than a slice
+      if (s + 1 < m) yield;
     }
   }
 

@@ -327,6 +327,12 @@ export class TransformedQuantizer extends QuantizerBase {
   override get scanLayout(): ScanLayout { return this.inner.scanLayout; }
 
   protected fit(sample: Float32Array, n: number, options: TrainOptions): void {
+    const steps = this.fitSteps(sample, n, options);
+    while (!steps.next().done) { /* straight through */ }
+  }
+
+  /** The transforms trained in turn (short), then the inner quantizer, pausing inside its training when it can. */
+  protected override *fitSteps(sample: Float32Array, n: number, options: TrainOptions): Generator<void, void, void> {
     let x = sample;
     let queries = options.queries;
     for (const t of this.transforms) {
@@ -342,7 +348,8 @@ export class TransformedQuantizer extends QuantizerBase {
         queries = next;
       }
     }
-    this.inner.train(x, n, { ...options, queries });
+    if (this.inner instanceof QuantizerBase) yield* this.inner.trainSteps(x, n, { ...options, queries });
+    else this.inner.train(x, n, { ...options, queries });
   }
 
   private forwardAll(vectors: Float32Array, n: number): Float32Array {

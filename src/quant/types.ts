@@ -82,6 +82,13 @@ export interface Quantizer {
   readonly fingerprint: number;
   /** Learns parameters from sample: f32[n * dimension]. TRAINING_FAILED with a reason on bad input. */
   train(sample: Float32Array, n: number, options?: TrainOptions): void;
+  /**
+   * train(), awaiting `pause()` between slices of its work (of some tens of milliseconds), so
+   * that training while a collection serves (a segment's seal) leaves the event loop turns. Same
+   * result as train(). Optional: quantizers whose training is short (or that do not derive from
+   * QuantizerBase) only have train(); trainQuantizer() picks.
+   */
+  trainAsync?(sample: Float32Array, n: number, options: TrainOptions & { pause: () => Promise<void> }): Promise<void>;
   /** Encodes vectors: f32[n * dimension] into row codes out: u8[n * codeSize]. */
   encode(vectors: Float32Array, n: number, out: Uint8Array): void;
   /** Reconstructs row codes: u8[n * codeSize] into out: f32[n * dimension]. */
@@ -90,4 +97,10 @@ export interface Quantizer {
   prepare(query: Float32Array): QueryScorer;
   /** Trained parameters as bytes (with magic, version, spec and checksum); see deserializeQuantizer. */
   serialize(): Uint8Array;
+}
+
+/** Trains `q` with trainAsync (pausing between slices) when it has one, else with train(). */
+export async function trainQuantizer(q: Quantizer, sample: Float32Array, n: number, options: TrainOptions, pause: () => Promise<void>): Promise<void> {
+  if (q.trainAsync) await q.trainAsync(sample, n, { ...options, pause });
+  else q.train(sample, n, options);
 }
