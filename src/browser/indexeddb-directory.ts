@@ -1,5 +1,5 @@
 import { QuiverError } from '../errors.js';
-import { checkFileName, notFound, type AppendFile, type Directory, type DirectoryLock, type RandomAccessFile } from '../storage/directory.js';
+import { checkFileName, memoryReader, notFound, type AppendFile, type Directory, type DirectoryLock, type RandomAccessFile } from '../storage/directory.js';
 
 /*
  * Layout: one IndexedDB database per collection, named `quiverdb:<name>` (so `remove(name)` is one
@@ -392,7 +392,7 @@ export class IndexedDbDirectory implements Directory {
   async openRead(name: string): Promise<RandomAccessFile> {
     checkFileName(name);
     // readInto must be synchronous: the whole file comes into memory now (see the class comment)
-    return new IdbReader(name, this.where(name), await this.load(await this.connect(), name));
+    return memoryReader(name, this.where(name), await this.load(await this.connect(), name));
   }
 
   async rename(from: string, to: string): Promise<void> {
@@ -630,31 +630,6 @@ class IdbAppendFile implements AppendFile {
     this.closed = true;
     // closing leaves appended bytes in the file, as on a filesystem (durable only after sync)
     return this.run(() => this.commit('close'));
-  }
-}
-
-/** A file open for reading: its bytes, loaded at open. */
-class IdbReader implements RandomAccessFile {
-  readonly size: number;
-  private closed = false;
-
-  constructor(readonly name: string, private readonly where: string, private data: Uint8Array) {
-    this.size = data.length;
-  }
-
-  readInto(offset: number, out: Uint8Array): void {
-    if (this.closed) throw new QuiverError('CLOSED', `${this.where} is closed`, { file: this.where });
-    if (!(offset >= 0) || offset + out.length > this.size) {
-      throw new QuiverError('CORRUPT_FILE', `${this.where}: read of ${out.length} bytes at ${offset} past the end (${this.size} bytes)`, {
-        file: this.where, offset, expected: offset + out.length, received: this.size,
-      });
-    }
-    out.set(this.data.subarray(offset, offset + out.length));
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    this.data = new Uint8Array(0); // let the copy go even if the reader object is kept
   }
 }
 

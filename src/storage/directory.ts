@@ -76,6 +76,29 @@ export function checkFileName(name: string): void {
   }
 }
 
+/**
+ * A RandomAccessFile over bytes already in memory (MemoryDirectory's files, a snapshot's entries,
+ * an IndexedDB file loaded at open). `where` names the file in messages. Reads past the end are
+ * CORRUPT_FILE; after close() reads are CLOSED and the bytes are let go.
+ */
+export function memoryReader(name: string, where: string, data: Uint8Array): RandomAccessFile {
+  let bytes: Uint8Array | null = data;
+  return {
+    name,
+    size: data.length,
+    readInto(offset: number, out: Uint8Array): void {
+      if (bytes === null) throw new QuiverError('CLOSED', `${where} is closed`, { file: where });
+      if (!(offset >= 0) || offset + out.length > bytes.length) {
+        throw new QuiverError('CORRUPT_FILE', `${where}: read of ${out.length} bytes at ${offset} past the end (${bytes.length} bytes)`, {
+          file: where, offset, expected: offset + out.length, received: bytes.length,
+        });
+      }
+      out.set(bytes.subarray(offset, offset + out.length));
+    },
+    close: async () => { bytes = null; },
+  };
+}
+
 export function notFound(dir: string, name: string): QuiverError {
   return new QuiverError('IO_ERROR', `${dir}/${name}: no such file`, { file: `${dir}/${name}`, errno: 'ENOENT' });
 }
@@ -137,22 +160,8 @@ export class MemoryDirectory implements Directory {
 
   async openRead(name: string): Promise<RandomAccessFile> {
     const f = this.get(name);
-    const dir = this.description;
     // a snapshot of the current contents: write-once files never change after creation
-    const data = f.data.subarray(0, f.size);
-    return {
-      name,
-      size: data.length,
-      readInto(offset: number, out: Uint8Array): void {
-        if (offset < 0 || offset + out.length > data.length) {
-          throw new QuiverError('CORRUPT_FILE', `${dir}/${name}: read of ${out.length} bytes at ${offset} past the end (${data.length} bytes)`, {
-            file: name, offset, expected: offset + out.length, received: data.length,
-          });
-        }
-        out.set(data.subarray(offset, offset + out.length));
-      },
-      close: async () => {},
-    };
+    return memoryReader(name, `${this.description}/${name}`, f.data.subarray(0, f.size));
   }
 
   async rename(from: string, to: string): Promise<void> {

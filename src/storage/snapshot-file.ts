@@ -1,6 +1,6 @@
 import { QuiverError } from '../errors.js';
 import { crc32c } from '../util/crc32c.js';
-import { checkFileName, notFound, type AppendFile, type Directory, type DirectoryLock, type RandomAccessFile } from './directory.js';
+import { checkFileName, memoryReader, notFound, type AppendFile, type Directory, type DirectoryLock, type RandomAccessFile } from './directory.js';
 import { decodeManifest, MANIFEST_FILE, MANIFEST_TMP } from './manifest.js';
 import { readWalBytes, walFileName, walGeneration } from './wal.js';
 
@@ -406,21 +406,7 @@ export class SnapshotDirectory implements Directory {
   }
 
   async openRead(name: string): Promise<RandomAccessFile> {
-    const data = await this.bytesOf(name);
-    const where = this.description;
-    return {
-      name,
-      size: data.length,
-      readInto(offset: number, out: Uint8Array): void {
-        if (offset < 0 || offset + out.length > data.length) {
-          throw new QuiverError('CORRUPT_FILE', `${where}/${name}: read of ${out.length} bytes at ${offset} past the end (${data.length} bytes)`, {
-            file: name, offset, expected: offset + out.length, received: data.length,
-          });
-        }
-        out.set(data.subarray(offset, offset + out.length));
-      },
-      close: async () => {},
-    };
+    return memoryReader(name, `${this.description}/${name}`, await this.bytesOf(name));
   }
 
   /** A file's bytes: a view of in-memory snapshots; read from a Blob and checked again. */
