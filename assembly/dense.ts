@@ -346,6 +346,20 @@ export function hammingMany(q: usize, base: usize, n: i32, nbytes: i32, out: usi
   }
 }
 
+/**
+ * Gathers rows: for i < n, the rowBytes bytes of row r = map ? map[ids[i]] : ids[i] (u32s) at
+ * src + r * rowBytes are copied to dst + i * rowBytes. What the filtered exact paths and the graph's
+ * bound pass do before scoring a scattered set of rows as one block.
+ */
+export function gatherRows(src: usize, rowBytes: i32, ids: usize, n: i32, map: usize, dst: usize): void {
+  const rb = <usize>rowBytes;
+  for (let i = 0; i < n; i++) {
+    let r = <usize>load<u32>(ids + (<usize>i << 2));
+    if (map) r = <usize>load<u32>(map + (r << 2));
+    memory.copy(dst + <usize>i * rb, src + r * rb, rb);
+  }
+}
+
 /** a[i] *= b[i] for i < n (f32). Used to apply per-vector inverse norms for cosine. */
 export function mulInPlace(a: usize, b: usize, n: i32): void {
   let i = 0;

@@ -155,8 +155,7 @@ export class HnswIndex implements VectorIndex {
   private finishByBounds(out: SearchResultBatch, qi: number, query: Float32Array, scorer: QueryScorer, ids: number, n: number, gathered: number, est: number, bnd: number, reranker: Reranker, counters: QueryCounters): void {
     const mem = this.kernels.memory, rb = this.rowBytes, k = out.k;
     const cand = mem.u32(ids, n).slice();
-    const u8 = mem.views().u8;
-    for (let i = 0; i < n; i++) u8.copyWithin(gathered + i * rb, this.rows + cand[i] * rb, this.rows + (cand[i] + 1) * rb);
+    this.kernels.gatherRows(this.rows, rb, ids, n, 0, gathered);
     scorer.scoreBlock(gathered, n, est, bnd);
     toScoreInterval(this.kernels, est, bnd, n);
     const high = mem.f32(est, n).slice(), low = mem.f32(bnd, n).slice();
@@ -195,6 +194,8 @@ export class HnswIndex implements VectorIndex {
     const scorers: (QueryScorer | null)[] = [];
     try {
       const block = alloc(B * rb), scores = alloc(B * 4), heapKeys = alloc(nq * cands * 4), heapIds = alloc(nq * cands * 4);
+      const ids = alloc(n * 4);
+      mem.u32(ids, n).set(ords.subarray(0, n));
       const qbuf = this.o.quantizer ? 0 : alloc(nq * d * 4);
       for (let qi = 0; qi < nq; qi++) {
         const query = q.queries.subarray(qi * d, (qi + 1) * d);
@@ -204,11 +205,7 @@ export class HnswIndex implements VectorIndex {
       const sizes = new Int32Array(nq);
       for (let from = 0; from < n; from += B) {
         const m = Math.min(B, n - from);
-        const u8 = mem.views().u8;
-        for (let i = 0; i < m; i++) {
-          const src = this.rows + ords[from + i] * rb;
-          u8.copyWithin(block + i * rb, src, src + rb);
-        }
+        kern.gatherRows(this.rows, rb, ids + from * 4, m, 0, block);
         for (let qi = 0; qi < nq; qi++) {
           const sc = scorers[qi];
           if (sc) sc.scoreBlock(block, m, scores);

@@ -131,7 +131,11 @@ export const WIDE_FILTER = 0.3;
  * at 23,616 and 0.964 at 34,019: the exact path is as fast up to about half the probe's rows and
  * the only one sure of the target up to about 0.6 of them; 0.6 takes the recall. A mask aligned
  * with the vectors costs the probe more and the exact path the same. Command and table:
- * bench/README-filter.md, "IVF's exact path" (bench/ivf-rows.ts).
+ * bench/README-filter.md, "IVF's exact path" (bench/ivf-rows.ts). Since then the rows are gathered
+ * by one gatherRows kernel call per block instead of a JS copy per row: searchRows costs about
+ * 0.033 us a row (0.555 ms at 17,058 rows) and is as fast as the probe up to about 1.2 times its
+ * rows. The share stays 0.6 (it still errs towards speed only where recall is sure) until it is
+ * chosen again on the tuning split and the filter tables measured again with it.
  */
 export const IVF_EXACT_SHARE = 0.6;
 
@@ -149,8 +153,6 @@ export class IvfIndex implements VectorIndex {
   readonly defaultNprobe: number;
   private readonly starts: Uint32Array;
   private readonly ords: Uint32Array;
-  /** The position of each ordinal, u32[count] (the inverse of `ords`): where searchRows finds a row. */
-  private readonly posOf: Uint32Array;
   /**
    * VectorIndex.searchRows, for the filter planner's exact path: present for full vectors and for
    * quantizers scanned row by row (scanLayout.blockRows 1: SQ, F16, LVQ, RaBitQ), whose code of a
@@ -172,6 +174,8 @@ export class IvfIndex implements VectorIndex {
   private centroidsPtr = 0;
   private dataPtr = 0;
   private invNormsPtr = 0;
+  /** Kernel memory: u32[count], the position of each ordinal. */
+  private posOfPtr = 0;
   private readonly dataBytes: number;
   private released = false;
   private rerank: { rule: RerankRule | null; exact: ExactScorer | null } = { rule: null, exact: null };
@@ -194,8 +198,6 @@ export class IvfIndex implements VectorIndex {
     this.count = count;
     this.starts = starts;
     this.ords = ords;
-    this.posOf = new Uint32Array(count);
-    for (let p = 0; p < count; p++) this.posOf[ords[p]] = p;
     if (!quantizer || quantizer.scanLayout.blockRows === 1) this.searchRows = (query, rows, n) => this.scoreRows(query, rows, n);
     this.defaultNprobe = defaultNprobe(nlist);
     let maxList = 0, squares = 0;
@@ -223,6 +225,10 @@ export class IvfIndex implements VectorIndex {
       mem.f32(this.centroidsPtr, nlist * dimension).set(centroids);
       this.dataPtr = mem.alloc(this.dataBytes);
       if (!quantizer && metric === 'cosine') this.invNormsPtr = mem.alloc(count * 4);
+      // the position of each ordinal (the inverse of `ords`), where searchRows finds a row: the map of its gatherRows calls
+      this.posOfPtr = mem.alloc(Math.max(4, count * 4));
+      const posOf = mem.u32(this.posOfPtr, count);
+      for (let p = 0; p < count; p++) posOf[ords[p]] = p;
     } catch (e) {
       this.release();
       throw e;
@@ -232,7 +238,7 @@ export class IvfIndex implements VectorIndex {
   /** Bytes held for search: kernel memory (centroids, vectors or codes, inverse norms) and the JS position tables. */
   get memoryBytes(): number {
     return this.nlist * this.dimension * 4 + this.dataBytes + (this.invNormsPtr ? this.count * 4 : 0)
-      + this.ords.byteLength + this.posOf.byteLength + this.starts.byteLength + (this.blockStarts?.byteLength ?? 0);
+      + this.ords.byteLength + this.count * 4 + this.starts.byteLength + (this.blockStarts?.byteLength ?? 0);
   }
 
   /** The centroids, f32[nlist * dimension] (a copy). */
@@ -250,7 +256,8 @@ export class IvfIndex implements VectorIndex {
 
   /** The position of every ordinal, u32[count] (the inverse of the ordinals by position; a copy). */
   positions(): Uint32Array {
-    return this.posOf.slice();
+    this.checkLive();
+    return this.kernels.memory.u32(this.posOfPtr, this.count).slice();
   }
 
   /** Loader: the full vector at position `pos` (row: its raw f32 bytes, u8[dimension * 4]) and its L2 norm. */
@@ -587,22 +594,25 @@ export class IvfIndex implements VectorIndex {
     this.checkLive();
     const { nq, queries, counters } = sq;
     const k = checkPositiveInt(sq.k, 'k', 1 << 20);
-    const d = this.dimension, kern = this.kernels, mem = kern.memory, posOf = this.posOf;
+    const d = this.dimension, kern = this.kernels, mem = kern.memory;
     if (!(queries instanceof Float32Array) || queries.length < nq * d) {
       throw new QuiverError('DIMENSION_MISMATCH', `searchRows: ${nq} queries of dimension ${d} need ${nq * d} floats`, { expected: nq * d, received: queries instanceof Float32Array ? queries.length : typeof queries });
     }
     const q = this.quantizer;
     if (!q) {
-      const res = searchGathered(kern, d, this.metric, queries, nq, k, rows, n, (vecPtr, invPtr, from, m) => {
-        const u8 = mem.views().u8, f32 = mem.views().f32;
-        for (let i = 0; i < m; i++) {
-          const p = posOf[rows[from + i]], src = this.dataPtr + p * d * 4;
-          u8.copyWithin(vecPtr + i * d * 4, src, src + d * 4);
-          if (invPtr) f32[(invPtr >> 2) + i] = f32[(this.invNormsPtr >> 2) + p];
-        }
-      });
-      for (let qi = 0; qi < nq; qi++) counters.scanned[qi] += n;
-      return res;
+      // the listed ordinals in kernel memory: each block's rows (and inverse norms) gathered by position in one kernel call
+      const ids = mem.alloc(Math.max(4, n * 4));
+      try {
+        mem.u32(ids, n).set(rows.subarray(0, n));
+        const res = searchGathered(kern, d, this.metric, queries, nq, k, rows, n, (vecPtr, invPtr, from, m) => {
+          kern.gatherRows(this.dataPtr, d * 4, ids + from * 4, m, this.posOfPtr, vecPtr);
+          if (invPtr) kern.gatherRows(this.invNormsPtr, 4, ids + from * 4, m, this.posOfPtr, invPtr);
+        });
+        for (let qi = 0; qi < nq; qi++) counters.scanned[qi] += n;
+        return res;
+      } finally {
+        mem.release(ids);
+      }
     }
     const rule = this.ruleFor(this.settingFor(sq.params, k));
     const byBounds = rule !== null && 'bounds' in rule;
@@ -618,17 +628,15 @@ export class IvfIndex implements VectorIndex {
     const reranker = rule ? new Reranker(this.rerank.exact!) : null;
     try {
       const block = alloc(B * cs), scores = alloc(B * 4), bounds = byBounds ? alloc(B * 4) : 0;
+      const ids = alloc(n * 4);
+      mem.u32(ids, n).set(rows.subarray(0, n));
       const heapKeys = alloc(nq * cap * 4), heapIds = alloc(nq * cap * 4);
       const lowKeys = byBounds ? alloc(nq * k * 4) : 0, lowIds = byBounds ? alloc(nq * k * 4) : 0;
       for (let qi = 0; qi < nq; qi++) scorers.push(q.prepare(queries.subarray(qi * d, (qi + 1) * d)));
       const sizes = new Int32Array(nq), lowSizes = new Int32Array(nq);
       for (let from = 0; from < n; from += B) {
         const m = Math.min(B, n - from);
-        const u8 = mem.views().u8;
-        for (let i = 0; i < m; i++) {
-          const src = this.dataPtr + posOf[rows[from + i]] * cs;
-          u8.copyWithin(block + i * cs, src, src + cs);
-        }
+        kern.gatherRows(this.dataPtr, cs, ids + from * 4, m, this.posOfPtr, block);
         for (let qi = 0; qi < nq; qi++) {
           scorers[qi].scoreBlock(block, m, scores, bounds);
           if (byBounds) {
@@ -660,8 +668,8 @@ export class IvfIndex implements VectorIndex {
     if (this.released) return;
     this.released = true;
     const mem = this.kernels.memory;
-    for (const p of [this.centroidsPtr, this.dataPtr, this.invNormsPtr]) if (p) mem.release(p);
-    this.centroidsPtr = this.dataPtr = this.invNormsPtr = 0;
+    for (const p of [this.centroidsPtr, this.dataPtr, this.invNormsPtr, this.posOfPtr]) if (p) mem.release(p);
+    this.centroidsPtr = this.dataPtr = this.invNormsPtr = this.posOfPtr = 0;
   }
 
   private checkLive(): void {

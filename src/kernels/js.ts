@@ -141,6 +141,16 @@ export class JsKernels implements Kernels {
     }
   }
 
+  gatherRows(src: number, rowBytes: number, ids: number, n: number, map: number, dst: number): void {
+    this.views();
+    const U = this.U32, B = this.U8;
+    for (let i = 0; i < n; i++) {
+      let r = U[(ids >> 2) + i];
+      if (map) r = U[(map >> 2) + r];
+      B.copyWithin(dst + i * rowBytes, src + r * rowBytes, src + (r + 1) * rowBytes);
+    }
+  }
+
   mulInPlace(a: number, b: number, n: number): void {
     this.views();
     const F = this.F32, ai = a >> 2, bi = b >> 2;

@@ -42,6 +42,11 @@ export interface DenseKernels {
   /** a[i] *= b[i]. a, b: f32[n]. */
   mulInPlace(a: number, b: number, n: number): void;
   /**
+   * Gathers n rows of rowBytes bytes: row i of dst (u8[n * rowBytes]) is row r of src, r = ids[i]
+   * (u32[n]), or map[ids[i]] when map (u32[]) is not 0.
+   */
+  gatherRows(src: number, rowBytes: number, ids: number, n: number, map: number, dst: number): void;
+  /**
    * Bounded top-k: pushes keys scores[i]*sign (ids idBase+i) into a min-heap of capacity k
    * held in heapKeys: f32[k] and heapIds: u32[k], which already holds `size` entries.
    * Returns the new size. Ties keep the smaller id (ids must arrive in increasing order); NaN never enters.
