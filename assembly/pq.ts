@@ -1,5 +1,6 @@
 // WASM SIMD kernels for product quantization (lookup-table scans, 4-bit fast-scan). Raw-pointer style, as dense.ts.
 // Each export has a JS twin of the same name in src/kernels/pq.ts.
+import { fastScanTotals } from './fast-scan';
 
 /**
  * Nearest centroid (L2) of each of n points. points: f32[n * d]; centroidsT: f32[d * k], the
@@ -105,70 +106,22 @@ export function pqScan4(lut: usize, codes: usize, n: i32, m: i32, out: usize): v
 
 /**
  * 4-bit fast-scan: estimated scores of n vectors stored in blocks of 32 (ceil(n / 32) blocks of
- * m * 16 bytes). In a block, subspace s occupies 16 bytes at s * 16: byte j holds the code of
- * vector j in its low nibble and of vector j + 16 in its high nibble. lut: u8[m * 16], the
- * quantized lookup table of each subspace; params: f32[2] = bias, scale.
+ * m * 16 bytes, laid out as fastScanTotals reads them). lut: u8[m * 16], the quantized lookup
+ * table of each subspace; params: f32[2] = bias, scale.
  * out[i] = bias + scale * sum_s lut[s * 16 + code_s(i)]: f32[n].
- * The 16-entry tables are applied with i8x16.swizzle, 32 vectors at a time; sums accumulate in
- * u16 lanes (at most 255 * 256 per lane) and are widened to u32 every 256 subspaces.
  */
 export function pqFastScan(blocks: usize, n: i32, m: i32, lut: usize, params: usize, out: usize): void {
-  const bias = load<f32>(params), scale = load<f32>(params, 4);
+  const vb = f32x4.splat(load<f32>(params)), vs = f32x4.splat(load<f32>(params, 4));
   const blockBytes = <usize>m << 4;
-  const low = i8x16.splat(15);
+  const totals = memory.data(128, 16), stage = memory.data(128, 16);
   let block = blocks;
   for (let first = 0; first < n; first += 32) {
-    // u32 totals for vectors 0-3, 4-7, ..., 28-31
-    let w0 = i32x4.splat(0), w1 = i32x4.splat(0), w2 = i32x4.splat(0), w3 = i32x4.splat(0);
-    let w4 = i32x4.splat(0), w5 = i32x4.splat(0), w6 = i32x4.splat(0), w7 = i32x4.splat(0);
-    for (let s0 = 0; s0 < m; s0 += 256) {
-      const s1 = min(m, s0 + 256);
-      // u16 partial sums: vectors 0-7, 8-15 (low nibbles), 16-23, 24-31 (high nibbles)
-      let h0 = i16x8.splat(0), h1 = i16x8.splat(0), h2 = i16x8.splat(0), h3 = i16x8.splat(0);
-      for (let s = s0; s < s1; s++) {
-        const codes = v128.load(block + (<usize>s << 4));
-        const table = v128.load(lut + (<usize>s << 4));
-        const lo = i8x16.swizzle(table, v128.and(codes, low));
-        const hi = i8x16.swizzle(table, i8x16.shr_u(codes, 4));
-        h0 = i16x8.add(h0, i16x8.extend_low_i8x16_u(lo));
-        h1 = i16x8.add(h1, i16x8.extend_high_i8x16_u(lo));
-        h2 = i16x8.add(h2, i16x8.extend_low_i8x16_u(hi));
-        h3 = i16x8.add(h3, i16x8.extend_high_i8x16_u(hi));
-      }
-      w0 = i32x4.add(w0, i32x4.extend_low_i16x8_u(h0));
-      w1 = i32x4.add(w1, i32x4.extend_high_i16x8_u(h0));
-      w2 = i32x4.add(w2, i32x4.extend_low_i16x8_u(h1));
-      w3 = i32x4.add(w3, i32x4.extend_high_i16x8_u(h1));
-      w4 = i32x4.add(w4, i32x4.extend_low_i16x8_u(h2));
-      w5 = i32x4.add(w5, i32x4.extend_high_i16x8_u(h2));
-      w6 = i32x4.add(w6, i32x4.extend_low_i16x8_u(h3));
-      w7 = i32x4.add(w7, i32x4.extend_high_i16x8_u(h3));
-    }
-    const vb = f32x4.splat(bias), vs = f32x4.splat(scale);
-    const o = out + (<usize>first << 2);
+    fastScanTotals(block, m, lut, totals);
     const rest = n - first;
-    if (rest >= 32) {
-      v128.store(o, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w0))));
-      v128.store(o, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w1))), 16);
-      v128.store(o, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w2))), 32);
-      v128.store(o, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w3))), 48);
-      v128.store(o, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w4))), 64);
-      v128.store(o, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w5))), 80);
-      v128.store(o, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w6))), 96);
-      v128.store(o, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w7))), 112);
-    } else {
-      // partial last block: stage the 32 results, copy the first `rest`
-      const stage = memory.data(128, 16);
-      v128.store(stage, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w0))));
-      v128.store(stage, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w1))), 16);
-      v128.store(stage, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w2))), 32);
-      v128.store(stage, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w3))), 48);
-      v128.store(stage, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w4))), 64);
-      v128.store(stage, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w5))), 80);
-      v128.store(stage, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w6))), 96);
-      v128.store(stage, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(w7))), 112);
-      for (let v = 0; v < rest; v++) store<f32>(o + (<usize>v << 2), load<f32>(stage + (<usize>v << 2)));
-    }
+    // a partial last block is staged and its first `rest` results copied
+    const o = rest >= 32 ? out + (<usize>first << 2) : stage;
+    for (let v: usize = 0; v < 128; v += 16) v128.store(o + v, f32x4.add(vb, f32x4.mul(vs, f32x4.convert_i32x4_u(v128.load(totals + v)))));
+    if (rest < 32) for (let v = 0; v < rest; v++) store<f32>(out + (<usize>(first + v) << 2), load<f32>(stage + (<usize>v << 2)));
     block += blockBytes;
   }
 }

@@ -1,5 +1,6 @@
 // WASM SIMD kernels for RaBitQ (bit-plane inner products, extended codes). Raw-pointer style, as dense.ts.
 // Each export has a JS twin of the same name in src/kernels/rabitq.ts.
+import { fastScanTotals } from './fast-scan';
 
 @inline function hsumU32(v: v128): u64 {
   return <u64><u32>i32x4.extract_lane(v, 0) + <u64><u32>i32x4.extract_lane(v, 1) + <u64><u32>i32x4.extract_lane(v, 2) + <u64><u32>i32x4.extract_lane(v, 3);
@@ -152,5 +153,49 @@ export function rabitqScanDirect(codes: usize, n: i32, codeSize: i32, dim: i32, 
       store<f32>(bounds + (<usize>i << 2), <f32>(boundScale * errScale * Math.sqrt(oneMinusA2 * boundVar + quantVar)));
     }
     row += <usize>codeSize;
+  }
+}
+
+/**
+ * 1-bit RaBitQ by 4-bit fast-scan: estimated scores (and error bounds) of n vectors stored in
+ * blocks of 32. A block holds m * 16 bytes of nibble codes as pqFastScan reads them (nibble s of
+ * a vector = its sign bits of dimensions 4s..4s+3, dimension 4s + b at bit b), then the f32
+ * factors of its 32 vectors as four arrays: add[32], rescale[32], errScale[32], oneMinusA2[32]
+ * (blockBytes = m * 16 + 512). lut: u8[m * 16], the quantized table of each group's partial inner
+ * products. params: f32[8] = scale, constTerm, outScale, outBias, boundVar, quantVar, boundScale, unused.
+ * With S = sum_s lut[s * 16 + code_s(i)] (an exact integer), in f32, in this order:
+ *   out[i]    = (outBias + add) + outScale * (rescale * (scale * S + constTerm))     (f32[n])
+ *   bounds[i] = boundScale * (errScale * sqrt(oneMinusA2 * boundVar + quantVar))    (f32[n], if bounds != 0)
+ * Four vectors per SIMD lane group, so the JS twin's float32 rounding step by step is the same.
+ */
+export function rabitqFastScan(blocks: usize, n: i32, m: i32, lut: usize, params: usize, out: usize, bounds: usize): void {
+  const scale = f32x4.splat(load<f32>(params)), constTerm = f32x4.splat(load<f32>(params, 4));
+  const outScale = f32x4.splat(load<f32>(params, 8)), outBias = f32x4.splat(load<f32>(params, 12));
+  const boundVar = f32x4.splat(load<f32>(params, 16)), quantVar = f32x4.splat(load<f32>(params, 20)), boundScale = f32x4.splat(load<f32>(params, 24));
+  const codeBytes = <usize>m << 4, blockBytes = codeBytes + 512;
+  const totals = memory.data(128, 16), stageOut = memory.data(128, 16), stageBounds = memory.data(128, 16);
+  let block = blocks;
+  for (let first = 0; first < n; first += 32) {
+    fastScanTotals(block, m, lut, totals);
+    const rest = n - first;
+    const o = rest >= 32 ? out + (<usize>first << 2) : stageOut;
+    const ob = rest >= 32 ? bounds + (<usize>first << 2) : stageBounds;
+    const f = block + codeBytes;
+    for (let v: usize = 0; v < 128; v += 16) {
+      const est = f32x4.add(f32x4.mul(scale, f32x4.convert_i32x4_u(v128.load(totals + v))), constTerm);
+      const scaled = f32x4.mul(outScale, f32x4.mul(v128.load(f + 128 + v), est));
+      v128.store(o + v, f32x4.add(f32x4.add(outBias, v128.load(f + v)), scaled));
+      if (bounds != 0) {
+        const inner = f32x4.add(f32x4.mul(v128.load(f + 384 + v), boundVar), quantVar);
+        v128.store(ob + v, f32x4.mul(boundScale, f32x4.mul(v128.load(f + 256 + v), f32x4.sqrt(inner))));
+      }
+    }
+    if (rest < 32) {
+      for (let v = 0; v < rest; v++) {
+        store<f32>(out + (<usize>(first + v) << 2), load<f32>(stageOut + (<usize>v << 2)));
+        if (bounds != 0) store<f32>(bounds + (<usize>(first + v) << 2), load<f32>(stageBounds + (<usize>v << 2)));
+      }
+    }
+    block += blockBytes;
   }
 }

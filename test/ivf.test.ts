@@ -149,6 +149,7 @@ describe('IVF index', () => {
     { spec: 'IVF64,SQ8', floor: 0.95, reranks: false },
     { spec: 'IVF64,SQ4', floor: 0.9, reranks: false },
     { spec: 'IVF64,RaBitQ1,Rerank', floor: 0.97, reranks: true },
+    { spec: 'IVF64,RaBitQ1fs,Rerank', floor: 0.97, reranks: true },
     { spec: 'IVF64,RaBitQ4,Rerank', floor: 0.97, reranks: true },
     { spec: 'IVF64,PQ32x4fs,Rerank', floor: 0.9, reranks: true },
   ];

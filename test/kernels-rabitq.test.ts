@@ -143,4 +143,54 @@ describe('rabitq kernels: wasm-simd agrees with the js twin and the definition',
       }
     }
   });
+  it('rabitqFastScan: every group count 1..67 and 257, partial blocks, with and without bounds, no writes past n', () => {
+    const r = rng(14);
+    const cases: Array<[number, number]> = [];
+    for (let m = 1; m <= 67; m++) cases.push([m, [1, 5, 31, 32, 33, 70][m % 6]]);
+    cases.push([257, 64], [300, 45]);
+    for (const [m, n] of cases) {
+      const blocks = Math.ceil(n / 32), codeBytes = m * 16, blockBytes = codeBytes + 512;
+      const data = new Uint8Array(blocks * blockBytes);
+      const fv = new DataView(data.buffer);
+      for (let b = 0; b < blocks; b++) {
+        for (let i = 0; i < codeBytes; i++) data[b * blockBytes + i] = Math.floor(r() * 256);
+        for (let v = 0; v < 32; v++) {
+          const f = b * blockBytes + codeBytes + v * 4;
+          fv.setFloat32(f, r() * 2 - 1, true); // add
+          fv.setFloat32(f + 128, r() * 0.1, true); // rescale
+          fv.setFloat32(f + 256, r() * 3, true); // errScale
+          fv.setFloat32(f + 384, r(), true); // oneMinusA2
+        }
+      }
+      const lut = Uint8Array.from({ length: m * 16 }, () => (m === 257 ? 255 : Math.floor(r() * 256)));
+      const params = Float32Array.from([0.001 + r() * 0.01, r() * 4 - 2, r() < 0.5 ? 1 : 2, r() - 0.5, r() * 0.01, r() * 1e-4, 1.9, 0]);
+      const runOn = (k: Kernels, withBounds: boolean): { out: number[]; bounds: number[] } => {
+        const cp = put(k, data), lp = put(k, lut), pp = put(k, params);
+        const op = k.memory.alloc((n + 8) * 4), bp = withBounds ? k.memory.alloc((n + 8) * 4) : 0;
+        k.memory.f32(op + n * 4, 8).fill(7);
+        if (bp) k.memory.f32(bp + n * 4, 8).fill(7);
+        k.rabitqFastScan(cp, n, m, lp, pp, op, bp);
+        assert.deepEqual(Array.from(k.memory.f32(op + n * 4, 8)), [7, 7, 7, 7, 7, 7, 7, 7], 'scores written past n');
+        if (bp) assert.deepEqual(Array.from(k.memory.f32(bp + n * 4, 8)), [7, 7, 7, 7, 7, 7, 7, 7], 'bounds written past n');
+        const res = { out: Array.from(k.memory.f32(op, n)), bounds: withBounds ? Array.from(k.memory.f32(bp, n)) : [] };
+        for (const p of [cp, lp, pp, op]) k.memory.release(p);
+        if (bp) k.memory.release(bp);
+        return res;
+      };
+      const w = runOn(wasm, true), j = runOn(js, true);
+      assert.deepEqual(w, j, `m=${m} n=${n}`);
+      assert.deepEqual(runOn(wasm, false).out, w.out);
+      for (let i = 0; i < n; i++) {
+        const b = Math.floor(i / 32), v = i % 32, base = b * blockBytes;
+        let total = 0;
+        for (let s = 0; s < m; s++) {
+          const byte = data[base + s * 16 + (v & 15)];
+          total += lut[s * 16 + (v < 16 ? byte & 15 : byte >> 4)];
+        }
+        const [add, rescale, errScale, oneMinusA2] = [0, 128, 256, 384].map((o) => fv.getFloat32(base + codeBytes + o + v * 4, true));
+        near(j.out[i], params[3] + add + params[2] * rescale * (params[0] * total + params[1]), `m=${m} i=${i} score vs definition`);
+        near(j.bounds[i], params[6] * errScale * Math.sqrt(oneMinusA2 * params[4] + params[5]), `m=${m} i=${i} bound vs definition`);
+      }
+    }
+  });
 });

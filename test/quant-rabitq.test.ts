@@ -37,8 +37,14 @@ function cosineOf(absO: Float64Array, levels: Int32Array): number {
 /** Scores every code of `q` for one query: f32[n] estimates and bounds. */
 function scoreAll(q: Quantizer, codes: Uint8Array, n: number, query: Float32Array): { est: Float32Array; bound: Float32Array } {
   const mem = q.kernels.memory;
-  const cp = mem.alloc(codes.length), op = mem.alloc(n * 4), bp = mem.alloc(n * 4);
-  mem.u8(cp, codes.length).set(codes);
+  const layout = q.scanLayout;
+  let packed = codes;
+  if (layout.blockRows > 1) {
+    packed = new Uint8Array(Math.ceil(n / layout.blockRows) * layout.blockBytes);
+    layout.pack(codes, n, packed);
+  }
+  const cp = mem.alloc(packed.length), op = mem.alloc(n * 4), bp = mem.alloc(n * 4);
+  mem.u8(cp, packed.length).set(packed);
   const s = q.prepare(query);
   s.scoreBlock(cp, n, op, bp);
   const res = { est: Float32Array.from(mem.f32(op, n)), bound: Float32Array.from(mem.f32(bp, n)) };
@@ -101,13 +107,13 @@ describe('extended RaBitQ code search', () => {
 });
 
 describe('RaBitQ quantizer', () => {
-  it('spec grammar: B in 1..8, fast only for B >= 2; bad parameters are INVALID_ARGUMENT', () => {
+  it('spec grammar: B in 1..8, fast only for B >= 2, fs only for B = 1; bad parameters are INVALID_ARGUMENT', () => {
     const ctx = { dimension: 16, metric: 'dot' as const, kernels: wasm };
-    for (const spec of ['RaBitQ1', 'RaBitQ4', 'RaBitQ8', 'RaBitQ2fast', 'RaBitQ7fast']) assert.equal(createQuantizer(spec, ctx).spec, spec);
-    for (const spec of ['RaBitQ0', 'RaBitQ9', 'RaBitQ12', 'RaBitQ1fast']) {
+    for (const spec of ['RaBitQ1', 'RaBitQ4', 'RaBitQ8', 'RaBitQ2fast', 'RaBitQ7fast', 'RaBitQ1fs']) assert.equal(createQuantizer(spec, ctx).spec, spec);
+    for (const spec of ['RaBitQ0', 'RaBitQ9', 'RaBitQ12', 'RaBitQ1fast', 'RaBitQ4fs', 'RaBitQ2fs']) {
       assert.throws(() => createQuantizer(spec, ctx), (e) => isQuiverError(e, 'INVALID_ARGUMENT') && (e.details as { spec: string }).spec === spec, spec);
     }
-    for (const spec of ['RaBitQ', 'RaBitQ4slow', 'rabitq4']) assert.throws(() => createQuantizer(spec, ctx), (e) => isQuiverError(e, 'UNKNOWN_SPEC'), spec);
+    for (const spec of ['RaBitQ', 'RaBitQ4slow', 'rabitq4', 'RaBitQ1fsfast']) assert.throws(() => createQuantizer(spec, ctx), (e) => isQuiverError(e, 'UNKNOWN_SPEC'), spec);
   });
 
   it('code size: B bit planes of the rotated dimension (a multiple of 64) plus 16 bytes of factors', () => {
@@ -142,6 +148,31 @@ describe('RaBitQ quantizer', () => {
         const nibble = (c4[i * four.codeSize + (t >> 1)] >> ((t & 1) * 4)) & 15;
         assert.equal(nibble >> 3, (signs[t >> 3] >> (t & 7)) & 1, `row ${i} dimension ${t}`);
       }
+    }
+  });
+
+  it('RaBitQ1fs: the rows of RaBitQ1, packed in blocks of 32; estimates within the bounds of the unquantized query, on odd counts and dimensions', () => {
+    for (const [d, n] of [[37, 2], [90, 33], [100, 70], [200, 64]] as const) for (const metric of ['dot', 'l2'] as QuantMetric[]) {
+      const rng = new Rng(d + n);
+      const x = Float32Array.from({ length: n * d }, () => rng.normal() + 0.2);
+      const fs = createQuantizer('RaBitQ1fs', { dimension: d, metric, kernels: wasm }) as RaBitQuantizer;
+      const one = createQuantizer('RaBitQ1', { dimension: d, metric, kernels: wasm }) as RaBitQuantizer;
+      fs.train(x, n, { seed: 5 });
+      one.train(x, n, { seed: 5 });
+      assert.equal(fs.codeSize, one.codeSize);
+      assert.deepEqual({ blockRows: fs.scanLayout.blockRows, blockBytes: fs.scanLayout.blockBytes }, { blockRows: 32, blockBytes: 4 * fs.rotatedDimension + 512 });
+      const rows = new Uint8Array(n * fs.codeSize), rowsOne = new Uint8Array(n * one.codeSize);
+      fs.encode(x, n, rows);
+      one.encode(x, n, rowsOne);
+      assert.deepEqual(rows, rowsOne, 'same rows as RaBitQ1');
+      const query = Float32Array.from({ length: d }, () => rng.normal());
+      const a = scoreAll(fs, rows, n, query), b = scoreAll(one, rowsOne, n, query);
+      // both estimate the same unquantized estimator; fast-scan's table rounding is the smaller
+      for (let i = 0; i < n; i++) {
+        assert.ok(Math.abs(a.est[i] - b.est[i]) <= 0.5 * (a.bound[i] + b.bound[i]), `d=${d} ${metric} row ${i}: fs ${a.est[i]} vs planes ${b.est[i]}`);
+        assert.ok(a.bound[i] > 0 && a.bound[i] <= b.bound[i] * 1.0001, `d=${d} ${metric} row ${i}: fs bound ${a.bound[i]} vs planes ${b.bound[i]}`);
+      }
+      assert.equal(fs.prepare(query).rowScoring, undefined, 'graphs cannot score fast-scan blocks row by row');
     }
   });
 
@@ -223,10 +254,10 @@ describe('RaBitQ on MS MARCO USE-512 (47,794 x 512, cosine; first 200 queries)',
     index.release();
   });
 
-  it('RaBitQ1 with bound-driven reranking: recall@10 >= 0.99, reranking a small fraction', () => {
+  for (const spec of ['RaBitQ1', 'RaBitQ1fs']) it(`${spec} with bound-driven reranking: recall@10 >= 0.99, reranking a small fraction`, () => {
     const m = msmarco();
     const kernels = createKernels();
-    const index = new FlatQuantizedIndex(trainedOn('RaBitQ1', m, kernels));
+    const index = new FlatQuantizedIndex(trainedOn(spec, m, kernels));
     index.add(m.base, m.n);
     const res = index.searchBatch(m.queries, m.nq, 10, { rerank: { bounds: true }, exact: exactScorer(m.base, m.d) });
     const found = Array.from({ length: m.nq }, (_, q) => res.ords.subarray(q * 10, q * 10 + res.counts[q]));
@@ -234,7 +265,7 @@ describe('RaBitQ on MS MARCO USE-512 (47,794 x 512, cosine; first 200 queries)',
     let reranked = 0;
     for (const r of res.reranked) reranked += r;
     const perQuery = reranked / m.nq;
-    assert.ok(recall >= 0.99, `RaBitQ1 + bound rerank recall@10 ${recall} (reranked ${perQuery.toFixed(1)}/query)`);
+    assert.ok(recall >= 0.99, `${spec} + bound rerank recall@10 ${recall} (reranked ${perQuery.toFixed(1)}/query)`);
     assert.ok(perQuery >= 10 && perQuery < 0.01 * m.n, `reranked ${perQuery} per query`);
     index.release();
   });

@@ -32,6 +32,18 @@ export interface RabitqKernels {
    *   bounds[i] = boundScale * errScale * sqrt(oneMinusA2 * boundVar + quantVar)  bounds: f32[n], skipped when 0
    */
   rabitqScanDirect(codes: number, n: number, codeSize: number, dim: number, bits: number, query: number, params: number, out: number, bounds: number): void;
+  /**
+   * 1-bit RaBitQ by 4-bit fast-scan (`RaBitQ1fs`): scores (and error bounds) of n vectors stored
+   * in ceil(n / 32) blocks of m * 16 + 512 bytes: the nibble codes as pqFastScan reads them (nibble
+   * s of a vector = its sign bits of dimensions 4s..4s+3, dimension 4s + b at bit b), then the f32
+   * factors of the block's 32 vectors as four arrays add[32], rescale[32], errScale[32], oneMinusA2[32].
+   * lut: u8[m * 16], each group's quantized partial inner products. params: f32[8] = scale,
+   * constTerm, outScale, outBias, boundVar, quantVar, boundScale, unused. With S = sum_s
+   * lut[s * 16 + code_s(i)], every step rounded to float32 in this order:
+   *   out[i]    = (outBias + add) + outScale * (rescale * (scale * S + constTerm))    out: f32[n]
+   *   bounds[i] = boundScale * (errScale * sqrt(oneMinusA2 * boundVar + quantVar))   bounds: f32[n], skipped when 0
+   */
+  rabitqFastScan(blocks: number, n: number, m: number, lut: number, params: number, out: number, bounds: number): void;
 }
 
 const POPCOUNT8 = (() => {
@@ -81,6 +93,25 @@ export function rabitqTwin(memory: KernelMemory): RabitqKernels {
         const f = (row + codeSize - 16) >> 2;
         F32[(out >> 2) + i] = outBias + F32[f] + outScale * F32[f + 1] * (delta * ip + constTerm);
         if (bounds !== 0) F32[(bounds >> 2) + i] = boundScale * F32[f + 2] * Math.sqrt(F32[f + 3] * boundVar + quantVar);
+      }
+    },
+
+    rabitqFastScan(blocks, n, m, lut, params, out, bounds) {
+      const { u8: U8, f32: F32 } = memory.views();
+      const f = Math.fround, p = params >> 2;
+      const scale = F32[p], constTerm = F32[p + 1], outScale = F32[p + 2], outBias = F32[p + 3];
+      const boundVar = F32[p + 4], quantVar = F32[p + 5], boundScale = F32[p + 6];
+      const codeBytes = m * 16, blockBytes = codeBytes + 512;
+      for (let first = 0, block = blocks; first < n; first += 32, block += blockBytes) {
+        const count = Math.min(32, n - first), fw = (block + codeBytes) >> 2;
+        for (let v = 0; v < count; v++) {
+          const byte = v & 15, shift = v < 16 ? 0 : 4;
+          let total = 0;
+          for (let s = 0; s < m; s++) total += U8[lut + s * 16 + ((U8[block + s * 16 + byte] >> shift) & 15)];
+          const est = f(f(scale * total) + constTerm);
+          F32[(out >> 2) + first + v] = f(f(outBias + F32[fw + v]) + f(outScale * f(F32[fw + 32 + v] * est)));
+          if (bounds !== 0) F32[(bounds >> 2) + first + v] = f(boundScale * f(F32[fw + 64 + v] * f(Math.sqrt(f(f(F32[fw + 96 + v] * boundVar) + quantVar)))));
+        }
       }
     },
   };

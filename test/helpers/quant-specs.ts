@@ -68,6 +68,9 @@ export const QUANT_SUITE_CASES: QuantSuiteCase[] = [
   // (measured on this data: RaBitQ1 dot 0.039, l2 0.96; RaBitQ4 0.0023 / 0.049; RaBitQ3fast 0.0063 / 0.20; RaBitQ8 0.0013 / 0.010)
   { spec: 'RaBitQ1', dimension: 37, metrics: ['dot'], maxReconstructionError: 0.4, scoreTolerance: 0.06 },
   { spec: 'RaBitQ1', dimension: 37, metrics: ['l2'], maxReconstructionError: 0.4, scoreTolerance: 1.5 },
+  // RaBitQ1fs: RaBitQ1's rows scanned by fast-scan (u8 tables of 4-dimension groups, finer than the planes' 4-bit query)
+  { spec: 'RaBitQ1fs', dimension: 37, metrics: ['dot'], maxReconstructionError: 0.4, scoreTolerance: 0.06 },
+  { spec: 'RaBitQ1fs', dimension: 37, metrics: ['l2'], maxReconstructionError: 0.4, scoreTolerance: 1.5 },
   { spec: 'RaBitQ4', dimension: 37, metrics: ['dot'], maxReconstructionError: 0.01, scoreTolerance: 0.005 },
   { spec: 'RaBitQ4', dimension: 37, metrics: ['l2'], maxReconstructionError: 0.01, scoreTolerance: 0.1 },
   { spec: 'RaBitQ3fast', dimension: 37, metrics: ['dot'], maxReconstructionError: 0.04, scoreTolerance: 0.01 },
