@@ -257,12 +257,12 @@ describe('OPQ: PQ after a learned rotation', () => {
 });
 
 describe('PQ training in slices (trainAsync)', () => {
-  it('gives the same codebooks as train(), pausing between slices; also through a transform; a failing pause leaves it untrained', async () => {
+  it('gives the same codebooks as train(), pausing between slices; also through a transform and for OPQ; a failing pause leaves it untrained', async () => {
     const kernels = createWasmKernels();
     const d = 32, n = 8000;
     const rng = new Rng(21);
     const sample = Float32Array.from({ length: n * d }, () => rng.normal());
-    for (const spec of ['PQ8x8', 'ROT,PQ8x8']) {
+    for (const spec of ['PQ8x8', 'ROT,PQ8x8', 'OPQ8x8']) {
       const sync = createQuantizer(spec, { dimension: d, metric: 'l2', kernels });
       sync.train(sample, n, { seed: 4 });
       const sliced = createQuantizer(spec, { dimension: d, metric: 'l2', kernels });
@@ -272,7 +272,8 @@ describe('PQ training in slices (trainAsync)', () => {
       // assignment, less than a slice): the training pauses at least between subspaces
       await sliced.trainAsync!(sample, n, { seed: 4, pause: async () => { pauses++; } });
       assert.equal(sliced.fingerprint, sync.fingerprint, `${spec}: same parameters`);
-      assert.ok(pauses >= 7, `${spec}: paused ${pauses} times`);
+      // OPQ: 4 alternation rounds + the final pass, each with 8 k-means and pauses around its Procrustes step
+      assert.ok(pauses >= (spec === 'OPQ8x8' ? 5 * 7 + 4 * 3 : 7), `${spec}: paused ${pauses} times`);
       const failing = createQuantizer(spec, { dimension: d, metric: 'l2', kernels });
       await assert.rejects(failing.trainAsync!(sample, n, { seed: 4, pause: async () => { throw new Error('stop'); } }), /stop/);
       assert.equal(failing.trained, false);

@@ -64,6 +64,16 @@ export class OptimizedProductQuantizer extends QuantizerBase {
   get rotationMatrix(): Float32Array { return this.rotation.slice(); }
 
   protected fit(sample: Float32Array, n: number, options: TrainOptions): void {
+    const steps = this.fitSteps(sample, n, options);
+    while (!steps.next().done) { /* straight through */ }
+  }
+
+  /**
+   * The alternation as a generator (trainAsync pauses at its yields): inside PQ's k-means, between
+   * batches of rotated rows and rows of X^T Ŷ, and around each Procrustes step (one
+   * eigendecomposition of d x d, the one piece left whole: about 0.1 s at d = 512 here).
+   */
+  protected override *fitSteps(sample: Float32Array, n: number, options: TrainOptions): Generator<void, void, void> {
     const d = this.dimension;
     const seed = options.seed ?? 1;
     let x = sample.subarray(0, n * d), count = n;
@@ -78,20 +88,24 @@ export class OptimizedProductQuantizer extends QuantizerBase {
     const y = new Float32Array(count * d), yHat = new Float32Array(count * d);
     const codes = new Uint8Array(count * this.pq.codeSize);
     for (let round = 0; round < ROUNDS; round++) {
-      rotateRows(this.kernels, x, count, d, r, y);
-      this.pq.trainCodebooks(y, count, { seed, iterations: ROUND_KMEANS_ITERATIONS, warmStart: round > 0 });
+      yield* rotateRowsSteps(this.kernels, x, count, d, r, y);
+      yield* this.pq.trainCodebookSteps(y, count, { seed, iterations: ROUND_KMEANS_ITERATIONS, warmStart: round > 0 });
       this.pq.finishTraining();
+      yield;
       this.pq.encode(y, count, codes);
       this.pq.decode(codes, count, yHat);
-      r = Float32Array.from(procrustes(crossProduct(this.kernels, x, yHat, count, d), r, d));
+      yield;
+      const cross = yield* crossProductSteps(this.kernels, x, yHat, count, d);
+      r = Float32Array.from(procrustes(cross, r, d));
       options.onProgress?.((round + 1) / (ROUNDS + 1));
+      yield;
     }
     this.rotation = r;
     this.rotationT = null;
     // final codebooks on the whole (PQ-capped) sample under the learned rotation
     const all = new Float32Array(n * d);
-    rotateRows(this.kernels, sample, n, d, r, all);
-    this.pq.trainCodebooks(all, n, { seed, warmStart: true });
+    yield* rotateRowsSteps(this.kernels, sample, n, d, r, all);
+    yield* this.pq.trainCodebookSteps(all, n, { seed, warmStart: true });
     this.pq.finishTraining();
     options.onProgress?.(1);
   }
@@ -203,13 +217,22 @@ function identity(d: number): Float32Array {
   return r;
 }
 
+/** Multiply-adds between the pauses of the stepped rotations and cross products (as kmeansSteps). */
+const SLICE_MACS = 2 ** 27;
+
 /**
  * out = x R for n rows: x: f32[n * d], r: f32[d * d] row-major, out: f32[n * d]. Runs on the
  * dotMany kernel: column j of R (copied as a row) against a block of rows, one call per column.
  */
 export function rotateRows(kernels: Kernels, x: Float32Array, n: number, d: number, r: Float32Array, out: Float32Array): void {
+  const steps = rotateRowsSteps(kernels, x, n, d, r, out);
+  while (!steps.next().done) { /* straight through */ }
+}
+
+/** rotateRows as a generator, yielding after about SLICE_MACS multiply-adds. */
+function* rotateRowsSteps(kernels: Kernels, x: Float32Array, n: number, d: number, r: Float32Array, out: Float32Array): Generator<void, void, void> {
   const mem = kernels.memory;
-  const batch = Math.max(1, Math.min(n, Math.floor(ROTATE_BATCH_BYTES / (4 * d))));
+  const batch = Math.max(1, Math.min(n, Math.floor(ROTATE_BATCH_BYTES / (4 * d)), Math.ceil(SLICE_MACS / (d * d))));
   const colsPtr = mem.alloc(d * d * 4), xPtr = mem.alloc(batch * d * 4), outPtr = mem.alloc(batch * 4);
   try {
     const cols = mem.f32(colsPtr, d * d);
@@ -222,6 +245,7 @@ export function rotateRows(kernels: Kernels, x: Float32Array, n: number, d: numb
         const o = mem.f32(outPtr, m);
         for (let v = 0; v < m; v++) out[(s + v) * d + j] = o[v];
       }
+      if (s + m < n) yield;
     }
   } finally {
     mem.release(colsPtr); mem.release(xPtr); mem.release(outPtr);
@@ -230,19 +254,23 @@ export function rotateRows(kernels: Kernels, x: Float32Array, n: number, d: numb
 
 /**
  * X^T Y: f64[d * d] for x, y: f32[n * d] row-major, on the dotMany kernel (columns of X and Y
- * transposed into rows of n, then one call per row of the result).
+ * transposed into rows of n, then one call per row of the result); a generator yielding after
+ * about SLICE_MACS multiply-adds.
  */
-function crossProduct(kernels: Kernels, x: Float32Array, y: Float32Array, n: number, d: number): Float64Array {
+function* crossProductSteps(kernels: Kernels, x: Float32Array, y: Float32Array, n: number, d: number): Generator<void, Float64Array, void> {
   const mem = kernels.memory;
   const xt = mem.alloc(n * d * 4), yt = mem.alloc(n * d * 4), row = mem.alloc(d * 4);
   try {
     const xv = mem.f32(xt, n * d), yv = mem.f32(yt, n * d);
     for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) { xv[j * n + i] = x[i * d + j]; yv[j * n + i] = y[i * d + j]; }
     const out = new Float64Array(d * d);
+    let work = 0;
     for (let a = 0; a < d; a++) {
       kernels.dotMany(xt + a * n * 4, yt, d, n, row);
       const r = mem.f32(row, d);
       for (let b = 0; b < d; b++) out[a * d + b] = r[b];
+      work += n * d;
+      if (work >= SLICE_MACS && a + 1 < d) { work = 0; yield; }
     }
     return out;
   } finally {

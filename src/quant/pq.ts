@@ -112,7 +112,7 @@ export class ProductQuantizer extends QuantizerBase {
   }
 
   protected override *fitSteps(sample: Float32Array, n: number, options: TrainOptions): Generator<void, void, void> {
-    yield* this.codebookSteps(sample, n, { seed: options.seed, onProgress: options.onProgress });
+    yield* this.trainCodebookSteps(sample, n, { seed: options.seed, onProgress: options.onProgress });
   }
 
   /**
@@ -121,12 +121,12 @@ export class ProductQuantizer extends QuantizerBase {
    * MAX_TRAINING_VECTORS rows with a seeded draw.
    */
   trainCodebooks(sample: Float32Array, n: number, options: { seed?: number; iterations?: number; warmStart?: boolean; onProgress?: (f: number) => void } = {}): void {
-    const steps = this.codebookSteps(sample, n, options);
+    const steps = this.trainCodebookSteps(sample, n, options);
     while (!steps.next().done) { /* straight through */ }
   }
 
   /** trainCodebooks as a generator: one k-means per subspace, yielding inside each (kmeansSteps). */
-  private *codebookSteps(sample: Float32Array, n: number, options: { seed?: number; iterations?: number; warmStart?: boolean; onProgress?: (f: number) => void }): Generator<void, void, void> {
+  *trainCodebookSteps(sample: Float32Array, n: number, options: { seed?: number; iterations?: number; warmStart?: boolean; onProgress?: (f: number) => void }): Generator<void, void, void> {
     const d = this.dimension, m = this.m, k = this.k, sd = this.subDim;
     const seed = options.seed ?? 1;
     const cap = MAX_TRAINING_VECTORS[this.bits];
