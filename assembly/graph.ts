@@ -14,7 +14,7 @@ const G_M: usize = 8; // links per node on upper levels
 const G_M0: usize = 12; // links per node on level 0
 const G_ENTRY: usize = 16; // entry node (0xFFFFFFFF = empty graph)
 const G_MAXLEVEL: usize = 20;
-const G_LEVEL0: usize = 24; // u32[cap * (M0 + 1)]: per node [degree, ids...]
+const G_LEVEL0: usize = 24; // u32[cap * (M0 + 1)]: per node [degree, ids...]; packed: lists back to back (G_L0OFF)
 const G_LEVELS: usize = 28; // u8[cap]: top level of each node
 const G_UPPEROFF: usize = 32; // u32[cap]: word index into the upper pool (levels >= 1)
 const G_UPPER: usize = 36; // u32 pool: level l of node i at UPPEROFF[i] + (l - 1) * (M + 1)
@@ -33,6 +33,7 @@ const G_NBUF: usize = 84; // u32[(M0 + 1) * (M0 + 1)]: a node's unvisited neighb
 const G_HEAPCAP: usize = 88; // entries of each heap and work list (ef is kept below it)
 const G_TWOHOP: usize = 92; // 1: a level-0 search with a mask expands masked neighbours to their neighbours (ACORN-1)
 const G_LOCKS: usize = 96; // u32[cap] per-node spin locks of a concurrent build on shared memory (0 = one thread, no locking)
+const G_L0OFF: usize = 100; // u32[cap] word offsets of the lists of a packed (read-only) level 0; 0 = fixed degree
 
 // scorer: byte offsets of its words
 const S_KIND: usize = 0;
@@ -89,7 +90,11 @@ let sink: u32 = 0;
 
 /** Pointer to node's list on `level`: u32 degree, then ids. */
 @inline function linksOf(g: usize, node: u32, level: i32): usize {
-  if (level == 0) return gptr(g, G_LEVEL0) + ((<usize>node * (<usize>g32(g, G_M0) + 1)) << 2);
+  if (level == 0) {
+    const packed = gptr(g, G_L0OFF);
+    if (packed != 0) return gptr(g, G_LEVEL0) + (<usize>load<u32>(packed + (<usize>node << 2)) << 2);
+    return gptr(g, G_LEVEL0) + ((<usize>node * (<usize>g32(g, G_M0) + 1)) << 2);
+  }
   const off = <usize>load<u32>(gptr(g, G_UPPEROFF) + (<usize>node << 2));
   return gptr(g, G_UPPER) + ((off + <usize>(level - 1) * (<usize>g32(g, G_M) + 1)) << 2);
 }

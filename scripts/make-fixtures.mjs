@@ -1,24 +1,26 @@
 // Writes a small durable collection in the current file formats into test/fixtures/format-v<N>/
 // (N = the segment format version). Commit the result when a format version changes, keeping the
 // old folders: test/fixtures.test.ts checks that every one still opens with the same contents.
-// usage: npm run fixtures [-- <name>...]   (builds dist/ first; names: format-v2, format-v2-hnsw,
-// format-v2-ivf; default all)
+// usage: npm run fixtures [-- <name>...]   (builds dist/ first; names: format-v2,
+// format-v2-hnsw-graph2, format-v2-ivf; default all)
 //
 // format-v2 holds: a compressed segment (CODES section with its SQ8 quantizer), an exact one
 // (fewer rows than minQuantizedRows), declared fields of every type as columns, a field added
 // after the first seal (so the first segment lacks its column and keeps the value in its JSON),
 // tombstones, and a WAL with unsealed v2 records (upserts, a delete, a metadata update).
 //
-// format-v2-hnsw and format-v2-ivf hold one sealed segment of 900 rows each under
-// 'HNSW8,SQ8,Rerank' (GRAPH, CODES and CALIBRATION sections) and 'IVF,SQ8,Rerank' (IVF and
-// CALIBRATION sections), plus a delete and an unsealed record in the WAL.
+// format-v2-hnsw-graph2 and format-v2-ivf hold one sealed segment of 900 rows each under
+// 'HNSW8,SQ8,Rerank' (GRAPH section version 2 with its packed level 0, CODES and CALIBRATION
+// sections) and 'IVF,SQ8,Rerank' (IVF and CALIBRATION sections), plus a delete and an unsealed
+// record in the WAL. format-v2-hnsw (the same collection with a GRAPH section of version 1) was
+// written by an earlier version of this script and is kept as it is.
 import { rmSync } from 'node:fs';
 import { Collection } from '../dist/node.js';
 
 const wanted = process.argv.slice(2);
 const make = (name) => wanted.length === 0 || wanted.includes(name);
 
-for (const [name, index] of [['format-v2-hnsw', 'HNSW8,SQ8,Rerank'], ['format-v2-ivf', 'IVF,SQ8,Rerank']]) {
+for (const [name, index] of [['format-v2-hnsw-graph2', 'HNSW8,SQ8,Rerank'], ['format-v2-ivf', 'IVF,SQ8,Rerank']]) {
   if (!make(name)) continue;
   const out = new URL(`../test/fixtures/${name}/`, import.meta.url).pathname;
   rmSync(out, { recursive: true, force: true });

@@ -19,6 +19,7 @@ describe('format fixtures still open', () => {
     assert.ok(readdirSync(fixtures).includes('format-v1'));
     assert.ok(readdirSync(fixtures).includes('format-v2'));
     assert.ok(readdirSync(fixtures).includes('format-v2-hnsw'));
+    assert.ok(readdirSync(fixtures).includes('format-v2-hnsw-graph2'));
     assert.ok(readdirSync(fixtures).includes('format-v2-ivf'));
   });
 
@@ -81,7 +82,8 @@ describe('format fixtures still open', () => {
     }
   });
 
-  for (const [name, index, description] of [['format-v2-hnsw', 'HNSW8,SQ8,Rerank', 'HNSW8,SQ8'], ['format-v2-ivf', 'IVF,SQ8,Rerank', 'IVF28,SQ8']]) {
+  // format-v2-hnsw: GRAPH section version 1 (fixed-degree level 0); -graph2: version 2 (packed)
+  for (const [name, index, description] of [['format-v2-hnsw', 'HNSW8,SQ8,Rerank', 'HNSW8,SQ8'], ['format-v2-hnsw-graph2', 'HNSW8,SQ8,Rerank', 'HNSW8,SQ8'], ['format-v2-ivf', 'IVF,SQ8,Rerank', 'IVF28,SQ8']]) {
     it(`${name}: the ${description} segment (its index and calibration sections) opens without a rebuild and searches as recorded`, async () => {
       const v = (i: number) => [Math.cos(i), Math.sin(i), Math.cos(i / 7), Math.sin(i / 11), (i % 13) / 13, 1];
       for (const readOnly of [true, false]) {

@@ -193,7 +193,7 @@ describe('HNSW through the collection', () => {
   });
 
   it('a GRAPH section of an unknown version is UNSUPPORTED_FORMAT; inconsistent sizes CORRUPT_FILE', async () => {
-    for (const [version, count, want] of [[2, 4, 'UNSUPPORTED_FORMAT'], [1, 5, 'CORRUPT_FILE']] as const) {
+    for (const [version, count, want] of [[3, 4, 'UNSUPPORTED_FORMAT'], [1, 5, 'CORRUPT_FILE'], [2, 5, 'CORRUPT_FILE'], [2, 4, 'CORRUPT_FILE']] as const) {
       const dir = new MemoryDirectory();
       const w = await SegmentWriter.create(dir, 'seg-00000009.qseg', { number: 9, dimension: 2, metric: 'l2', count: 4, minSeq: 1, maxSeq: 1 });
       await w.section(SECTION.VECTORS, [new Uint8Array(4 * 2 * 4)]);
@@ -260,5 +260,69 @@ describe('HnswGraph.seeded: a donor graph reused with dropped rows', () => {
       for (const [, i] of best) if (got.has(i)) found++;
     }
     assert.ok(found / 200 >= 0.95, `recall ${found / 200}`);
+  });
+});
+
+describe('packed level 0 (GRAPH section version 2)', () => {
+  it('a written and restored graph keeps level 0 packed: smaller, the same searches in both kernels, read-only, unpacked for reuse', async () => {
+    const { HnswGraph } = await import('../src/index/hnsw-graph.js');
+    const { SCORE_KIND } = await import('../src/kernels/graph.js');
+    const { writeGraphSection } = await import('../src/index/hnsw-section.js');
+    for (const kind of ['wasm', 'js'] as const) {
+      const k = createKernels(kind);
+      const n = 2000, d = D;
+      const rows = k.memory.alloc(n * d * 4);
+      k.memory.f32(rows, n * d).set(sift.data.subarray(0, n * d));
+      const fixed = HnswGraph.create(k, n, 12, 5);
+      fixed.insert(rows, d, 'l2', 0, n, 100);
+      const dir = new MemoryDirectory();
+      const w = await SegmentWriter.create(dir, 'seg-00000001.qseg', { number: 1, dimension: d, metric: 'l2', count: n, minSeq: 1, maxSeq: 1 });
+      await w.section(SECTION.VECTORS, [new Uint8Array(sift.data.buffer, sift.data.byteOffset, n * d * 4)]);
+      await writeGraphSection(w, fixed, 100);
+      await w.finish();
+      const file = await SegmentFile.open(dir, 'seg-00000001.qseg');
+      const { graph: packed } = readGraphSection(file, 'seg-00000001.qseg', n, k);
+      assert.equal(packed.packed, true);
+      assert.equal(fixed.packed, false);
+      const a = fixed.arrays();
+      let links = 0;
+      for (let i = 0; i < n; i++) links += a.level0[i * 25];
+      // level 0: sum of (degree + 1) words and one offset a node, against 25 words a node
+      assert.equal(fixed.bytes - packed.bytes, (n * 25 - (links + n) - n) * 4);
+      // slots past a node's degree are unused (the fixed layout may hold stale ids there)
+      const lists = (l0: Uint32Array) => Array.from({ length: n }, (_, i) => [...l0.subarray(i * 25, i * 25 + 1 + l0[i * 25])]);
+      const b = packed.arrays();
+      assert.deepEqual(lists(b.level0), lists(a.level0), 'unpacks to the stored level 0');
+      assert.deepEqual({ ...b, level0: null }, { ...a, level0: null });
+      const ids = k.memory.alloc(40), sc = k.memory.alloc(40), ids2 = k.memory.alloc(40), sc2 = k.memory.alloc(40), qp = k.memory.alloc(d * 4);
+      for (let q = 0; q < 20; q++) {
+        k.memory.f32(qp, d).set(siftQ.data.subarray(q * d, (q + 1) * d));
+        const scoring = { kind: SCORE_KIND.F32_L2, d, stride: d * 4, scale: 0, bias: 0, p0: qp, p1: 0 };
+        const c1 = fixed.search(scoring, rows, 10, 48, 0, ids, sc);
+        const c2 = packed.search(scoring, rows, 10, 48, 0, ids2, sc2);
+        assert.equal(fixed.lastScored, packed.lastScored, `${kind} query ${q}: the same walk`);
+        assert.deepEqual([...k.memory.u32(ids2, c2)], [...k.memory.u32(ids, c1)], `${kind} query ${q}`);
+        assert.deepEqual([...k.memory.f32(sc2, c2)], [...k.memory.f32(sc, c1)]);
+      }
+      assert.throws(() => packed.insert(rows, d, 'l2', 0, 1, 100), (e: Error & { code?: string }) => e.code === 'INVALID_ARGUMENT');
+      // a merge reuses a packed graph as its donor
+      const map = Int32Array.from({ length: n }, (_, i) => i);
+      const seeded = HnswGraph.seeded(k, n, packed, map, 9);
+      assert.deepEqual(lists(seeded.arrays().level0), lists(a.level0));
+      seeded.release(); packed.release(); fixed.release();
+      await file.close();
+    }
+  });
+
+  it('a packed level 0 whose offsets or degrees run past its pool is CORRUPT_FILE', async () => {
+    const { HnswGraph } = await import('../src/index/hnsw-graph.js');
+    const k = createKernels('js');
+    const arrays = { m: 4, count: 3, entry: 0, maxLevel: 0, levels: new Uint8Array(3), upperOff: new Uint32Array(3), upperWords: 0 };
+    const pool = [1, 1, 1, 0, 1, 1]; // node 0 -> 1, node 1 -> 0, node 2 -> 1
+    for (const [offsets, words, ok] of [[[0, 2, 4], pool, true], [[0, 2, 9], pool, false], [[0, 2, 5], pool, false], [[0, 2, 4], [1, 1, 1, 0, 1, 7], false]] as const) {
+      const restore = () => HnswGraph.restorePacked(k, arrays, words.length, (o, l0) => { o().set(offsets); l0().set(words); }).release();
+      if (ok) restore();
+      else assert.throws(restore, (e: Error & { code?: string }) => e.code === 'CORRUPT_FILE', JSON.stringify([offsets, words]));
+    }
   });
 });

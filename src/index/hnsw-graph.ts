@@ -37,11 +37,21 @@ export class HnswGraph {
   private released = false;
   /** Which nodes are in the graph (built lazily by insertNodes; a restored or seeded graph holds 0..count-1). */
   private inserted: Uint8Array | null = null;
+  /**
+   * Level 0 packed (restored from a GRAPH section of version 2): each node's list takes
+   * degree + 1 words instead of 2M + 1, at a per-node offset. Read-only: no more inserts.
+   */
+  readonly packed: boolean;
+  /** Words of level 0: cap * (2m + 1) fixed, or the packed pool's. */
+  private readonly level0Words: number;
 
-  private constructor(readonly kernels: Kernels, cap: number, m: number, levels: Uint8Array, upperOff: Uint32Array, upperWords: number) {
+  /** level0Words: null for the fixed layout (cap * (2m + 1) words), else the packed pool's words. */
+  private constructor(readonly kernels: Kernels, cap: number, m: number, levels: Uint8Array, upperOff: Uint32Array, upperWords: number, level0Words: number | null = null) {
     this.m = m;
     this.m0 = 2 * m;
     this.cap = cap;
+    this.packed = level0Words !== null;
+    this.level0Words = level0Words ?? cap * (2 * m + 1);
     const mem = kernels.memory;
     const alloc = (bytes: number, persistent: boolean) => {
       const p = mem.alloc(bytes);
@@ -51,7 +61,8 @@ export class HnswGraph {
     };
     try {
       this.g = alloc(GRAPH_HEADER_BYTES, false);
-      const level0 = alloc(cap * (this.m0 + 1) * 4, true);
+      const level0 = alloc(Math.max(4, (level0Words ?? cap * (this.m0 + 1)) * 4), true);
+      const level0Offsets = level0Words !== null ? alloc(Math.max(4, cap * 4), true) : 0;
       const lv = alloc(Math.max(4, cap), true);
       const uo = alloc(Math.max(4, cap * 4), true);
       const upper = alloc(Math.max(4, upperWords * 4), true);
@@ -67,6 +78,7 @@ export class HnswGraph {
       h[W.COUNT] = 0; h[W.CAP] = cap; h[W.M] = m; h[W.M0] = this.m0; h[W.ENTRY] = NO_NODE; h[W.MAXLEVEL] = 0;
       h[W.LEVEL0] = level0; h[W.LEVELS] = lv; h[W.UPPEROFF] = uo; h[W.UPPER] = upper; h[W.VISITED] = visited; h[W.EPOCH] = 0;
       h[W.CKEYS] = ck; h[W.CIDS] = ci; h[W.RKEYS] = rk; h[W.RIDS] = ri; h[W.TKEYS] = tk; h[W.TIDS] = ti; h[W.SKEYS] = sk; h[W.SIDS] = si; h[W.NBUF] = nbuf; h[W.HEAPCAP] = hc;
+      h[W.L0OFF] = level0Offsets;
     } catch (e) {
       for (const p of this.blocks) mem.release(p);
       throw e;
@@ -97,6 +109,28 @@ export class HnswGraph {
       const hh = h();
       hh[W.COUNT] = a.count; hh[W.ENTRY] = a.count === 0 ? NO_NODE : a.entry; hh[W.MAXLEVEL] = a.maxLevel;
       graph.checkLinks();
+      return graph;
+    } catch (e) {
+      graph.release();
+      throw e;
+    }
+  }
+
+  /**
+   * A read-only graph with a packed level 0, restored from stored arrays: `fill(offsets, level0,
+   * upper)` copies into the kernel memory views it is given: u32[count] word offsets of each
+   * node's level-0 list in the pool, u32[level0Words] the lists [degree, ids...], and
+   * u32[upperWords]. CORRUPT_FILE unless every list lies inside the pool with valid links.
+   */
+  static restorePacked(kernels: Kernels, a: GraphArrays, level0Words: number, fill: (offsets: () => Uint32Array, level0: () => Uint32Array, upper: () => Uint32Array) => void): HnswGraph {
+    const graph = new HnswGraph(kernels, a.count, a.m, a.levels, a.upperOff, a.upperWords, level0Words);
+    try {
+      const mem = kernels.memory, W = GRAPH_WORDS;
+      const h = () => mem.u32(graph.g, GRAPH_HEADER_BYTES / 4);
+      fill(() => mem.u32(h()[W.L0OFF], a.count), () => mem.u32(h()[W.LEVEL0], level0Words), () => mem.u32(h()[W.UPPER], a.upperWords));
+      const hh = h();
+      hh[W.COUNT] = a.count; hh[W.ENTRY] = a.count === 0 ? NO_NODE : a.entry; hh[W.MAXLEVEL] = a.maxLevel;
+      graph.checkLinks(level0Words);
       return graph;
     } catch (e) {
       graph.release();
@@ -270,6 +304,7 @@ export class HnswGraph {
 
   private checkNew(nodes: Uint32Array): void {
     this.checkLive();
+    if (this.packed) throw new QuiverError('INVALID_ARGUMENT', 'graph insert: a packed (restored, read-only) graph takes no inserts; seed a new graph from it', { expected: 'a graph being built', received: 'packed graph' });
     if (!this.inserted) this.inserted = new Uint8Array(this.cap).fill(1, 0, this.count);
     const seen = new Set<number>();
     for (const n of nodes) {
@@ -319,19 +354,36 @@ export class HnswGraph {
     for (let i = 0; i < n; i++) if (levels[i] > 0) upperWords = Math.max(upperWords, upperOff[i] + levels[i] * (this.m + 1));
     return {
       m: this.m, count: n, entry: h[W.ENTRY], maxLevel: h[W.MAXLEVEL], levels, upperOff, upperWords,
-      level0: mem.u32(h[W.LEVEL0], n * (this.m0 + 1)).slice(), upper: mem.u32(h[W.UPPER], upperWords).slice(),
+      level0: this.fixedLevel0(n), upper: mem.u32(h[W.UPPER], upperWords).slice(),
     };
   }
 
-  /** CORRUPT-style check of restored links: degrees within bounds, ids below count. */
-  private checkLinks(): void {
+  /** A copy of level 0 in the fixed layout: u32[n * (2m + 1)], per node [degree, ids..., zeros]. */
+  private fixedLevel0(n: number): Uint32Array {
+    const h = this.header(), W = GRAPH_WORDS, mem = this.kernels.memory, stride = this.m0 + 1;
+    if (!this.packed) return mem.u32(h[W.LEVEL0], n * stride).slice();
+    const offsets = mem.u32(h[W.L0OFF], n), pool = mem.u32(h[W.LEVEL0], this.level0Words);
+    const out = new Uint32Array(n * stride);
+    for (let i = 0; i < n; i++) out.set(pool.subarray(offsets[i], offsets[i] + 1 + pool[offsets[i]]), i * stride);
+    return out;
+  }
+
+  /**
+   * CORRUPT-style check of restored links: degrees within bounds, ids below count; a packed level
+   * 0 (of `level0Words` words) also has every list inside its pool.
+   */
+  private checkLinks(level0Words: number | null = null): void {
     const h = this.header(), W = GRAPH_WORDS, mem = this.kernels.memory;
     const n = h[W.COUNT];
     const bad = (what: string) => { throw new QuiverError('CORRUPT_FILE', `graph: ${what}`, { reason: what }); };
     if (n > 0 && h[W.ENTRY] >= n) bad(`entry node ${h[W.ENTRY]} is outside [0, ${n})`);
-    const l0 = mem.u32(h[W.LEVEL0], n * (this.m0 + 1));
+    const l0 = mem.u32(h[W.LEVEL0], level0Words ?? n * (this.m0 + 1));
+    const offsets = level0Words !== null ? mem.u32(h[W.L0OFF], n) : null;
     for (let i = 0; i < n; i++) {
-      const at = i * (this.m0 + 1), deg = l0[at];
+      const at = offsets ? offsets[i] : i * (this.m0 + 1);
+      if (at >= l0.length) bad(`node ${i}'s level-0 list starts at word ${at}, past the ${l0.length} words of level 0`);
+      const deg = l0[at];
+      if (at + 1 + deg > l0.length) bad(`node ${i}'s level-0 list runs past the ${l0.length} words of level 0`);
       if (deg > this.m0) bad(`node ${i} has ${deg} links on level 0 (at most ${this.m0})`);
       for (let t = 1; t <= deg; t++) if (l0[at + t] >= n) bad(`node ${i} links to ${l0[at + t]}, outside [0, ${n})`);
     }

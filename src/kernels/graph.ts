@@ -9,7 +9,9 @@ import type { ScalarKernels } from './scalar.js';
  * test/kernels-graph.test.ts checks the twins agree.
  *
  * A graph is a header of u32 words (GRAPH_WORDS) pointing at flat arrays in kernel memory:
- *   level 0: u32[cap * (M0 + 1)], per node [degree, ids...] (fixed degree, contiguous);
+ *   level 0: u32[cap * (M0 + 1)], per node [degree, ids...] (fixed degree, contiguous), or,
+ *            packed (a sealed graph, read-only: L0OFF != 0), the lists [degree, ids...] back to
+ *            back with node i's at word L0OFF[i] of the pool (about 3/4 of the fixed size);
  *   levels:  u8[cap], the top level of each node (drawn before insertion, seeded);
  *   upper:   sparse: UPPEROFF[i] (word index into the pool) for nodes with a level >= 1; level l
  *            of node i is the list at pool word UPPEROFF[i] + (l - 1) * (M + 1);
@@ -74,6 +76,8 @@ export const GRAPH_WORDS = {
   NBUF: 21, HEAPCAP: 22, TWOHOP: 23,
   /** u32[cap] per-node locks of a concurrent build on shared memory; 0 = one thread (the JS twin never locks). */
   LOCKS: 24,
+  /** u32[cap] word offset of each node's level-0 list in a packed level 0; 0 = the fixed layout. */
+  L0OFF: 25,
 } as const;
 export const GRAPH_HEADER_BYTES = 112;
 /** Word indexes of a scorer struct. */
@@ -160,7 +164,10 @@ export function graphTwin(memory: KernelMemory, k: () => DenseKernels & ScalarKe
 
   const gw = (g: number, i: number) => U32[(g >> 2) + i];
   function linksOf(g: number, node: number, level: number): number {
-    if (level === 0) return gw(g, W.LEVEL0) + node * (gw(g, W.M0) + 1) * 4;
+    if (level === 0) {
+      const packed = gw(g, W.L0OFF);
+      return gw(g, W.LEVEL0) + (packed !== 0 ? U32[(packed >> 2) + node] : node * (gw(g, W.M0) + 1)) * 4;
+    }
     const off = U32[(gw(g, W.UPPEROFF) >> 2) + node];
     return gw(g, W.UPPER) + (off + (level - 1) * (gw(g, W.M) + 1)) * 4;
   }
