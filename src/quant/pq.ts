@@ -316,17 +316,23 @@ export function fastScanLayout(m: number): ScanLayout {
     blockRows: 32,
     blockBytes,
     pack(rows: Uint8Array, n: number, out: Uint8Array): void {
-      const blocks = Math.ceil(n / 32);
-      out.fill(0, 0, blocks * blockBytes);
-      for (let i = 0; i < n; i++) {
-        const base = (i >> 5) * blockBytes, v = i & 31, byte = v & 15, shift = v < 16 ? 0 : 4;
-        for (let s = 0; s < m; s++) {
-          const code = (rows[i * rowBytes + (s >> 1)] >> (s & 1 ? 4 : 0)) & 15;
-          out[base + s * 16 + byte] |= code << shift;
-        }
-      }
+      out.fill(0, 0, Math.ceil(n / 32) * blockBytes);
+      packFastScanCodes(rows, n, rowBytes, m, out, blockBytes);
     },
   };
+}
+
+/**
+ * ORs the m 4-bit codes of n rows (row i at rows[i * rowStride], code s in the low nibble of byte
+ * s >> 1 when s is even, the high one when odd) into fast-scan blocks of 32 vectors that start
+ * every blockBytes bytes of out (zeroed by the caller): code s of vector v of a block at byte
+ * s * 16 + (v & 15), low nibble for v < 16, high for v >= 16. Shared by PQ and RaBitQ1fs layouts.
+ */
+export function packFastScanCodes(rows: Uint8Array, n: number, rowStride: number, m: number, out: Uint8Array, blockBytes: number): void {
+  for (let i = 0; i < n; i++) {
+    const row = i * rowStride, base = (i >> 5) * blockBytes, v = i & 31, byte = v & 15, shift = v < 16 ? 0 : 4;
+    for (let s = 0; s < m; s++) out[base + s * 16 + byte] |= ((rows[row + (s >> 1)] >> ((s & 1) << 2)) & 15) << shift;
+  }
 }
 
 /** Registry entry: 'PQ{m}x8', 'PQ{m}x4', 'PQ{m}x4fs'. */

@@ -7,7 +7,7 @@ import { ByteReader, ByteWriter } from '../util/bytes.js';
 import { crc32c } from '../util/crc32c.js';
 import { checkCodes, checkOutput, checkQuery, checkTrained, checkTrainingSample, checkVectors } from './checks.js';
 import type { QuantizerContext, QuantizerFamily } from './registry.js';
-import { quantizeLookupTable } from './pq.js';
+import { packFastScanCodes, quantizeLookupTable } from './pq.js';
 import { writeQuantizerEnvelope } from './serial.js';
 import type { QuantMetric, Quantizer, QueryScorer, ScanLayout, TrainOptions } from './types.js';
 
@@ -431,12 +431,11 @@ export function fastScanRabitqLayout(D: number, codeSize: number): ScanLayout {
     blockRows: 32,
     blockBytes,
     pack(rows: Uint8Array, n: number, out: Uint8Array): void {
-      const blocks = Math.ceil(n / 32);
-      out.fill(0, 0, blocks * blockBytes);
+      out.fill(0, 0, Math.ceil(n / 32) * blockBytes);
+      // plane byte g >> 1 holds group g's 4 sign bits in its low (g even) or high nibble: PQ's nibble order
+      packFastScanCodes(rows, n, codeSize, m, out, blockBytes);
       for (let i = 0; i < n; i++) {
-        const row = i * codeSize, base = (i >> 5) * blockBytes, v = i & 31, byte = v & 15, shift = v < 16 ? 0 : 4;
-        // plane byte g >> 1 holds group g's 4 sign bits in its low (g even) or high nibble
-        for (let g = 0; g < m; g++) out[base + g * 16 + byte] |= ((rows[row + (g >> 1)] >> ((g & 1) << 2)) & 15) << shift;
+        const row = i * codeSize, base = (i >> 5) * blockBytes, v = i & 31;
         const f = row + codeSize - 16, to = base + codeBytes + v * 4;
         for (let k = 0; k < 4; k++) for (let b = 0; b < 4; b++) out[to + k * 128 + b] = rows[f + k * 4 + b];
       }
