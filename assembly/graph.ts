@@ -221,6 +221,8 @@ function searchLayer(g: usize, s: usize, ep: u32, epScore: f32, ef: i32, level: 
     cs = heapPop(ck, ci, cs);
     const list = linksOf(g, c, level);
     const deg = load<u32>(list);
+    // start fetching the list of the next candidate too (often the one expanded next)
+    if (cs > 0) touch ^= load<u32>(linksOf(g, load<u32>(ci), level));
     // gather the unvisited neighbours first, touching each one's row as it is found, then score
     // them: WASM has no prefetch, and loads whose values are folded into `touch` start every
     // row's fetch at once (the CPU overlaps the misses) instead of one miss per row scored
