@@ -99,7 +99,7 @@ describe('quiver CLI', () => {
       queries: { word: string; neighbours: { word: string; score: number }[] }[];
       recall: { k: number; queries: number; recall: number; meanScanned: number; exactQps: number };
     };
-    assert.deepEqual([report.vectors, report.index, report.recallTarget], [20000, 'HNSW16,RaBitQ4,Rerank', 0.95]);
+    assert.deepEqual([report.vectors, report.index, report.recallTarget], [20000, 'HNSW16,SQ4,Rerank', 0.95]);
     const king = report.queries.find((q) => q.word === 'king');
     assert.ok(king?.neighbours.some((n) => n.word === 'queen'), JSON.stringify(king?.neighbours));
     assert.ok(report.recall.recall >= 0.94, `recall ${report.recall.recall}`);
