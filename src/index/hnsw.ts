@@ -5,6 +5,7 @@ import type { Kernels } from '../kernels/types.js';
 import type { Quantizer, QueryScorer } from '../quant/types.js';
 import { DEFAULT_RERANK_FACTOR, Reranker, toScoreInterval, type RerankRule } from '../query/rerank.js';
 import { drainHeaps, maskDeleted } from './flat.js';
+import { rankCandidates, writeHits } from './finish.js';
 import type { HnswGraph } from './hnsw-graph.js';
 import { chooseSetting, type Calibration } from './calibration.js';
 import type { ExactScorer, IndexSearchParams, QueryCounters, SearchResultBatch, SegmentQuery, VectorIndex } from './types.js';
@@ -134,7 +135,7 @@ export class HnswIndex implements VectorIndex {
             }
           }
           if (byBounds) this.finishByBounds(out, qi, query, scorer!, ids, n, gathered, scores, bounds, reranker!, q.counters);
-          else finishQuery(out, qi, query, mem.u32(ids, n).slice(), mem.f32(scores, n).slice(), n, reranker, q.counters);
+          else writeHits(out, qi, query, { ords: mem.u32(ids, n).slice(), keys: mem.f32(scores, n).slice(), count: n }, reranker, false, q.counters);
         } finally {
           scorer?.release();
         }
@@ -158,18 +159,9 @@ export class HnswIndex implements VectorIndex {
     this.kernels.gatherRows(this.rows, rb, ids, n, 0, gathered);
     scorer.scoreBlock(gathered, n, est, bnd);
     toScoreInterval(this.kernels, est, bnd, n);
-    const high = mem.f32(est, n).slice(), low = mem.f32(bnd, n).slice();
-    let floor = -Infinity;
-    if (n > k) floor = Float32Array.from(low).sort()[n - k];
-    const order: number[] = [];
-    for (let i = 0; i < n; i++) if (high[i] >= floor) order.push(i);
-    order.sort((a, b) => high[b] - high[a] || cand[a] - cand[b]);
-    const ords = Uint32Array.from(order, (i) => cand[i]), keys = Float32Array.from(order, (i) => high[i]);
-    const res = reranker.rerankByBounds(query, { ords, keys, count: ords.length }, k);
-    out.ords.set(res.ords.subarray(0, res.count), qi * k);
-    out.scores.set(res.scores.subarray(0, res.count), qi * k);
-    out.counts[qi] = res.count;
-    counters.reranked[qi] += res.reranked;
+    const high = mem.f32(est, n).slice();
+    const floor = n > k ? mem.f32(bnd, n).slice().sort()[n - k] : null;
+    writeHits(out, qi, query, rankCandidates(high, cand, k, floor), reranker, true, counters);
   }
 
   /**
@@ -221,7 +213,7 @@ export class HnswIndex implements VectorIndex {
       for (let qi = 0; qi < nq; qi++) {
         q.counters.scanned[qi] += n;
         const c = top.counts[qi];
-        finishQuery(out, qi, q.queries.subarray(qi * d, (qi + 1) * d), top.ords.subarray(qi * cands, qi * cands + c), top.scores.subarray(qi * cands, qi * cands + c), c, reranker, q.counters);
+        writeHits(out, qi, q.queries.subarray(qi * d, (qi + 1) * d), { ords: top.ords.subarray(qi * cands, qi * cands + c), keys: top.scores.subarray(qi * cands, qi * cands + c), count: c }, reranker, false, q.counters);
       }
       return out;
     } finally {
@@ -263,25 +255,5 @@ export class HnswIndex implements VectorIndex {
     this.released = true;
     if (this.o.ownsGraph !== false) this.graph.release();
     if (this.o.ownsRows !== false) this.kernels.memory.release(this.rows);
-  }
-}
-
-/**
- * Query qi's hits from its candidates (ords/keys: u32/f32[n], best estimate first): the exact top
- * k of them when reranking (counting the vectors rescored), else the first k.
- */
-function finishQuery(out: { k: number; ords: Uint32Array; scores: Float32Array; counts: Uint32Array }, qi: number, query: Float32Array, ords: Uint32Array, keys: Float32Array, n: number, reranker: Reranker | null, counters: QueryCounters): void {
-  const k = out.k;
-  if (reranker) {
-    const res = reranker.rerankAll(query, { ords, keys, count: n }, k);
-    out.ords.set(res.ords.subarray(0, res.count), qi * k);
-    out.scores.set(res.scores.subarray(0, res.count), qi * k);
-    out.counts[qi] = res.count;
-    counters.reranked[qi] += res.reranked;
-  } else {
-    const m = Math.min(k, n);
-    out.ords.set(ords.subarray(0, m), qi * k);
-    out.scores.set(keys.subarray(0, m), qi * k);
-    out.counts[qi] = m;
   }
 }

@@ -3,6 +3,7 @@ import { chooseSetting, type Calibration } from './calibration.js';
 import type { Metric } from '../collection/validate.js';
 import type { Kernels } from '../kernels/types.js';
 import type { Quantizer, QueryScorer } from '../quant/types.js';
+import { rankCandidates, writeHits } from './finish.js';
 import { candidatesFor, checkRerankRule, Reranker, toScoreInterval, type RerankRule } from '../query/rerank.js';
 import { bitsetWords, popcount32 } from '../util/bitset.js';
 import { maskDeleted } from './flat.js';
@@ -521,7 +522,7 @@ export class IvfIndex implements VectorIndex {
         const ords = new Uint32Array(size), pos = mem.u32(heapIds, size);
         for (let i = 0; i < size; i++) ords[i] = this.ords[pos[i]];
         const floor = byBounds && lowSize === k ? mem.f32(lowKeys, 1)[0] : null;
-        this.finishQuery(out, qi, query, mem.f32(heapKeys, size).slice(), ords, floor, reranker, byBounds, counters);
+        writeHits(out, qi, query, rankCandidates(mem.f32(heapKeys, size).slice(), ords, k, floor), reranker, byBounds, counters);
       }
       return out;
     } finally {
@@ -546,40 +547,6 @@ export class IvfIndex implements VectorIndex {
     if (!this.quantizer) return null;
     if (params.rerankFactor !== undefined && this.rerank.exact) return checkRerankRule({ factor: params.rerankFactor });
     return this.rerank.rule;
-  }
-
-  /**
-   * One query's candidates into row qi of `out`: keys f32[size] (estimates, or optimistic scores
-   * under the bound rule) of the ordinals ords u32[size], in any order. Under the bound rule a
-   * candidate whose optimistic score is below `floor` (the k-th best pessimistic score; null when
-   * fewer than k were seen) cannot enter the top-k and is dropped before sorting (most are). Sorted
-   * best first, ties by the smaller ordinal, then reranked by the rule (or the best k kept).
-   */
-  private finishQuery(out: SearchResultBatch, qi: number, query: Float32Array, keys: Float32Array, ords: Uint32Array, floor: number | null, reranker: Reranker | null, byBounds: boolean, counters: SegmentQuery['counters']): void {
-    const k = out.k, size = keys.length;
-    let order: number[] = [];
-    if (floor !== null) {
-      for (let i = 0; i < size; i++) if (keys[i] >= floor) order.push(i);
-      if (order.length < Math.min(k, size)) order = [];
-    }
-    if (order.length === 0) for (let i = 0; i < size; i++) order.push(i);
-    const count = order.length;
-    order.sort((x, y) => keys[y] - keys[x] || ords[x] - ords[y]);
-    const sOrds = new Uint32Array(count), sKeys = new Float32Array(count);
-    for (let i = 0; i < count; i++) { sOrds[i] = ords[order[i]]; sKeys[i] = keys[order[i]]; }
-    if (!reranker) {
-      const m = Math.min(k, count);
-      out.ords.set(sOrds.subarray(0, m), qi * k);
-      out.scores.set(sKeys.subarray(0, m), qi * k);
-      out.counts[qi] = m;
-      return;
-    }
-    const list = { ords: sOrds, keys: sKeys, count };
-    const res = byBounds ? reranker.rerankByBounds(query, list, k) : reranker.rerankAll(query, list, k);
-    out.ords.set(res.ords, qi * k);
-    out.scores.set(res.scores, qi * k);
-    out.counts[qi] = res.count;
-    counters.reranked[qi] += res.reranked;
   }
 
   /**
@@ -654,7 +621,7 @@ export class IvfIndex implements VectorIndex {
         const ids = mem.u32(heapIds + qi * cap * 4, size), ords = new Uint32Array(size);
         for (let i = 0; i < size; i++) ords[i] = rows[ids[i]];
         const floor = byBounds && lowSizes[qi] === k ? mem.f32(lowKeys + qi * k * 4, 1)[0] : null;
-        this.finishQuery(out, qi, queries.subarray(qi * d, (qi + 1) * d), mem.f32(heapKeys + qi * cap * 4, size).slice(), ords, floor, reranker, byBounds, counters);
+        writeHits(out, qi, queries.subarray(qi * d, (qi + 1) * d), rankCandidates(mem.f32(heapKeys + qi * cap * 4, size).slice(), ords, k, floor), reranker, byBounds, counters);
       }
       return out;
     } finally {
